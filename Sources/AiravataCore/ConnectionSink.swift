@@ -1,0 +1,13 @@
+package import NIOCore
+
+/// The gateway's view of one client connection: where to put its frames.
+///
+/// The gateway batches deliveries per event loop and calls `deliver` on that loop, so an
+/// implementation writes straight to its channel without another hop.
+package protocol ConnectionSink: AnyObject, Sendable {
+    var eventLoop: any EventLoop { get }
+
+    /// Called on `eventLoop` only. `frame` is the encoded JSON text, shared by every
+    /// recipient of the event: do not mutate it.
+    func deliver(_ frame: ByteBuffer)
+}

@@ -1,0 +1,154 @@
+package import AiravataProtocol
+
+/// Turns a producer's JSON into validated events (without routing enrichment).
+///
+/// Accepted shape: `{type, data, id?, timestamp?, routing?}` or an array of those, where
+/// `routing` may name `experimentId`, `projectId` and `ownerId` for events that do not
+/// carry them (task events, progress events).
+package struct EventValidator: Sendable {
+    package var maximumBatchSize: Int
+
+    package init(maximumBatchSize: Int = 1000) {
+        self.maximumBatchSize = maximumBatchSize
+    }
+
+    package struct Candidate: Sendable, Equatable {
+        package var type: MessageType
+        package var id: String?
+        package var timestamp: String?
+        package var data: JSONValue
+        package var routing: EventRouting
+    }
+
+    package func validate(_ document: JSONValue) throws(IngestionError) -> [Candidate] {
+        switch document {
+        case .array(let elements):
+            guard !elements.isEmpty else { throw IngestionError(field: nil, message: "the array holds no events") }
+            guard elements.count <= maximumBatchSize else {
+                throw IngestionError(
+                    field: nil,
+                    message: "a batch holds at most \(maximumBatchSize) events, this one \(elements.count)"
+                )
+            }
+            var candidates: [Candidate] = []
+            candidates.reserveCapacity(elements.count)
+            for (index, element) in elements.enumerated() {
+                candidates.append(try candidate(element, path: "[\(index)]"))
+            }
+            return candidates
+        case .object:
+            return [try candidate(document, path: "")]
+        default:
+            throw IngestionError(field: nil, message: "the body must be an event object or an array of events")
+        }
+    }
+
+    private func candidate(_ value: JSONValue, path: String) throws(IngestionError) -> Candidate {
+        func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+        guard let object = value.objectValue else {
+            throw IngestionError(field: path.isEmpty ? nil : path, message: "must be an object, not \(value.kindName)")
+        }
+        guard let typeValue = object["type"] else { throw IngestionError(field: field("type"), message: "is missing") }
+        guard let typeName = typeValue.stringValue else {
+            throw IngestionError(field: field("type"), message: "must be a string")
+        }
+        guard let type = MessageType(rawValue: typeName), type.isEvent else {
+            throw IngestionError(field: field("type"), message: "unknown event type \"\(typeName)\"")
+        }
+        guard let data = object["data"] else { throw IngestionError(field: field("data"), message: "is missing") }
+        guard let dataObject = data.objectValue else {
+            throw IngestionError(field: field("data"), message: "must be an object")
+        }
+        var id: String?
+        if let idValue = object["id"], !idValue.isNull {
+            guard let text = idValue.stringValue, !text.isEmpty else {
+                throw IngestionError(field: field("id"), message: "must be a non-empty string")
+            }
+            id = text
+        }
+        var timestamp: String?
+        if let timestampValue = object["timestamp"], !timestampValue.isNull {
+            guard let text = timestampValue.stringValue, Timestamp.isValidISO8601(text) else {
+                throw IngestionError(field: field("timestamp"), message: "must be an ISO 8601 date-time string")
+            }
+            timestamp = text
+        }
+        var routing = try routingFields(for: type, data: dataObject, path: field("data"))
+        if let explicit = object["routing"], !explicit.isNull {
+            try applyExplicitRouting(explicit, to: &routing, path: field("routing"))
+        }
+        return Candidate(type: type, id: id, timestamp: timestamp, data: data, routing: routing)
+    }
+
+    private func routingFields(
+        for type: MessageType,
+        data: JSONObject,
+        path: String
+    ) throws(IngestionError) -> EventRouting {
+        var routing = EventRouting(category: type.category)
+        switch type.category {
+        case .experiment:
+            if type.isProgress {
+                routing.experimentID = try requiredString(data, "experimentId", path: path)
+            } else {
+                let experiment = try requiredObject(data, "experiment", path: path)
+                routing.experimentID = try requiredString(experiment, "id", path: "\(path).experiment")
+                routing.projectID = try optionalString(experiment, "projectId", path: "\(path).experiment")
+                routing.ownerID = try optionalString(experiment, "ownerId", path: "\(path).experiment")
+            }
+        case .task:
+            if type.isProgress {
+                routing.taskID = try requiredString(data, "taskId", path: path)
+                routing.experimentID = try optionalString(data, "experimentId", path: path)
+            } else {
+                let task = try requiredObject(data, "task", path: path)
+                routing.taskID = try requiredString(task, "id", path: "\(path).task")
+                routing.experimentID = try optionalString(task, "experimentId", path: "\(path).task")
+            }
+        case .worker:
+            let worker = try requiredObject(data, "worker", path: path)
+            routing.workerID = try requiredString(worker, "id", path: "\(path).worker")
+        case .user:
+            routing.userID = try requiredString(data, "userId", path: path)
+        case .system, .control:
+            break
+        }
+        return routing
+    }
+
+    private func applyExplicitRouting(
+        _ value: JSONValue,
+        to routing: inout EventRouting,
+        path: String
+    ) throws(IngestionError) {
+        guard let object = value.objectValue else { throw IngestionError(field: path, message: "must be an object") }
+        if let experimentID = try optionalString(object, "experimentId", path: path) {
+            routing.experimentID = experimentID
+        }
+        if let projectID = try optionalString(object, "projectId", path: path) { routing.projectID = projectID }
+        if let ownerID = try optionalString(object, "ownerId", path: path) { routing.ownerID = ownerID }
+    }
+
+    private func requiredObject(_ object: JSONObject, _ key: String, path: String) throws(IngestionError) -> JSONObject {
+        guard let value = object[key] else { throw IngestionError(field: "\(path).\(key)", message: "is missing") }
+        guard let nested = value.objectValue else {
+            throw IngestionError(field: "\(path).\(key)", message: "must be an object")
+        }
+        return nested
+    }
+
+    private func requiredString(_ object: JSONObject, _ key: String, path: String) throws(IngestionError) -> String {
+        guard let value = try optionalString(object, key, path: path) else {
+            throw IngestionError(field: "\(path).\(key)", message: "is missing")
+        }
+        return value
+    }
+
+    private func optionalString(_ object: JSONObject, _ key: String, path: String) throws(IngestionError) -> String? {
+        guard let value = object[key], !value.isNull else { return nil }
+        guard let text = value.stringValue, !text.isEmpty else {
+            throw IngestionError(field: "\(path).\(key)", message: "must be a non-empty string")
+        }
+        return text
+    }
+}

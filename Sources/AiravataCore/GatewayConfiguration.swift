@@ -1,0 +1,24 @@
+/// The core's settings. Defaults are the protocol's and the design's.
+package struct GatewayConfiguration: Sendable {
+    package var nodeID: String
+    package var limits: ConnectionLimits
+    /// Explicit subscriptions one connection may hold (its path subscription included).
+    package var maxSubscriptionsPerConnection: Int
+    /// How often `system_status` statistics go to every connection; 0 turns it off.
+    package var statsIntervalSeconds: Double
+    package var maximumBatchSize: Int
+
+    package init(
+        nodeID: String,
+        limits: ConnectionLimits = ConnectionLimits(),
+        maxSubscriptionsPerConnection: Int = 100,
+        statsIntervalSeconds: Double = 30,
+        maximumBatchSize: Int = 1000
+    ) {
+        self.nodeID = nodeID
+        self.limits = limits
+        self.maxSubscriptionsPerConnection = maxSubscriptionsPerConnection
+        self.statsIntervalSeconds = statsIntervalSeconds
+        self.maximumBatchSize = maximumBatchSize
+    }
+}

@@ -1,0 +1,43 @@
+import Synchronization
+
+/// The single-node ownership index: bounded, oldest entries evicted first.
+package final class InMemoryOwnershipIndex: OwnershipIndex {
+    private struct State {
+        var entries: [String: ExperimentOwnership] = [:]
+        var order: [String] = []
+        var head = 0
+    }
+
+    private let state = Mutex(State())
+    private let capacity: Int
+
+    package init(capacity: Int = 100_000) {
+        self.capacity = capacity
+    }
+
+    package func record(experimentID: String, ownership: ExperimentOwnership) async {
+        state.withLock { state in
+            if state.entries.updateValue(ownership, forKey: experimentID) == nil {
+                state.order.append(experimentID)
+            }
+            while state.entries.count > capacity, state.head < state.order.count {
+                state.entries[state.order[state.head]] = nil
+                state.head += 1
+            }
+            if state.head > capacity {
+                state.order.removeFirst(state.head)
+                state.head = 0
+            }
+        }
+    }
+
+    package func lookup(experimentIDs: [String]) async -> [String: ExperimentOwnership] {
+        state.withLock { state in
+            var found: [String: ExperimentOwnership] = [:]
+            for id in experimentIDs {
+                if let ownership = state.entries[id] { found[id] = ownership }
+            }
+            return found
+        }
+    }
+}

@@ -1,0 +1,72 @@
+package import AiravataProtocol
+
+/// The figures of a `system_status` message and of `/api/v1/stats`.
+package struct StatisticsSnapshot: Sendable, Equatable {
+    package var totalConnections: Int
+    package var activeConnections: Int
+    package var totalMessages: Int
+    package var messagesPerSecond: Double
+    package var averageLatencySeconds: Double
+    package var uptimeSeconds: Int
+    /// Our additions: frames written to clients, and which node answered.
+    package var deliveries: Int
+    package var nodeID: String
+
+    package init(
+        totalConnections: Int,
+        activeConnections: Int,
+        totalMessages: Int,
+        messagesPerSecond: Double,
+        averageLatencySeconds: Double,
+        uptimeSeconds: Int,
+        deliveries: Int,
+        nodeID: String
+    ) {
+        self.totalConnections = totalConnections
+        self.activeConnections = activeConnections
+        self.totalMessages = totalMessages
+        self.messagesPerSecond = messagesPerSecond
+        self.averageLatencySeconds = averageLatencySeconds
+        self.uptimeSeconds = uptimeSeconds
+        self.deliveries = deliveries
+        self.nodeID = nodeID
+    }
+
+    /// The protocol's field names and types; latency and uptime are strings there.
+    package var json: JSONValue {
+        .object([
+            "totalConnections": .integer(totalConnections),
+            "activeConnections": .integer(activeConnections),
+            "totalMessages": .integer(totalMessages),
+            "messagesPerSecond": .double((messagesPerSecond * 100).rounded() / 100),
+            "averageLatency": .string(Self.formatLatency(averageLatencySeconds)),
+            "uptime": .string(Self.formatUptime(uptimeSeconds)),
+            "deliveries": .integer(deliveries),
+            "nodeId": .string(nodeID),
+        ])
+    }
+
+    /// `0.05s`, `0.0012s`: seconds with enough digits to show sub-millisecond latency.
+    package static func formatLatency(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds > 0 else { return "0s" }
+        let micros = Int((seconds * 1_000_000).rounded())
+        var text = String(micros / 1_000_000) + "."
+        let fraction = String(micros % 1_000_000)
+        text += String(repeating: "0", count: 6 - fraction.count) + fraction
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text += "0" }
+        return text + "s"
+    }
+
+    /// `2h 30m 15s`, `45s`, `3d 1h 0m 2s`.
+    package static func formatUptime(_ seconds: Int) -> String {
+        let days = seconds / 86_400
+        let hours = seconds % 86_400 / 3600
+        let minutes = seconds % 3600 / 60
+        let secs = seconds % 60
+        if days > 0 { return "\(days)d \(hours)h \(minutes)m \(secs)s" }
+        if hours > 0 { return "\(hours)h \(minutes)m \(secs)s" }
+        if minutes > 0 { return "\(minutes)m \(secs)s" }
+        return "\(secs)s"
+    }
+}

@@ -1,0 +1,104 @@
+import Synchronization
+
+/// The node's local routing table: which connections listen to which key.
+///
+/// Also the at-most-once filter: each delivery pass stamps the connections it picked with
+/// the pass number, so a connection matching several keys is picked once.
+package final class SubscriptionIndex: Sendable {
+    package typealias ConnectionID = UInt64
+
+    package struct Entry: Sendable {
+        package let sink: any ConnectionSink
+        package let principal: Principal
+        package var keys: Set<SubscriptionKey> = []
+        var lastPass: UInt64 = 0
+    }
+
+    private struct State {
+        var connections: [ConnectionID: Entry] = [:]
+        var subscribers: [SubscriptionKey: Set<ConnectionID>] = [:]
+        var pass: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    package init() {}
+
+    package var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    package func add(_ id: ConnectionID, sink: any ConnectionSink, principal: Principal) {
+        state.withLock { $0.connections[id] = Entry(sink: sink, principal: principal) }
+    }
+
+    package func remove(_ id: ConnectionID) {
+        state.withLock { state in
+            guard let entry = state.connections.removeValue(forKey: id) else { return }
+            for key in entry.keys {
+                state.subscribers[key]?.remove(id)
+                if state.subscribers[key]?.isEmpty == true { state.subscribers[key] = nil }
+            }
+        }
+    }
+
+    package enum SubscribeResult: Equatable, Sendable {
+        case added
+        case alreadySubscribed
+        case limitReached
+        case unknownConnection
+    }
+
+    package func subscribe(_ id: ConnectionID, to key: SubscriptionKey, limit: Int) -> SubscribeResult {
+        state.withLock { state in
+            guard var entry = state.connections[id] else { return .unknownConnection }
+            if entry.keys.contains(key) { return .alreadySubscribed }
+            guard entry.keys.count < limit else { return .limitReached }
+            entry.keys.insert(key)
+            state.connections[id] = entry
+            state.subscribers[key, default: []].insert(id)
+            return .added
+        }
+    }
+
+    /// Returns whether the connection was subscribed.
+    package func unsubscribe(_ id: ConnectionID, from key: SubscriptionKey) -> Bool {
+        state.withLock { state in
+            guard state.connections[id]?.keys.remove(key) != nil else { return false }
+            state.subscribers[key]?.remove(id)
+            if state.subscribers[key]?.isEmpty == true { state.subscribers[key] = nil }
+            return true
+        }
+    }
+
+    package func subscriptions(of id: ConnectionID) -> Set<SubscriptionKey> {
+        state.withLock { $0.connections[id]?.keys ?? [] }
+    }
+
+    /// The connections an event reaches, each once, filtered by `admit`.
+    package func recipients(
+        of routing: EventRouting,
+        admit: (Principal) -> Bool
+    ) -> [any ConnectionSink] {
+        state.withLock { state in
+            if routing.isBroadcast {
+                return state.connections.values.compactMap { admit($0.principal) ? $0.sink : nil }
+            }
+            state.pass &+= 1
+            let pass = state.pass
+            var sinks: [any ConnectionSink] = []
+            for key in routing.keys {
+                guard let ids = state.subscribers[key] else { continue }
+                for id in ids {
+                    guard let entry = state.connections[id], entry.lastPass != pass else { continue }
+                    state.connections[id]?.lastPass = pass
+                    if admit(entry.principal) { sinks.append(entry.sink) }
+                }
+            }
+            return sinks
+        }
+    }
+
+    /// Every connection, for node-wide messages such as statistics and shutdown.
+    package func allSinks() -> [any ConnectionSink] {
+        state.withLock { $0.connections.values.map(\.sink) }
+    }
+}

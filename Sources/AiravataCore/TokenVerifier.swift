@@ -1,0 +1,99 @@
+import Foundation
+import JWTKit
+
+/// Checks JWTs and turns them into a `Principal`.
+package struct TokenVerifier: Sendable {
+    private let keys: JWTKeyCollection
+    private let acceptedAlgorithms: Set<String>
+    private let configuration: TokenVerifierConfiguration
+
+    package init(configuration: TokenVerifierConfiguration) async throws {
+        self.configuration = configuration
+        let keys = JWTKeyCollection()
+        let sources = [configuration.hmacSecret, configuration.publicKeyPEM, configuration.jwksJSON].compactMap { $0 }
+        guard sources.count == 1 else {
+            throw TokenConfigurationError(
+                sources.isEmpty
+                    ? "no token key configured: set --jwt-secret (HS256), --jwt-public-key (RS256/ES256) or --jwks"
+                    : "configure only one of --jwt-secret, --jwt-public-key and --jwks"
+            )
+        }
+        if let secret = configuration.hmacSecret {
+            guard secret.utf8.count >= TokenVerifierConfiguration.minimumSecretBytes else {
+                throw TokenConfigurationError(
+                    "the JWT secret is \(secret.utf8.count) bytes; HS256 needs at least "
+                        + "\(TokenVerifierConfiguration.minimumSecretBytes) (try: openssl rand -hex 32)"
+                )
+            }
+            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+            acceptedAlgorithms = ["HS256"]
+        } else if let pem = configuration.publicKeyPEM {
+            if let rsa = try? Insecure.RSA.PublicKey(pem: pem) {
+                await keys.add(rsa: rsa, digestAlgorithm: .sha256)
+                acceptedAlgorithms = ["RS256"]
+            } else if let ec = try? ES256PublicKey(pem: pem) {
+                await keys.add(ecdsa: ec)
+                acceptedAlgorithms = ["ES256"]
+            } else {
+                throw TokenConfigurationError("the JWT public key is neither an RSA nor a P-256 PEM public key")
+            }
+        } else if let jwks = configuration.jwksJSON {
+            do {
+                try await keys.add(jwksJSON: jwks)
+            } catch {
+                throw TokenConfigurationError("the JWKS document could not be read: \(error)")
+            }
+            acceptedAlgorithms = ["RS256", "ES256"]
+        } else {
+            acceptedAlgorithms = []
+        }
+        self.keys = keys
+    }
+
+    package func verify(_ token: String?) async throws(TokenError) -> Principal {
+        guard let token, !token.isEmpty else { throw .missing }
+        // The header's algorithm must be one we configured: this refuses `none` and
+        // HS/RS confusion before any key is touched.
+        guard let algorithm = Self.headerAlgorithm(of: token), acceptedAlgorithms.contains(algorithm) else {
+            throw .invalid(reason: "algorithm not accepted")
+        }
+        let claims: TokenClaims
+        do {
+            claims = try await keys.verify(token, as: TokenClaims.self)
+        } catch {
+            throw .invalid(reason: "signature or format: \(error)")
+        }
+        return try principal(from: claims, now: Date())
+    }
+
+    func principal(from claims: TokenClaims, now: Date) throws(TokenError) -> Principal {
+        let leeway = configuration.leewaySeconds
+        guard let exp = claims.exp else { throw .invalid(reason: "no exp claim") }
+        guard exp.value.timeIntervalSince(now) > -leeway else { throw .invalid(reason: "expired") }
+        if let nbf = claims.nbf, nbf.value.timeIntervalSince(now) > leeway {
+            throw .invalid(reason: "not yet valid")
+        }
+        if let issuer = configuration.issuer, claims.iss?.value != issuer {
+            throw .invalid(reason: "issuer mismatch")
+        }
+        if let audience = configuration.audience, !(claims.aud?.value.contains(audience) ?? false) {
+            throw .invalid(reason: "audience mismatch")
+        }
+        guard let userID = claims.sub ?? claims.userID, !userID.isEmpty else {
+            throw .invalid(reason: "no sub or user_id claim")
+        }
+        var roles = Set(claims.roles ?? [])
+        if claims.isAdmin == true { roles.insert(Principal.Role.admin) }
+        return Principal(userID: userID, projects: Set(claims.projects ?? []), roles: roles)
+    }
+
+    private static func headerAlgorithm(of token: String) -> String? {
+        guard let headerPart = token.split(separator: ".", omittingEmptySubsequences: false).first else { return nil }
+        var base64 = headerPart.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64),
+            let header = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return header["alg"] as? String
+    }
+}

@@ -1,0 +1,119 @@
+import AiravataCore
+import AiravataProtocol
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The plain HTTP endpoints: ingestion, health, readiness, metrics, statistics.
+final class GatewayHTTPAPI: Sendable {
+    private let gateway: Gateway
+    private let readiness: Readiness
+    private let metrics: GatewayMetrics
+    private let logger: Logger
+
+    init(gateway: Gateway, readiness: Readiness, metrics: GatewayMetrics, logger: Logger) {
+        self.gateway = gateway
+        self.readiness = readiness
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func bodyTooLarge() {
+        metrics.ingestRejected("too_large")
+    }
+
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
+        switch (request.method, request.path) {
+        case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            return .json(.ok, .object(["status": .string("ok")]))
+        case (.GET, "/readyz"), (.HEAD, "/readyz"):
+            return readinessResponse()
+        case (.GET, "/metrics"):
+            let body = metrics.exposition(statistics: gateway.statistics.snapshot())
+            return HTTPResponse(
+                status: .ok,
+                contentType: "text/plain; version=0.0.4; charset=utf-8",
+                body: ByteBuffer(bytes: body)
+            )
+        case (.GET, "/api/v1/stats"):
+            return .json(.ok, gateway.statistics.snapshot().json)
+        case (.POST, "/api/v1/events"):
+            return await ingest(request)
+        case (.GET, "/"):
+            return .json(.ok, index)
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/stats"), (_, "/api/v1/events"), (_, "/"):
+            return .error(.methodNotAllowed, "Method \(request.method.rawValue) is not allowed on \(request.path)")
+        default:
+            if request.path == "/ws" || request.path.hasPrefix("/ws/") {
+                return .error(.upgradeRequired, "This is a WebSocket endpoint; connect with a WebSocket client")
+            }
+            return .error(.notFound, "No such endpoint: \(request.path)")
+        }
+    }
+
+    private var index: JSONValue {
+        .object([
+            "service": .string("airavata-gateway"),
+            "node": .string(gateway.configuration.nodeID),
+            "websocket": .array(
+                ["/ws/experiments/{id}", "/ws/tasks/{id}", "/ws/projects/{id}", "/ws/workers/{id}", "/ws/user", "/ws/system", "/ws"]
+                    .map { .string($0) }
+            ),
+            "http": .array(["POST /api/v1/events", "GET /api/v1/stats", "GET /healthz", "GET /readyz", "GET /metrics"].map { .string($0) }),
+        ])
+    }
+
+    private func readinessResponse() -> HTTPResponse {
+        switch readiness.current {
+        case .ready: .json(.ok, .object(["status": .string("ready")]))
+        case .starting: .json(.serviceUnavailable, .object(["status": .string("starting")]))
+        case .draining: .json(.serviceUnavailable, .object(["status": .string("draining")]))
+        }
+    }
+
+    private func ingest(_ request: HTTPRequest) async -> HTTPResponse {
+        let principal: Principal
+        do {
+            guard let token = WebSocketRoute.bearerToken(request.headers) else { throw TokenError.missing }
+            principal = try await gateway.authenticate(token)
+        } catch {
+            metrics.ingestRejected("unauthenticated")
+            let message = (error as? TokenError)?.clientMessage ?? "Invalid or expired token"
+            var response = HTTPResponse.error(.unauthorized, message)
+            response.headers.add(name: "www-authenticate", value: "Bearer")
+            return response
+        }
+        guard principal.mayPublish else {
+            metrics.ingestRejected("forbidden")
+            return .error(.forbidden, "Publishing events requires the \"service\" role")
+        }
+        let document: JSONValue
+        do {
+            document = try JSONValue(parsing: Array(request.body.readableBytesView))
+        } catch {
+            metrics.ingestRejected("invalid")
+            return .error(.badRequest, "Body is not valid JSON: \(error)")
+        }
+        do {
+            let accepted = try await gateway.ingest(document)
+            metrics.eventsIngested(accepted.count)
+            return .json(
+                .accepted,
+                .object([
+                    "accepted": .integer(accepted.count),
+                    "ids": .array(accepted.map { .string($0.id) }),
+                    "cursors": .array(accepted.map { .string($0.cursor) }),
+                ])
+            )
+        } catch let error as IngestionError {
+            metrics.ingestRejected("invalid")
+            return .error(.badRequest, error.description, field: error.field)
+        } catch {
+            metrics.ingestRejected("unavailable")
+            logger.warning("event bus refused events", metadata: ["error": "\(error)"])
+            var response = HTTPResponse.error(.serviceUnavailable, "Events cannot be accepted right now; retry")
+            response.headers.add(name: "retry-after", value: "1")
+            return response
+        }
+    }
+}

@@ -1,0 +1,96 @@
+package import AiravataCore
+package import Prometheus
+import Synchronization
+
+/// This node's Prometheus metrics. Handles are made once; labels are outcomes, never ids.
+package final class GatewayMetrics: Sendable {
+    package let registry: PrometheusCollectorRegistry
+    private let opened: Counter
+    private let closed: Counter
+    private let refusedAuth: Counter
+    private let refusedForbidden: Counter
+    private let refusedLimit: [String: Counter]
+    private let refusedUnavailable: Counter
+    private let received: Counter
+    private let rateLimitedCounter: Counter
+    private let slowConsumers: Counter
+    private let pingTimeouts: Counter
+    private let oversized: Counter
+    private let ingested: Counter
+    private let ingestRejected: [String: Counter]
+    private let activeConnections: Gauge
+    private let routedEvents: Counter
+    private let deliveries: Counter
+    private let averageLatency: Gauge
+    private let reported = Mutex((events: 0, deliveries: 0))
+
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        opened = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_connections_opened_total", unitName: "", helpText: "WebSocket connections admitted"))
+        closed = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_connections_closed_total", unitName: "", helpText: "Admitted connections that ended"))
+        func refused(_ reason: String) -> Counter {
+            registry.makeCounter(
+                descriptor: MetricNameDescriptor(metricName: "airavata_connections_refused_total", unitName: "", helpText: "WebSocket connections refused after the upgrade"),
+                labels: [("reason", reason)]
+            )
+        }
+        refusedAuth = refused("authentication")
+        refusedForbidden = refused("forbidden")
+        refusedLimit = ["user": refused("limit_user"), "ip": refused("limit_ip"), "global": refused("limit_global")]
+        refusedUnavailable = refused("unavailable")
+        received = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_client_messages_total", unitName: "", helpText: "Messages received from clients"))
+        rateLimitedCounter = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_client_messages_rate_limited_total", unitName: "", helpText: "Client messages refused by the per-connection rate limit"))
+        slowConsumers = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_slow_consumer_disconnects_total", unitName: "", helpText: "Connections closed because their outbound queue overflowed"))
+        pingTimeouts = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_ping_timeouts_total", unitName: "", helpText: "Connections closed after two silent ping intervals"))
+        oversized = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_oversized_messages_total", unitName: "", helpText: "Connections closed for a message over the maximum frame size"))
+        ingested = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_events_ingested_total", unitName: "", helpText: "Events accepted on this node"))
+        func rejected(_ reason: String) -> Counter {
+            registry.makeCounter(
+                descriptor: MetricNameDescriptor(metricName: "airavata_ingest_rejected_total", unitName: "", helpText: "Ingestion requests refused"),
+                labels: [("reason", reason)]
+            )
+        }
+        ingestRejected = [
+            "invalid": rejected("invalid"), "unauthenticated": rejected("unauthenticated"),
+            "forbidden": rejected("forbidden"), "too_large": rejected("too_large"),
+            "unavailable": rejected("unavailable"),
+        ]
+        activeConnections = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "airavata_connections_active", unitName: "", helpText: "Open WebSocket connections"))
+        routedEvents = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_events_routed_total", unitName: "", helpText: "Events routed on this node"))
+        deliveries = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_deliveries_total", unitName: "", helpText: "Event frames handed to connections"))
+        averageLatency = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "airavata_delivery_latency_average_seconds", unitName: "", helpText: "Mean time from acceptance to hand-off to connections"))
+    }
+
+    func connectionOpened() { opened.increment() }
+    func connectionClosed() { closed.increment() }
+    func messageReceived() { received.increment() }
+    func rateLimited() { rateLimitedCounter.increment() }
+    func slowConsumer() { slowConsumers.increment() }
+    func pingTimeout() { pingTimeouts.increment() }
+    func oversizedMessage() { oversized.increment() }
+    func eventsIngested(_ count: Int) { ingested.increment(by: Int64(count)) }
+    func ingestRejected(_ reason: String) { ingestRejected[reason]?.increment() }
+
+    func connectionRefused(_ refusal: ConnectionRefusal) {
+        switch refusal {
+        case .authentication: refusedAuth.increment()
+        case .forbidden: refusedForbidden.increment()
+        case .limit(let exceeded): refusedLimit[exceeded.kind]?.increment()
+        case .unavailable: refusedUnavailable.increment()
+        }
+    }
+
+    /// The Prometheus text, with the core's lock-free counters brought up to date first.
+    package func exposition(statistics: StatisticsSnapshot) -> [UInt8] {
+        let (newEvents, newDeliveries) = reported.withLock { last in
+            let delta = (statistics.totalMessages - last.events, statistics.deliveries - last.deliveries)
+            last = (statistics.totalMessages, statistics.deliveries)
+            return delta
+        }
+        routedEvents.increment(by: Int64(max(0, newEvents)))
+        deliveries.increment(by: Int64(max(0, newDeliveries)))
+        activeConnections.set(Double(statistics.activeConnections))
+        averageLatency.set(statistics.averageLatencySeconds)
+        return registry.emitToBuffer()
+    }
+}

@@ -1,0 +1,173 @@
+package import AiravataCore
+import AiravataProtocol
+package import Logging
+package import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import ServiceLifecycle
+
+/// A node's network front: one listening socket serving HTTP and WebSocket upgrades,
+/// plus the gateway's long-running work (bus delivery, statistics broadcasts).
+package final class GatewayServer: Service {
+    private let gateway: Gateway
+    private let configuration: ServerConfiguration
+    private let readiness: Readiness
+    private let metrics: GatewayMetrics
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let boundPromise: EventLoopPromise<Int>
+
+    /// The port actually bound; useful with port 0.
+    package var boundPort: EventLoopFuture<Int> { boundPromise.futureResult }
+
+    package init(
+        gateway: Gateway,
+        configuration: ServerConfiguration,
+        readiness: Readiness = Readiness(),
+        metrics: GatewayMetrics = GatewayMetrics(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) {
+        self.gateway = gateway
+        self.configuration = configuration
+        self.readiness = readiness
+        self.metrics = metrics
+        self.group = group
+        self.logger = logger
+        self.boundPromise = group.next().makePromise(of: Int.self)
+    }
+
+    package func run() async throws {
+        let channel: any Channel
+        do {
+            channel = try await bootstrap().bind(host: configuration.host, port: configuration.port).get()
+        } catch {
+            boundPromise.fail(error)
+            throw error
+        }
+        let port = channel.localAddress?.port ?? configuration.port
+        boundPromise.succeed(port)
+        logger.info(
+            "listening",
+            metadata: ["host": "\(configuration.host)", "port": "\(port)", "node.id": "\(gateway.configuration.nodeID)"]
+        )
+        let gateway = self.gateway
+        let statsInterval = gateway.configuration.statsIntervalSeconds
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await gateway.run() }
+            if statsInterval > 0 {
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(Int64(statsInterval * 1000)))
+                        gateway.broadcastLocally(gateway.statusMessage())
+                    }
+                }
+            }
+            readiness.set(.ready)
+            // Wait for SIGTERM/SIGINT (or cancellation), then drain.
+            let cancelled: Bool
+            do {
+                try await gracefulShutdown()
+                cancelled = false
+            } catch {
+                cancelled = true
+            }
+            readiness.set(.draining)
+            if !cancelled, configuration.drainDelaySeconds > 0 {
+                logger.info("readiness off; serving on during the drain delay", metadata: ["seconds": "\(configuration.drainDelaySeconds)"])
+                try? await Task.sleep(for: .milliseconds(Int64(configuration.drainDelaySeconds * 1000)))
+            }
+            try? await channel.close()
+            await drain()
+            group.cancelAll()
+        }
+        logger.info("stopped")
+    }
+
+    /// Closes the open connections, telling each client to reconnect elsewhere, and waits
+    /// (bounded by the drain timeout) until they are gone.
+    private func drain() async {
+        let cancelled = Task.isCancelled
+        let sinks = gateway.index.allSinks()
+        logger.info("draining", metadata: ["connections": "\(sinks.count)"])
+        let notice = gateway.control(
+            .systemStatus,
+            prefix: "system",
+            data: .object(["action": .string("reconnect"), "reason": .string("server shutting down")])
+        )
+        let frame = ByteBuffer(bytes: notice.encoded())
+        // Spread the closes so the other nodes do not take every reconnect in the same instant.
+        let window = cancelled ? 0 : min(configuration.drainSpreadSeconds, configuration.drainTimeoutSeconds / 2)
+        let outlets = sinks.compactMap { $0 as? ConnectionOutlet }
+        let clock = ContinuousClock()
+        let start = clock.now
+        for (position, outlet) in outlets.enumerated() {
+            if window > 0, outlets.count > 1 {
+                let due = start + .seconds(window * Double(position) / Double(outlets.count))
+                if due > clock.now { try? await clock.sleep(until: due) }
+            }
+            outlet.closeForRestart(notice: frame)
+        }
+        let deadline = start + .seconds(configuration.drainTimeoutSeconds)
+        while !cancelled, gateway.statistics.active > 0, clock.now < deadline {
+            try? await clock.sleep(for: .milliseconds(20))
+        }
+        if gateway.statistics.active > 0 {
+            logger.warning("drain timeout passed with clients still connected", metadata: ["connections": "\(gateway.statistics.active)"])
+        }
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        let gateway = self.gateway
+        let configuration = self.configuration
+        let metrics = self.metrics
+        let logger = self.logger
+        let api = GatewayHTTPAPI(gateway: gateway, readiness: readiness, metrics: metrics, logger: logger)
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOWebSocketServerUpgrader(
+                        maxFrameSize: configuration.maxFrameSize,
+                        automaticErrorHandling: true,
+                        shouldUpgrade: { channel, head in
+                            channel.eventLoop.makeSucceededFuture(WebSocketRoute(head: head) == nil ? nil : HTTPHeaders())
+                        },
+                        upgradePipelineHandler: { channel, head in
+                            channel.eventLoop.makeCompletedFuture {
+                                guard let route = WebSocketRoute(head: head) else { return }
+                                let handler = WebSocketConnectionHandler(
+                                    gateway: gateway,
+                                    configuration: configuration,
+                                    metrics: metrics,
+                                    route: route,
+                                    clientIP: configuration.trustedProxies.clientIP(
+                                        peer: channel.remoteAddress?.ipAddress ?? "unknown",
+                                        headers: head.headers
+                                    ),
+                                    logger: logger
+                                )
+                                try channel.pipeline.syncOperations.addHandler(handler)
+                            }
+                        }
+                    )
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (
+                            upgraders: [upgrader],
+                            completionHandler: { context in
+                                context.pipeline.removeHandler(name: "http-api", promise: nil)
+                            }
+                        )
+                    )
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPRequestHandler(api: api, maxBodySize: configuration.maxBodySize),
+                        name: "http-api"
+                    )
+                }
+            }
+    }
+}

@@ -1,0 +1,51 @@
+/// Settings of the HTTP/WebSocket front of a node.
+package struct ServerConfiguration: Sendable {
+    package var host: String
+    /// 0 picks a free port (tests).
+    package var port: Int
+    /// Largest inbound WebSocket message in bytes; larger ones close the connection with 1009.
+    package var maxFrameSize: Int
+    /// Inbound messages per second per connection; 0 turns the limit off.
+    package var rateLimit: Double
+    package var pingIntervalSeconds: Double
+    /// Largest ingestion body in bytes; larger ones are answered 413.
+    package var maxBodySize: Int
+    /// Bytes queued for one client before it counts as a slow consumer and is closed.
+    package var maxOutboundBytes: Int
+    /// How long the server waits for a client's close reply.
+    package var closeTimeoutSeconds: Double
+    /// Peers whose `X-Forwarded-For` names the real client (for per-IP limits).
+    package var trustedProxies: TrustedProxies
+    /// After SIGTERM: how long to keep serving with readiness off before closing clients.
+    package var drainDelaySeconds: Double
+    /// After the drain delay, closes are spread over this window (capped at half the timeout).
+    package var drainSpreadSeconds: Double = 2
+    /// After SIGTERM: the longest wait for clients to leave before exiting.
+    package var drainTimeoutSeconds: Double
+
+    package init(
+        host: String = "0.0.0.0",
+        port: Int = 8080,
+        maxFrameSize: Int = 65_536,
+        rateLimit: Double = 20,
+        pingIntervalSeconds: Double = 30,
+        maxBodySize: Int = 1 << 20,
+        maxOutboundBytes: Int = 4 << 20,
+        closeTimeoutSeconds: Double = 5,
+        trustedProxies: TrustedProxies = TrustedProxies(),
+        drainDelaySeconds: Double = 5,
+        drainTimeoutSeconds: Double = 30
+    ) {
+        self.trustedProxies = trustedProxies
+        self.drainDelaySeconds = drainDelaySeconds
+        self.drainTimeoutSeconds = drainTimeoutSeconds
+        self.host = host
+        self.port = port
+        self.maxFrameSize = maxFrameSize
+        self.rateLimit = rateLimit
+        self.pingIntervalSeconds = pingIntervalSeconds
+        self.maxBodySize = maxBodySize
+        self.maxOutboundBytes = maxOutboundBytes
+        self.closeTimeoutSeconds = closeTimeoutSeconds
+    }
+}

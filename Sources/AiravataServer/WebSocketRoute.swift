@@ -1,0 +1,56 @@
+import Foundation
+package import AiravataProtocol
+package import NIOHTTP1
+
+/// A WebSocket request's path, token and client address, read from the upgrade request.
+package struct WebSocketRoute: Sendable, Equatable {
+    /// The subscription the path asks for; nil for bare `/ws`.
+    package var subscription: ClientMessage.SubscriptionRequest?
+    package var token: String?
+
+    /// Nil when the path is not one of the WebSocket endpoints.
+    package init?(head: HTTPRequestHead) {
+        let (path, query) = Self.split(head.uri)
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard segments.first == "ws" else { return nil }
+        switch segments.count {
+        case 1:
+            subscription = nil
+        case 2 where segments[1] == "user":
+            subscription = .init(resourceType: .user, resourceID: nil)
+        case 2 where segments[1] == "system":
+            subscription = .init(resourceType: .system, resourceID: nil)
+        case 3:
+            guard let resource = ResourceType(pathSegment: segments[1]),
+                let id = segments[2].removingPercentEncoding, !id.isEmpty
+            else { return nil }
+            subscription = .init(resourceType: resource, resourceID: id)
+        default:
+            return nil
+        }
+        token = Self.queryValue("token", in: query) ?? Self.bearerToken(head.headers)
+    }
+
+    package static func split(_ uri: String) -> (path: Substring, query: Substring?) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri[...], nil) }
+        return (uri[..<mark], uri[uri.index(after: mark)...])
+    }
+
+    package static func queryValue(_ name: String, in query: Substring?) -> String? {
+        guard let query else { return nil }
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.first == Substring(name) else { continue }
+            let raw = parts.count > 1 ? String(parts[1]) : ""
+            return raw.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? raw
+        }
+        return nil
+    }
+
+    package static func bearerToken(_ headers: HTTPHeaders) -> String? {
+        guard let value = headers.first(name: "authorization") else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
+}

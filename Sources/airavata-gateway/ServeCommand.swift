@@ -1,0 +1,102 @@
+import AiravataCore
+import AiravataServer
+import ArgumentParser
+import Foundation
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run a gateway node (the default command).",
+        discussion: """
+            Without --redis-url the node runs alone with an in-process event bus. Each flag may be \
+            given as an environment variable instead, named in brackets below.
+            """
+    )
+
+    @Option(help: "Address to listen on [AIRAVATA_HOST, default 0.0.0.0].")
+    var host: String?
+    @Option(help: "Port to listen on [AIRAVATA_PORT, default 8080].")
+    var port: String?
+    @Option(help: "Redis URL for clustering, redis://[:password@]host:port/db [AIRAVATA_REDIS_URL].")
+    var redisURL: String?
+    @Option(help: "HS256 secret shared by every node, at least 32 bytes [AIRAVATA_JWT_SECRET].")
+    var jwtSecret: String?
+    @Option(help: "Path to a PEM public key for RS256 or ES256 tokens [AIRAVATA_JWT_PUBLIC_KEY].")
+    var jwtPublicKey: String?
+    @Option(help: "Path to a JWKS file for RS256/ES256 tokens [AIRAVATA_JWKS].")
+    var jwks: String?
+    @Option(help: "Required token issuer (iss) [AIRAVATA_JWT_ISSUER].")
+    var jwtIssuer: String?
+    @Option(help: "Required token audience (aud) [AIRAVATA_JWT_AUDIENCE].")
+    var jwtAudience: String?
+    @Option(help: "This node's name in logs, metrics and statistics [AIRAVATA_NODE_ID, default: host name].")
+    var nodeID: String?
+    @Option(help: "Connections one user may hold [AIRAVATA_MAX_CONNECTIONS_PER_USER, default 10].")
+    var maxConnectionsPerUser: String?
+    @Option(help: "Connections one client IP may hold [AIRAVATA_MAX_CONNECTIONS_PER_IP, default 50].")
+    var maxConnectionsPerIP: String?
+    @Option(help: "Connections in total [AIRAVATA_MAX_CONNECTIONS, default 1000].")
+    var maxConnections: String?
+    @Option(help: "Heartbeat interval; silent clients are closed after two [AIRAVATA_PING_INTERVAL, default 30s].")
+    var pingInterval: String?
+    @Option(help: "Interval of system_status broadcasts, 0 for none [AIRAVATA_STATS_INTERVAL, default 30s].")
+    var statsInterval: String?
+    @Option(help: "Largest inbound WebSocket message in bytes [AIRAVATA_MAX_FRAME_SIZE, default 65536].")
+    var maxFrameSize: String?
+    @Option(help: "Inbound messages per second per connection, 0 for no limit [AIRAVATA_RATE_LIMIT, default 20].")
+    var rateLimit: String?
+    @Option(help: "Subscriptions one connection may hold [AIRAVATA_MAX_SUBSCRIPTIONS, default 100].")
+    var maxSubscriptions: String?
+    @Option(help: "Comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed [AIRAVATA_TRUSTED_PROXIES].")
+    var trustedProxies: String?
+    @Option(help: "On SIGTERM, time to keep serving while load balancers notice [AIRAVATA_DRAIN_DELAY, default 5s].")
+    var drainDelay: String?
+    @Option(help: "On SIGTERM, longest wait for clients to leave [AIRAVATA_DRAIN_TIMEOUT, default 30s].")
+    var drainTimeout: String?
+    @Option(help: "Largest ingestion request body in bytes [AIRAVATA_MAX_BODY_SIZE, default 1048576].")
+    var maxBodySize: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical [AIRAVATA_LOG_LEVEL, default info].")
+    var logLevel: String?
+    @Flag(help: "Development mode: generate a secret if none is set and print ready-to-use tokens and commands.")
+    var dev = false
+
+    func run() async throws {
+        let settings = try ServeSettings(self)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = settings.logLevel
+            return handler
+        }
+        let logger = Logger(label: "airavata.gateway")
+        let verifier: TokenVerifier
+        do {
+            verifier = try await TokenVerifier(configuration: settings.token)
+        } catch let error as TokenConfigurationError {
+            throw ValidationError(error.description)
+        }
+        let gateway = Gateway(
+            configuration: settings.gateway,
+            verifier: verifier,
+            bus: EmbeddedEventBus(),
+            ownership: InMemoryOwnershipIndex(),
+            limiter: InMemoryConnectionLimiter(limits: settings.gateway.limits),
+            logger: logger
+        )
+        let server = GatewayServer(gateway: gateway, configuration: settings.server, logger: logger)
+        if dev, let secret = settings.token.hmacSecret {
+            try await DevBanner.print(secret: secret, host: settings.server.host, port: settings.server.port)
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}

@@ -1,0 +1,79 @@
+import AiravataCore
+import AiravataServer
+import ArgumentParser
+import Foundation
+import Logging
+
+/// Everything `serve` needs, resolved from flags, environment and defaults, and checked.
+struct ServeSettings {
+    var gateway: GatewayConfiguration
+    var server: ServerConfiguration
+    var token: TokenVerifierConfiguration
+    var logLevel: Logger.Level
+
+    init(_ command: ServeCommand) throws {
+        func setting(_ flag: String, _ value: String?) -> SettingValue { SettingValue(flag: flag, value: value) }
+
+        if let url = setting("redis-url", command.redisURL).string() {
+            throw ValidationError(
+                "--redis-url (\(url)): this build has only the embedded single-node bus; "
+                    + "clustering over Redis arrives with the cluster release. Run without --redis-url."
+            )
+        }
+        var server = ServerConfiguration()
+        server.host = setting("host", command.host).string() ?? server.host
+        server.port = try setting("port", command.port).integer(default: 8080, range: 0...65535)
+        server.maxFrameSize = try setting("max-frame-size", command.maxFrameSize)
+            .integer(default: server.maxFrameSize, range: 128...(16 << 20))
+        server.rateLimit = try setting("rate-limit", command.rateLimit).number(default: server.rateLimit)
+        server.pingIntervalSeconds = try setting("ping-interval", command.pingInterval)
+            .duration(default: server.pingIntervalSeconds, minimum: 0.05)
+        server.maxBodySize = try setting("max-body-size", command.maxBodySize)
+            .integer(default: server.maxBodySize, range: 1024...(256 << 20))
+        server.trustedProxies = try TrustedProxies(
+            setting("trusted-proxies", command.trustedProxies).string() ?? "",
+            source: setting("trusted-proxies", command.trustedProxies).source
+        )
+        let drainDelayDefault = command.dev ? 0 : server.drainDelaySeconds
+        server.drainDelaySeconds = try setting("drain-delay", command.drainDelay).duration(default: drainDelayDefault)
+        server.drainTimeoutSeconds = try setting("drain-timeout", command.drainTimeout)
+            .duration(default: server.drainTimeoutSeconds)
+
+        var gateway = GatewayConfiguration(
+            nodeID: setting("node-id", command.nodeID).string() ?? ProcessInfo.processInfo.hostName
+        )
+        gateway.limits = ConnectionLimits(
+            perUser: try setting("max-connections-per-user", command.maxConnectionsPerUser)
+                .integer(default: 10, range: 1...1_000_000),
+            perIP: try setting("max-connections-per-ip", command.maxConnectionsPerIP)
+                .integer(default: 50, range: 1...1_000_000),
+            global: try setting("max-connections", command.maxConnections).integer(default: 1000, range: 1...10_000_000)
+        )
+        gateway.maxSubscriptionsPerConnection = try setting("max-subscriptions", command.maxSubscriptions)
+            .integer(default: gateway.maxSubscriptionsPerConnection, range: 1...100_000)
+        gateway.statsIntervalSeconds = try setting("stats-interval", command.statsInterval)
+            .duration(default: gateway.statsIntervalSeconds)
+
+        var token = TokenVerifierConfiguration(
+            hmacSecret: setting("jwt-secret", command.jwtSecret).string(),
+            publicKeyPEM: try setting("jwt-public-key", command.jwtPublicKey).fileContents(),
+            jwksJSON: try setting("jwks", command.jwks).fileContents(),
+            issuer: setting("jwt-issuer", command.jwtIssuer).string(),
+            audience: setting("jwt-audience", command.jwtAudience).string()
+        )
+        if command.dev, token.hmacSecret == nil, token.publicKeyPEM == nil, token.jwksJSON == nil {
+            // SystemRandomNumberGenerator reads the kernel's CSPRNG.
+            var generator = SystemRandomNumberGenerator()
+            token.hmacSecret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }
+                .joined()
+        }
+        let levelName = setting("log-level", command.logLevel).string() ?? "info"
+        guard let level = Logger.Level(rawValue: levelName) else {
+            throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical; got '\(levelName)'")
+        }
+        self.gateway = gateway
+        self.server = server
+        self.token = token
+        self.logLevel = level
+    }
+}
