@@ -85,7 +85,8 @@ let package = Package(
         ),
         .testTarget(
             name: "AiravataCoreTests",
-            dependencies: ["AiravataCore", "AiravataProtocol"],
+            dependencies: ["AiravataCore", "AiravataProtocol", .product(name: "JWTKit", package: "jwt-kit")],
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -113,7 +113,7 @@ package final class GatewayServer: Service {
         while !cancelled, gateway.statistics.active > 0, clock.now < deadline {
             try? await clock.sleep(for: .milliseconds(20))
         }
-        if gateway.statistics.active > 0 {
+        if !cancelled, gateway.statistics.active > 0 {
             logger.warning("drain timeout passed with clients still connected", metadata: ["connections": "\(gateway.statistics.active)"])
         }
     }

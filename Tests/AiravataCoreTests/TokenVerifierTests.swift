@@ -1,0 +1,103 @@
+@testable import AiravataCore
+import Foundation
+import JWTKit
+import Testing
+
+@Suite("Token verification")
+struct TokenVerifierTests {
+    static let secret = "unit-test-secret-with-at-least-32-bytes!!"
+
+    static func fixture(_ name: String) throws -> String {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: "pem"))
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+
+    struct Claims: JWTPayload {
+        var sub: String
+        var exp: ExpirationClaim
+        var nbf: NotBeforeClaim?
+        var projects: [String]?
+        var roles: [String]?
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+
+    static func claims(exp: TimeInterval = 600, nbf: TimeInterval? = nil) -> Claims {
+        Claims(
+            sub: "alice",
+            exp: ExpirationClaim(value: Date().addingTimeInterval(exp)),
+            nbf: nbf.map { NotBeforeClaim(value: Date().addingTimeInterval($0)) },
+            projects: ["p-1"],
+            roles: ["service"]
+        )
+    }
+
+    @Test("HS256: claims become a principal")
+    func hs256() async throws {
+        let verifier = try await TokenVerifier(configuration: .init(hmacSecret: Self.secret))
+        let token = try await TokenIssuer(hmacSecret: Self.secret).token(subject: "alice", projects: ["p-1"], roles: ["service"])
+        let principal = try await verifier.verify(token)
+        #expect(principal == Principal(userID: "alice", projects: ["p-1"], roles: ["service"]))
+        #expect(principal.mayPublish)
+        #expect(!principal.isAdmin)
+    }
+
+    @Test("a secret shorter than 32 bytes is refused at start-up")
+    func weakSecret() async {
+        await #expect(throws: TokenConfigurationError.self) {
+            _ = try await TokenVerifier(configuration: .init(hmacSecret: "short"))
+        }
+        await #expect(throws: TokenConfigurationError.self) {
+            _ = try await TokenVerifier(configuration: .init())
+        }
+    }
+
+    @Test("expiry and not-before honour the leeway")
+    func timeClaims() async throws {
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: Self.secret), digestAlgorithm: .sha256)
+        let verifier = try await TokenVerifier(configuration: .init(hmacSecret: Self.secret, leewaySeconds: 30))
+        _ = try await verifier.verify(try await keys.sign(Self.claims(exp: -10)))
+        await #expect(throws: TokenError.self) { try await verifier.verify(try await keys.sign(Self.claims(exp: -60))) }
+        _ = try await verifier.verify(try await keys.sign(Self.claims(nbf: 10)))
+        await #expect(throws: TokenError.self) { try await verifier.verify(try await keys.sign(Self.claims(nbf: 120))) }
+    }
+
+    @Test("RS256 with a PEM public key; an HS256 token signed with that public key is refused")
+    func rs256AndConfusion() async throws {
+        let publicPEM = try Self.fixture("rsa-public")
+        let privateKey = try Insecure.RSA.PrivateKey(pem: try Self.fixture("rsa-private"))
+        let signer = JWTKeyCollection()
+        await signer.add(rsa: privateKey, digestAlgorithm: .sha256)
+        let verifier = try await TokenVerifier(configuration: .init(publicKeyPEM: publicPEM))
+        let principal = try await verifier.verify(try await signer.sign(Self.claims()))
+        #expect(principal.userID == "alice")
+
+        // The classic confusion attack: HS256 keyed with the public key's text.
+        let confused = JWTKeyCollection()
+        await confused.add(hmac: HMACKey(from: publicPEM), digestAlgorithm: .sha256)
+        let forged = try await confused.sign(Self.claims())
+        await #expect(throws: TokenError.invalid(reason: "algorithm not accepted")) { try await verifier.verify(forged) }
+    }
+
+    @Test("ES256 with a PEM public key")
+    func es256() async throws {
+        let privateKey = ES256PrivateKey()
+        let signer = JWTKeyCollection()
+        await signer.add(ecdsa: privateKey)
+        let verifier = try await TokenVerifier(configuration: .init(publicKeyPEM: privateKey.publicKey.pemRepresentation))
+        #expect(try await verifier.verify(try await signer.sign(Self.claims())).userID == "alice")
+        let other = JWTKeyCollection()
+        await other.add(ecdsa: ES256PrivateKey())
+        await #expect(throws: TokenError.self) { try await verifier.verify(try await other.sign(Self.claims())) }
+    }
+
+    @Test("missing and malformed tokens")
+    func missing() async throws {
+        let verifier = try await TokenVerifier(configuration: .init(hmacSecret: Self.secret))
+        await #expect(throws: TokenError.missing) { try await verifier.verify(nil) }
+        await #expect(throws: TokenError.missing) { try await verifier.verify("") }
+        await #expect(throws: TokenError.self) { try await verifier.verify("a.b.c") }
+        #expect(TokenError.missing.clientMessage == "Authentication required")
+        #expect(TokenError.invalid(reason: "x").clientMessage == "Invalid or expired token")
+    }
+}
