@@ -28,7 +28,9 @@ public struct GatewayHTTPClient: Sendable {
         guard url.hasPrefix("http://") else { throw GatewayClientError("only http:// URLs are supported: \(url)") }
         let rest = url.dropFirst("http://".count).prefix { $0 != "/" }
         let parts = rest.split(separator: ":", maxSplits: 1)
-        guard let host = parts.first.map(String.init), !host.isEmpty else { throw GatewayClientError("no host in \(url)") }
+        guard let host = parts.first.map(String.init), !host.isEmpty else {
+            throw GatewayClientError("no host in \(url)")
+        }
         let port = parts.count > 1 ? Int(parts[1]) : 80
         guard let port, (1...65535).contains(port) else { throw GatewayClientError("bad port in \(url)") }
         self.init(host: host, port: port)

@@ -129,7 +129,8 @@ package struct EventValidator: Sendable {
         if let ownerID = try optionalString(object, "ownerId", path: path) { routing.ownerID = ownerID }
     }
 
-    private func requiredObject(_ object: JSONObject, _ key: String, path: String) throws(IngestionError) -> JSONObject {
+    private func requiredObject(_ object: JSONObject, _ key: String, path: String) throws(IngestionError) -> JSONObject
+    {
         guard let value = object[key] else { throw IngestionError(field: "\(path).\(key)", message: "is missing") }
         guard let nested = value.objectValue else {
             throw IngestionError(field: "\(path).\(key)", message: "must be an object")

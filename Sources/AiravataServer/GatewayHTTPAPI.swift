@@ -56,10 +56,16 @@ final class GatewayHTTPAPI: Sendable {
             "service": .string("airavata-gateway"),
             "node": .string(gateway.configuration.nodeID),
             "websocket": .array(
-                ["/ws/experiments/{id}", "/ws/tasks/{id}", "/ws/projects/{id}", "/ws/workers/{id}", "/ws/user", "/ws/system", "/ws"]
-                    .map { .string($0) }
+                [
+                    "/ws/experiments/{id}", "/ws/tasks/{id}", "/ws/projects/{id}", "/ws/workers/{id}", "/ws/user",
+                    "/ws/system", "/ws",
+                ]
+                .map { .string($0) }
             ),
-            "http": .array(["POST /api/v1/events", "GET /api/v1/stats", "GET /healthz", "GET /readyz", "GET /metrics"].map { .string($0) }),
+            "http": .array(
+                ["POST /api/v1/events", "GET /api/v1/stats", "GET /healthz", "GET /readyz", "GET /metrics"].map {
+                    .string($0)
+                }),
         ])
     }
 

@@ -26,11 +26,19 @@ package final class GatewayMetrics: Sendable {
 
     package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        opened = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_connections_opened_total", unitName: "", helpText: "WebSocket connections admitted"))
-        closed = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_connections_closed_total", unitName: "", helpText: "Admitted connections that ended"))
+        opened = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_connections_opened_total", unitName: "",
+                helpText: "WebSocket connections admitted"))
+        closed = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_connections_closed_total", unitName: "",
+                helpText: "Admitted connections that ended"))
         func refused(_ reason: String) -> Counter {
             registry.makeCounter(
-                descriptor: MetricNameDescriptor(metricName: "airavata_connections_refused_total", unitName: "", helpText: "WebSocket connections refused after the upgrade"),
+                descriptor: MetricNameDescriptor(
+                    metricName: "airavata_connections_refused_total", unitName: "",
+                    helpText: "WebSocket connections refused after the upgrade"),
                 labels: [("reason", reason)]
             )
         }
@@ -38,15 +46,32 @@ package final class GatewayMetrics: Sendable {
         refusedForbidden = refused("forbidden")
         refusedLimit = ["user": refused("limit_user"), "ip": refused("limit_ip"), "global": refused("limit_global")]
         refusedUnavailable = refused("unavailable")
-        received = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_client_messages_total", unitName: "", helpText: "Messages received from clients"))
-        rateLimitedCounter = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_client_messages_rate_limited_total", unitName: "", helpText: "Client messages refused by the per-connection rate limit"))
-        slowConsumers = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_slow_consumer_disconnects_total", unitName: "", helpText: "Connections closed because their outbound queue overflowed"))
-        pingTimeouts = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_ping_timeouts_total", unitName: "", helpText: "Connections closed after two silent ping intervals"))
-        oversized = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_oversized_messages_total", unitName: "", helpText: "Connections closed for a message over the maximum frame size"))
-        ingested = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_events_ingested_total", unitName: "", helpText: "Events accepted on this node"))
+        received = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_client_messages_total", unitName: "", helpText: "Messages received from clients"))
+        rateLimitedCounter = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_client_messages_rate_limited_total", unitName: "",
+                helpText: "Client messages refused by the per-connection rate limit"))
+        slowConsumers = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_slow_consumer_disconnects_total", unitName: "",
+                helpText: "Connections closed because their outbound queue overflowed"))
+        pingTimeouts = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_ping_timeouts_total", unitName: "",
+                helpText: "Connections closed after two silent ping intervals"))
+        oversized = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_oversized_messages_total", unitName: "",
+                helpText: "Connections closed for a message over the maximum frame size"))
+        ingested = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_events_ingested_total", unitName: "", helpText: "Events accepted on this node"))
         func rejected(_ reason: String) -> Counter {
             registry.makeCounter(
-                descriptor: MetricNameDescriptor(metricName: "airavata_ingest_rejected_total", unitName: "", helpText: "Ingestion requests refused"),
+                descriptor: MetricNameDescriptor(
+                    metricName: "airavata_ingest_rejected_total", unitName: "", helpText: "Ingestion requests refused"),
                 labels: [("reason", reason)]
             )
         }
@@ -55,10 +80,19 @@ package final class GatewayMetrics: Sendable {
             "forbidden": rejected("forbidden"), "too_large": rejected("too_large"),
             "unavailable": rejected("unavailable"),
         ]
-        activeConnections = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "airavata_connections_active", unitName: "", helpText: "Open WebSocket connections"))
-        routedEvents = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_events_routed_total", unitName: "", helpText: "Events routed on this node"))
-        deliveries = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "airavata_deliveries_total", unitName: "", helpText: "Event frames handed to connections"))
-        averageLatency = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "airavata_delivery_latency_average_seconds", unitName: "", helpText: "Mean time from acceptance to hand-off to connections"))
+        activeConnections = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_connections_active", unitName: "", helpText: "Open WebSocket connections"))
+        routedEvents = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_events_routed_total", unitName: "", helpText: "Events routed on this node"))
+        deliveries = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_deliveries_total", unitName: "", helpText: "Event frames handed to connections"))
+        averageLatency = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_delivery_latency_average_seconds", unitName: "",
+                helpText: "Mean time from acceptance to hand-off to connections"))
     }
 
     func connectionOpened() { opened.increment() }

@@ -50,7 +50,9 @@ package final class GatewayServer: Service {
         boundPromise.succeed(port)
         logger.info(
             "listening",
-            metadata: ["host": "\(configuration.host)", "port": "\(port)", "node.id": "\(gateway.configuration.nodeID)"]
+            metadata: [
+                "host": "\(configuration.host)", "port": "\(port)", "node.id": "\(gateway.configuration.nodeID)",
+            ]
         )
         let gateway = self.gateway
         let statsInterval = gateway.configuration.statsIntervalSeconds
@@ -75,7 +77,9 @@ package final class GatewayServer: Service {
             }
             readiness.set(.draining)
             if !cancelled, configuration.drainDelaySeconds > 0 {
-                logger.info("readiness off; serving on during the drain delay", metadata: ["seconds": "\(configuration.drainDelaySeconds)"])
+                logger.info(
+                    "readiness off; serving on during the drain delay",
+                    metadata: ["seconds": "\(configuration.drainDelaySeconds)"])
                 try? await Task.sleep(for: .milliseconds(Int64(configuration.drainDelaySeconds * 1000)))
             }
             try? await channel.close()
@@ -114,7 +118,9 @@ package final class GatewayServer: Service {
             try? await clock.sleep(for: .milliseconds(20))
         }
         if !cancelled, gateway.statistics.active > 0 {
-            logger.warning("drain timeout passed with clients still connected", metadata: ["connections": "\(gateway.statistics.active)"])
+            logger.warning(
+                "drain timeout passed with clients still connected",
+                metadata: ["connections": "\(gateway.statistics.active)"])
         }
     }
 
@@ -135,7 +141,8 @@ package final class GatewayServer: Service {
                         maxFrameSize: configuration.maxFrameSize,
                         automaticErrorHandling: true,
                         shouldUpgrade: { channel, head in
-                            channel.eventLoop.makeSucceededFuture(WebSocketRoute(head: head) == nil ? nil : HTTPHeaders())
+                            channel.eventLoop.makeSucceededFuture(
+                                WebSocketRoute(head: head) == nil ? nil : HTTPHeaders())
                         },
                         upgradePipelineHandler: { channel, head in
                             channel.eventLoop.makeCompletedFuture {

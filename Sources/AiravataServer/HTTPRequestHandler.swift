@@ -49,7 +49,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             if total > Self.maxDiscardedBytes { context.close(promise: nil) }
         case (.end, .receiving(let head, let body)):
             state = .responding
-            dispatch(context: context, request: HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body), keepAlive: head.isKeepAlive)
+            dispatch(
+                context: context,
+                request: HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body),
+                keepAlive: head.isKeepAlive)
         case (.end, .discarding):
             context.close(promise: nil)
         default:

@@ -123,7 +123,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             metrics.connectionOpened()
             logger[metadataKey: "connection.id"] = "\(admission.id)"
             logger[metadataKey: "user.id"] = "\(admission.principal.userID)"
-            logger.debug("websocket admitted", metadata: ["subscription": "\(admission.subscription?.description ?? "none")"])
+            logger.debug(
+                "websocket admitted", metadata: ["subscription": "\(admission.subscription?.description ?? "none")"])
             state = .open(admission)
             startHeartbeat()
             for frame in outbound { deliver(frame) }
@@ -203,14 +204,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             return
         }
         rateLimitedInARow = 0
-        let parsed: Result<ClientMessage, ClientMessage.ParseError> = message.readableBytesView.withContiguousStorageIfAvailable {
-            bytes in
-            Result { () throws(ClientMessage.ParseError) -> ClientMessage in try ClientMessage(parsing: bytes) }
-        } ?? Result { () throws(ClientMessage.ParseError) -> ClientMessage in
-            try Array(message.readableBytesView).withUnsafeBufferPointer { bytes throws(ClientMessage.ParseError) in
-                try ClientMessage(parsing: bytes)
+        let parsed: Result<ClientMessage, ClientMessage.ParseError> =
+            message.readableBytesView.withContiguousStorageIfAvailable {
+                bytes in
+                Result { () throws(ClientMessage.ParseError) -> ClientMessage in try ClientMessage(parsing: bytes) }
             }
-        }
+            ?? Result { () throws(ClientMessage.ParseError) -> ClientMessage in
+                try Array(message.readableBytesView).withUnsafeBufferPointer { bytes throws(ClientMessage.ParseError) in
+                    try ClientMessage(parsing: bytes)
+                }
+            }
         switch parsed {
         case .failure(let error):
             send(gateway.errorMessage(error.message))
@@ -284,7 +287,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             write(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()))
         case .close:
             metrics.pingTimeout()
-            logger.info("closing silent client", metadata: ["after.seconds": "\(2 * configuration.pingIntervalSeconds)"])
+            logger.info(
+                "closing silent client", metadata: ["after.seconds": "\(2 * configuration.pingIntervalSeconds)"])
             startClose(code: CloseCodes.pingTimeout, reason: "Ping timeout")
             // A silent peer will not answer the close frame either.
             context?.close(promise: nil)

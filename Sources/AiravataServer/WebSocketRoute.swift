@@ -1,5 +1,5 @@
-import Foundation
 package import AiravataProtocol
+import Foundation
 package import NIOHTTP1
 
 /// A WebSocket request's path, token and client address, read from the upgrade request.

@@ -1,5 +1,5 @@
-import Foundation
 import AiravataCore
+import Foundation
 
 /// What `serve --dev` prints: enough to see an event arrive within a minute.
 enum DevBanner {

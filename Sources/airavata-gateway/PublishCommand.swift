@@ -62,6 +62,7 @@ struct PublishCommand: AsyncParsableCommand {
         guard let secret = SettingValue(flag: "jwt-secret", value: secret).string() else {
             throw ValidationError("give --token, or --secret / AIRAVATA_JWT_SECRET to mint one")
         }
-        return try await TokenIssuer(hmacSecret: secret).token(subject: "cli-publisher", roles: ["service"], lifetime: 300)
+        return try await TokenIssuer(hmacSecret: secret).token(
+            subject: "cli-publisher", roles: ["service"], lifetime: 300)
     }
 }

@@ -64,12 +64,14 @@ struct ServeSettings {
         if command.dev, token.hmacSecret == nil, token.publicKeyPEM == nil, token.jwksJSON == nil {
             // SystemRandomNumberGenerator reads the kernel's CSPRNG.
             var generator = SystemRandomNumberGenerator()
-            token.hmacSecret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }
-                .joined()
+            token.hmacSecret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator))
+            }
+            .joined()
         }
         let levelName = setting("log-level", command.logLevel).string() ?? "info"
         guard let level = Logger.Level(rawValue: levelName) else {
-            throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical; got '\(levelName)'")
+            throw ValidationError(
+                "log level must be one of trace, debug, info, notice, warning, error, critical; got '\(levelName)'")
         }
         self.gateway = gateway
         self.server = server

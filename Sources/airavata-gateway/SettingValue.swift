@@ -29,7 +29,8 @@ struct SettingValue {
     func integer(default fallback: Int, range: ClosedRange<Int>) throws -> Int {
         guard let raw else { return fallback }
         guard let value = Int(raw), range.contains(value) else {
-            throw ValidationError("\(source): expected a whole number from \(range.lowerBound) to \(range.upperBound), got '\(raw)'")
+            throw ValidationError(
+                "\(source): expected a whole number from \(range.lowerBound) to \(range.upperBound), got '\(raw)'")
         }
         return value
     }

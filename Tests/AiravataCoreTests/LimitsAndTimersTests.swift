@@ -6,7 +6,9 @@ struct LimitsAndTimersTests {
     @Test("the in-memory limiter counts per user, per IP and in total, and releases")
     func limiter() async {
         let limiter = InMemoryConnectionLimiter(limits: ConnectionLimits(perUser: 2, perIP: 3, global: 4))
-        func lease(_ id: UInt64, _ user: String, _ ip: String) -> ConnectionLease { ConnectionLease(id: id, userID: user, ip: ip) }
+        func lease(_ id: UInt64, _ user: String, _ ip: String) -> ConnectionLease {
+            ConnectionLease(id: id, userID: user, ip: ip)
+        }
         func admit(_ lease: ConnectionLease) async -> ConnectionLimitExceeded? {
             if case .failure(let exceeded) = await limiter.admit(lease) { return exceeded }
             return nil

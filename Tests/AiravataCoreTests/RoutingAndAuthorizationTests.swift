@@ -25,7 +25,9 @@ struct RoutingAndAuthorizationTests {
         #expect(Authorization.mayReceive(owned, principal: Principal(userID: "root", roles: ["admin"])))
         let unknown = EventRouting(category: .task, experimentID: "e", taskID: "t")
         #expect(!Authorization.mayReceive(unknown, principal: Principal(userID: "bob")))
-        #expect(!Authorization.mayReceive(EventRouting(category: .worker, workerID: "w"), principal: Principal(userID: "bob")))
+        #expect(
+            !Authorization.mayReceive(
+                EventRouting(category: .worker, workerID: "w"), principal: Principal(userID: "bob")))
         #expect(Authorization.mayReceive(EventRouting(category: .system), principal: Principal(userID: "bob")))
     }
 

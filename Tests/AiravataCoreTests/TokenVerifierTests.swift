@@ -1,7 +1,8 @@
-@testable import AiravataCore
 import Foundation
 import JWTKit
 import Testing
+
+@testable import AiravataCore
 
 @Suite("Token verification")
 struct TokenVerifierTests {
@@ -34,7 +35,8 @@ struct TokenVerifierTests {
     @Test("HS256: claims become a principal")
     func hs256() async throws {
         let verifier = try await TokenVerifier(configuration: .init(hmacSecret: Self.secret))
-        let token = try await TokenIssuer(hmacSecret: Self.secret).token(subject: "alice", projects: ["p-1"], roles: ["service"])
+        let token = try await TokenIssuer(hmacSecret: Self.secret).token(
+            subject: "alice", projects: ["p-1"], roles: ["service"])
         let principal = try await verifier.verify(token)
         #expect(principal == Principal(userID: "alice", projects: ["p-1"], roles: ["service"]))
         #expect(principal.mayPublish)
@@ -76,7 +78,9 @@ struct TokenVerifierTests {
         let confused = JWTKeyCollection()
         await confused.add(hmac: HMACKey(from: publicPEM), digestAlgorithm: .sha256)
         let forged = try await confused.sign(Self.claims())
-        await #expect(throws: TokenError.invalid(reason: "algorithm not accepted")) { try await verifier.verify(forged) }
+        await #expect(throws: TokenError.invalid(reason: "algorithm not accepted")) {
+            try await verifier.verify(forged)
+        }
     }
 
     @Test("ES256 with a PEM public key")
@@ -84,7 +88,8 @@ struct TokenVerifierTests {
         let privateKey = ES256PrivateKey()
         let signer = JWTKeyCollection()
         await signer.add(ecdsa: privateKey)
-        let verifier = try await TokenVerifier(configuration: .init(publicKeyPEM: privateKey.publicKey.pemRepresentation))
+        let verifier = try await TokenVerifier(
+            configuration: .init(publicKeyPEM: privateKey.publicKey.pemRepresentation))
         #expect(try await verifier.verify(try await signer.sign(Self.claims())).userID == "alice")
         let other = JWTKeyCollection()
         await other.add(ecdsa: ES256PrivateKey())

@@ -21,8 +21,9 @@ struct ClientMessageTests {
             #"{"type":"system_status","data":{"action":"unsubscribe","resourceType":"project","resourceId":"p"}}"#
         )
         #expect(unsubscribe == .unsubscribe(.init(resourceType: .project, resourceID: "p")))
-        #expect(try parse(#"{"type":"system_status","data":{"action":"subscribe","resourceType":"user"}}"#)
-            == .subscribe(.init(resourceType: .user, resourceID: nil)))
+        #expect(
+            try parse(#"{"type":"system_status","data":{"action":"subscribe","resourceType":"user"}}"#)
+                == .subscribe(.init(resourceType: .user, resourceID: nil)))
     }
 
     @Test("ping, pong and status requests")
@@ -50,7 +51,10 @@ struct ClientMessageTests {
         var envelope = Envelope(type: .error, id: "error-1", timestamp: "2024-01-15T10:30:00Z")
         envelope.error = "Invalid message format"
         let text = String(decoding: envelope.encoded(), as: UTF8.self)
-        #expect(text == #"{"type":"error","id":"error-1","timestamp":"2024-01-15T10:30:00Z","error":"Invalid message format"}"#)
+        #expect(
+            text
+                == #"{"type":"error","id":"error-1","timestamp":"2024-01-15T10:30:00Z","error":"Invalid message format"}"#
+        )
         let decoded = try Envelope(decoding: try JSONValue(parsing: text))
         #expect(decoded == envelope)
     }

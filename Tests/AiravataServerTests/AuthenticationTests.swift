@@ -1,6 +1,6 @@
-import AiravataServer
 import AiravataCore
 import AiravataProtocol
+import AiravataServer
 import Foundation
 import JWTKit
 import Testing
@@ -48,29 +48,42 @@ struct AuthenticationTests {
 
     static let badTokens: [(String, @Sendable () async throws -> String)] = [
         ("garbage", { "not-a-jwt" }),
-        ("forged with another secret", {
-            try await TokenIssuer(hmacSecret: "another-secret-that-is-also-long-enough-0123456").token(subject: "alice")
-        }),
-        ("expired", {
-            try await TokenIssuer(hmacSecret: TestGateway.secret).token(
-                subject: "alice",
-                lifetime: 60,
-                now: Date().addingTimeInterval(-3600)
-            )
-        }),
-        ("alg none", {
-            let header = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64URLEncoded
-            let exp = Int(Date().timeIntervalSince1970) + 3600
-            let payload = Data(#"{"sub":"alice","exp":\#(exp),"roles":["admin"]}"#.utf8).base64URLEncoded
-            return "\(header).\(payload)."
-        }),
-        ("tampered payload", {
-            let token = try await TokenIssuer(hmacSecret: TestGateway.secret).token(subject: "alice")
-            let parts = token.split(separator: ".").map(String.init)
-            let exp = Int(Date().timeIntervalSince1970) + 3600
-            let payload = Data(#"{"sub":"alice","exp":\#(exp),"roles":["admin"]}"#.utf8).base64URLEncoded
-            return "\(parts[0]).\(payload).\(parts[2])"
-        }),
+        (
+            "forged with another secret",
+            {
+                try await TokenIssuer(hmacSecret: "another-secret-that-is-also-long-enough-0123456").token(
+                    subject: "alice")
+            }
+        ),
+        (
+            "expired",
+            {
+                try await TokenIssuer(hmacSecret: TestGateway.secret).token(
+                    subject: "alice",
+                    lifetime: 60,
+                    now: Date().addingTimeInterval(-3600)
+                )
+            }
+        ),
+        (
+            "alg none",
+            {
+                let header = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64URLEncoded
+                let exp = Int(Date().timeIntervalSince1970) + 3600
+                let payload = Data(#"{"sub":"alice","exp":\#(exp),"roles":["admin"]}"#.utf8).base64URLEncoded
+                return "\(header).\(payload)."
+            }
+        ),
+        (
+            "tampered payload",
+            {
+                let token = try await TokenIssuer(hmacSecret: TestGateway.secret).token(subject: "alice")
+                let parts = token.split(separator: ".").map(String.init)
+                let exp = Int(Date().timeIntervalSince1970) + 3600
+                let payload = Data(#"{"sub":"alice","exp":\#(exp),"roles":["admin"]}"#.utf8).base64URLEncoded
+                return "\(parts[0]).\(payload).\(parts[2])"
+            }
+        ),
     ]
 
     @Test("a bad token: 'Invalid or expired token', then close 1008", arguments: 0..<badTokens.count)

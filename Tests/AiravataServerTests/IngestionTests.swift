@@ -1,5 +1,5 @@
-import AiravataCore
 import AiravataClient
+import AiravataCore
 import AiravataProtocol
 import AiravataServer
 import NIOCore
@@ -10,7 +10,8 @@ struct IngestionTests {
     static func post(_ node: TestGateway, body: String, token: String?) async throws -> GatewayHTTPClient.Response {
         var headers = [("content-type", "application/json")]
         if let token { headers.append(("authorization", "Bearer \(token)")) }
-        return try await node.http.request(method: "POST", path: "/api/v1/events", headers: headers, body: ByteBuffer(string: body))
+        return try await node.http.request(
+            method: "POST", path: "/api/v1/events", headers: headers, body: ByteBuffer(string: body))
     }
 
     static func errorBody(_ response: GatewayHTTPClient.Response) throws -> JSONValue {
@@ -61,7 +62,10 @@ struct IngestionTests {
                 (#"{"type":"user_notification","data":{"title":"x"}}"#, "data.userId"),
                 (#"{"type":"system_status","data":{},"timestamp":"yesterday"}"#, "timestamp"),
                 (#"{"type":"system_status","data":{},"id":7}"#, "id"),
-                (#"[{"type":"system_status","data":{}},{"type":"task_updated","data":{"task":{}}}]"#, "[1].data.task.id"),
+                (
+                    #"[{"type":"system_status","data":{}},{"type":"task_updated","data":{"task":{}}}]"#,
+                    "[1].data.task.id"
+                ),
             ]
             for (body, field) in cases {
                 let response = try await Self.post(node, body: body, token: token)
@@ -117,7 +121,13 @@ struct IngestionTests {
             let stats = try await node.http.request(method: "GET", path: "/api/v1/stats")
             let body = try JSONValue(parsing: stats.bodyString)
             let reference = try JSONValue(parsing: SpecReferences.systemStatus)
-            #expect(shapeDifferences(withoutAdditions(.object(["type": .string("system_status"), "id": .string("x"), "timestamp": .string("x"), "data": body])), reference) == [])
+            #expect(
+                shapeDifferences(
+                    withoutAdditions(
+                        .object([
+                            "type": .string("system_status"), "id": .string("x"), "timestamp": .string("x"),
+                            "data": body,
+                        ])), reference) == [])
             #expect(try await node.http.request(method: "GET", path: "/nope").status == 404)
             #expect(try await node.http.request(method: "GET", path: "/ws/user").status == 426)
             #expect(try await node.http.request(method: "DELETE", path: "/api/v1/events").status == 405)

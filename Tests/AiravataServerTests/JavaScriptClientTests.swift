@@ -9,7 +9,8 @@ import Testing
 @Suite("JavaScript client under Node")
 struct JavaScriptClientTests {
     static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     @Test("connects with the token in the query, subscribes and receives events")
@@ -22,7 +23,8 @@ struct JavaScriptClientTests {
                 arguments: [
                     "--experimental-websocket",
                     Self.repositoryRoot.appendingPathComponent("clients/js/basic-client.mjs").path,
-                    "--url", "ws://127.0.0.1:\(gateway.port)", "--token", token, "--experiment", "exp-1", "--count", "2",
+                    "--url", "ws://127.0.0.1:\(gateway.port)", "--token", token, "--experiment", "exp-1", "--count",
+                    "2",
                 ]
             )
             defer { runner.terminate() }
@@ -47,7 +49,8 @@ final class ProcessRunner: Sendable {
     private let lines: Inbox
 
     final class Inbox: Sendable {
-        private let state = Mutex((buffer: "", lines: [String](), waiters: [CheckedContinuation<String?, Never>](), done: false))
+        private let state = Mutex(
+            (buffer: "", lines: [String](), waiters: [CheckedContinuation<String?, Never>](), done: false))
 
         func append(_ text: String) {
             let resumed = state.withLock { state -> [(CheckedContinuation<String?, Never>, String)] in

@@ -20,7 +20,8 @@ struct LimitTests {
 
     @Test("per-user limit")
     func perUser() async throws {
-        let limits = GatewayConfiguration(nodeID: "n", limits: .init(perUser: 2, perIP: 50, global: 100), statsIntervalSeconds: 0)
+        let limits = GatewayConfiguration(
+            nodeID: "n", limits: .init(perUser: 2, perIP: 50, global: 100), statsIntervalSeconds: 0)
         try await TestGateway.with(gateway: limits) { node in
             let first = try await node.connect("/ws", user: "alice")
             let second = try await node.connect("/ws", user: "alice")
@@ -36,12 +37,14 @@ struct LimitTests {
 
     @Test("per-IP limit")
     func perIP() async throws {
-        let limits = GatewayConfiguration(nodeID: "n", limits: .init(perUser: 10, perIP: 3, global: 100), statsIntervalSeconds: 0)
+        let limits = GatewayConfiguration(
+            nodeID: "n", limits: .init(perUser: 10, perIP: 3, global: 100), statsIntervalSeconds: 0)
         try await TestGateway.with(gateway: limits) { node in
             var sockets: [RawWebSocket] = []
             for index in 0..<3 { sockets.append(try await node.connect("/ws", user: "user-\(index)")) }
             let refused = try await Self.open(node, user: "user-9")
-            try await Self.expectRefused(refused, message: "Connection limit exceeded: at most 3 connections per IP address")
+            try await Self.expectRefused(
+                refused, message: "Connection limit exceeded: at most 3 connections per IP address")
             sockets.forEach { $0.close() }
             refused.close()
         }
@@ -49,7 +52,8 @@ struct LimitTests {
 
     @Test("global limit")
     func global() async throws {
-        let limits = GatewayConfiguration(nodeID: "n", limits: .init(perUser: 10, perIP: 50, global: 4), statsIntervalSeconds: 0)
+        let limits = GatewayConfiguration(
+            nodeID: "n", limits: .init(perUser: 10, perIP: 50, global: 4), statsIntervalSeconds: 0)
         try await TestGateway.with(gateway: limits) { node in
             var sockets: [RawWebSocket] = []
             for index in 0..<4 { sockets.append(try await node.connect("/ws", user: "user-\(index)")) }

@@ -1,6 +1,6 @@
-import AiravataServer
 import AiravataCore
 import AiravataProtocol
+import AiravataServer
 import Testing
 
 @Suite("Messages the server emits match the protocol's fields and types")
@@ -64,7 +64,8 @@ struct MessageFormatTests {
 
             try await socket.send(.object(["type": .string("system_status")]))
             let status = try await socket.nextMessage(ofType: "system_status")
-            #expect(shapeDifferences(withoutAdditions(status), try JSONValue(parsing: SpecReferences.systemStatus)) == [])
+            #expect(
+                shapeDifferences(withoutAdditions(status), try JSONValue(parsing: SpecReferences.systemStatus)) == [])
 
             let subscribed = try await node.subscribe(socket, "experiment", "e-1")
             #expect(shapeDifferences(subscribed, try JSONValue(parsing: SpecReferences.subscribed)) == [])

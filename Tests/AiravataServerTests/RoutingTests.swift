@@ -1,6 +1,6 @@
-import AiravataServer
 import AiravataCore
 import AiravataProtocol
+import AiravataServer
 import Testing
 
 /// Each test ends with a system broadcast as a sentinel: every connection receives it, so
@@ -61,7 +61,9 @@ struct RoutingTests {
             try await node.publish(
                 .object([
                     "type": .string("task_progress"),
-                    "data": .object(["taskId": .string("t-1"), "experimentId": .string("exp-1"), "progressPercent": .number("50.0")]),
+                    "data": .object([
+                        "taskId": .string("t-1"), "experimentId": .string("exp-1"), "progressPercent": .number("50.0"),
+                    ]),
                 ])
             )
             try await node.publish(Events.system(note: "end"))
@@ -180,7 +182,9 @@ struct RoutingTests {
                     let message = try await socket.nextMessage()
                     received.append(Int(message["data"]?["completedTasks"]?.doubleValue ?? -1))
                 }
-                #expect(received == Array(0..<1000), "first out-of-order index: \(String(describing: zip(received, 0...).first { $0 != $1 }))")
+                #expect(
+                    received == Array(0..<1000),
+                    "first out-of-order index: \(String(describing: zip(received, 0...).first { $0 != $1 }))")
             }
         }
     }

@@ -1,6 +1,6 @@
-import AiravataServer
 import AiravataCore
 import AiravataProtocol
+import AiravataServer
 import Testing
 
 @Suite("Subscribe and unsubscribe")
@@ -72,7 +72,9 @@ struct SubscriptionTests {
 
     @Test("the per-connection subscription limit is enforced")
     func subscriptionLimit() async throws {
-        try await TestGateway.with(gateway: .init(nodeID: "n", maxSubscriptionsPerConnection: 3, statsIntervalSeconds: 0)) { node in
+        try await TestGateway.with(
+            gateway: .init(nodeID: "n", maxSubscriptionsPerConnection: 3, statsIntervalSeconds: 0)
+        ) { node in
             let socket = try await node.connect("/ws", user: "alice")
             defer { socket.close() }
             for index in 0..<3 {

@@ -18,6 +18,7 @@ func shapeDifferences(_ actual: JSONValue, _ reference: JSONValue, path: String 
         guard let first = rhs.first else { return [] }
         return lhs.enumerated().flatMap { shapeDifferences($1, first, path: "\(path)[\($0)]") }
     default:
-        return actual.kindName == reference.kindName ? [] : ["\(path): expected \(reference.kindName), got \(actual.kindName)"]
+        return actual.kindName == reference.kindName
+            ? [] : ["\(path): expected \(reference.kindName), got \(actual.kindName)"]
     }
 }

@@ -24,7 +24,8 @@ final class TestGateway: Sendable {
 
     static func start(
         server: ServerConfiguration = ServerConfiguration(),
-        gateway configuration: GatewayConfiguration = GatewayConfiguration(nodeID: "test-node", statsIntervalSeconds: 0),
+        gateway configuration: GatewayConfiguration = GatewayConfiguration(
+            nodeID: "test-node", statsIntervalSeconds: 0),
         token: TokenVerifierConfiguration = TokenVerifierConfiguration(hmacSecret: TestGateway.secret)
     ) async throws -> TestGateway {
         var server = server
@@ -83,7 +84,8 @@ final class TestGateway: Sendable {
     ) async throws -> RawWebSocket {
         let token = try await token(user, projects: projects, roles: roles)
         let separator = path.contains("?") ? "&" : "?"
-        let socket = try await RawWebSocket.connect(port: port, path: "\(path)\(separator)token=\(token)", answerPings: answerPings)
+        let socket = try await RawWebSocket.connect(
+            port: port, path: "\(path)\(separator)token=\(token)", answerPings: answerPings)
         try await socket.send(.object(["type": .string("ping"), "id": .string("ready")]))
         _ = try await socket.nextMessage(ofType: "pong")
         return socket
@@ -133,17 +135,23 @@ enum Events {
         ]
         var summary = fields
         summary["projectId"] = nil
-        return .object(["type": .string(type), "data": .object(["experiment": .object(fields), "summary": .object(summary)])])
+        return .object([
+            "type": .string(type), "data": .object(["experiment": .object(fields), "summary": .object(summary)]),
+        ])
     }
 
-    static func task(_ type: String = "task_updated", id: String, experiment: String, status: String = "RUNNING") -> JSONValue {
+    static func task(_ type: String = "task_updated", id: String, experiment: String, status: String = "RUNNING")
+        -> JSONValue
+    {
         let fields: JSONObject = [
             "id": .string(id), "experimentId": .string(experiment), "status": .string(status),
             "command": .string("run.sh --n 4"), "workerId": .string("wrk-1"),
         ]
         var summary = fields
         summary["command"] = nil
-        return .object(["type": .string(type), "data": .object(["task": .object(fields), "summary": .object(summary)])])
+        return .object([
+            "type": .string(type), "data": .object(["task": .object(fields), "summary": .object(summary)]),
+        ])
     }
 
     static func worker(_ type: String = "worker_updated", id: String) -> JSONValue {
@@ -153,7 +161,9 @@ enum Events {
         ]
         var summary = fields
         summary["currentTaskId"] = nil
-        return .object(["type": .string(type), "data": .object(["worker": .object(fields), "summary": .object(summary)])])
+        return .object([
+            "type": .string(type), "data": .object(["worker": .object(fields), "summary": .object(summary)]),
+        ])
     }
 
     static func system(note: String) -> JSONValue {
