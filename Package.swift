@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(
             name: "AiravataServerTests",
             dependencies: [
-                "AiravataServer", "AiravataCore", "AiravataProtocol", "AiravataClient",
+                "AiravataServer", "AiravataCore", "AiravataProtocol", "AiravataClient", "airavata-gateway",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -7,7 +7,7 @@ package import NIOCore
 package protocol ConnectionSink: AnyObject, Sendable {
     var eventLoop: any EventLoop { get }
 
-    /// Called on `eventLoop` only. `frame` is the encoded JSON text, shared by every
-    /// recipient of the event: do not mutate it.
+    /// Called on `eventLoop` only. `frame` holds the wire bytes made by the gateway's
+    /// `FrameEncoding`, shared by every recipient of the event: write it as it is.
     func deliver(_ frame: ByteBuffer)
 }

@@ -1,6 +1,6 @@
 package import AiravataProtocol
 package import Logging
-import NIOCore
+package import NIOCore
 import Synchronization
 
 /// The coordinating type of a node: admits connections, keeps their subscriptions,
@@ -20,6 +20,7 @@ package final class Gateway: Sendable {
     private let connectionSequence = Atomic<UInt64>(0)
     private let controlSequence = Atomic<Int>(0)
     private let logger: Logger
+    private let frames: any FrameEncoding
 
     package init(
         configuration: GatewayConfiguration,
@@ -27,8 +28,10 @@ package final class Gateway: Sendable {
         bus: any EventBus,
         ownership: any OwnershipIndex,
         limiter: any ConnectionLimiter,
+        frames: any FrameEncoding = PlainJSONFrames(),
         logger: Logger
     ) {
+        self.frames = frames
         self.configuration = configuration
         self.statistics = GatewayStatistics(nodeID: configuration.nodeID)
         self.verifier = verifier
@@ -189,9 +192,14 @@ package final class Gateway: Sendable {
         )
     }
 
-    /// Sends `frame` to every local connection (statistics, shutdown notices).
+    /// The wire bytes of a message, framed for the connections.
+    package func frame(_ envelope: Envelope) -> ByteBuffer {
+        frames.frame(envelope.encoded())
+    }
+
+    /// Sends a message to every local connection (statistics, shutdown notices).
     package func broadcastLocally(_ envelope: Envelope) {
-        dispatch(ByteBuffer(bytes: envelope.encoded()), to: index.allSinks())
+        dispatch(frames.frame(envelope.encoded()), to: index.allSinks())
     }
 
     // MARK: Ingestion
@@ -249,7 +257,7 @@ package final class Gateway: Sendable {
     package func route(_ delivered: DeliveredEvent) {
         let event = delivered.event
         let routing = event.routing
-        let frame = ByteBuffer(bytes: event.envelope(cursor: delivered.cursor).encoded())
+        let frame = frames.frame(event.envelope(cursor: delivered.cursor).encoded())
         let sinks = index.recipients(of: routing) { Authorization.mayReceive(routing, principal: $0) }
         dispatch(frame, to: sinks)
         statistics.eventRouted(latencyMicros: WallClock.nowMicros() - event.acceptedAtMicros, recipients: sinks.count)

@@ -60,8 +60,8 @@ package final class GatewayServer: Service {
             group.addTask { try await gateway.run() }
             if statsInterval > 0 {
                 group.addTask {
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(Int64(statsInterval * 1000)))
+                    // Cancellation ends the loop; it is how the server stops it, not a failure.
+                    while (try? await Task.sleep(for: .milliseconds(Int64(statsInterval * 1000)))) != nil {
                         gateway.broadcastLocally(gateway.statusMessage())
                     }
                 }
@@ -100,7 +100,7 @@ package final class GatewayServer: Service {
             prefix: "system",
             data: .object(["action": .string("reconnect"), "reason": .string("server shutting down")])
         )
-        let frame = ByteBuffer(bytes: notice.encoded())
+        let frame = gateway.frame(notice)
         // Spread the closes so the other nodes do not take every reconnect in the same instant.
         let window = cancelled ? 0 : min(configuration.drainSpreadSeconds, configuration.drainTimeoutSeconds / 2)
         let outlets = sinks.compactMap { $0 as? ConnectionOutlet }

@@ -8,7 +8,6 @@ import NIOWebSocket
 /// outbound delivery and the close handshake. Everything runs on the channel's loop.
 final class WebSocketConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
 
     private enum State {
         /// Waiting for authentication and admission; inbound messages and early
@@ -28,12 +27,17 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     private var state = State.admitting(inbound: [], outbound: [])
     private var context: ChannelHandlerContext?
+    /// The frame encoder's context: writing through it skips the encoder, because our
+    /// frames (events above all) arrive already framed, one shared buffer per event.
+    private var wire: ChannelHandlerContext?
     private var outlet: ConnectionOutlet?
     private var heartbeat: Heartbeat
     private var rateLimiter: RateLimiter
     private var rateLimitedInARow = 0
     private var pingTask: RepeatedTask?
     private var fragments: ByteBuffer?
+    /// Mirrors the channel's writability, so the hot path need not ask the channel.
+    private var writable = true
 
     /// Inbound messages buffered while admission is pending.
     private static let maxPendingInbound = 32
@@ -65,6 +69,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.wire = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         let outlet = ConnectionOutlet(handler: self, eventLoop: context.eventLoop)
         self.outlet = outlet
         let gateway = self.gateway
@@ -87,6 +92,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case .admitting, .closed: admission = nil
         }
         state = .closed
+        wire = nil
         pingTask?.cancel()
         pingTask = nil
         outlet?.detach()
@@ -166,7 +172,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             }
         case .ping:
             guard frame.fin else { return }
-            write(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
+            writeRaw(WebSocketWireFrame.encode(opcode: .pong, payload: frame.unmaskedData))
         case .pong:
             break
         case .connectionClose:
@@ -240,7 +246,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             state = .admitting(inbound: inbound, outbound: outbound)
         case .open:
             guard let context else { return }
-            if !context.channel.isWritable,
+            if !writable,
                 let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
                 buffered > configuration.maxOutboundBytes
             {
@@ -249,23 +255,20 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
                 startClose(code: CloseCodes.slowConsumer, reason: "Slow consumer: outbound queue overflow")
                 return
             }
-            write(WebSocketFrame(fin: true, opcode: .text, data: frame))
+            writeRaw(frame)
         case .closing, .closed:
             break
         }
     }
 
     private func send(_ envelope: Envelope) {
-        guard let context else { return }
-        let bytes = envelope.encoded()
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        write(WebSocketFrame(fin: true, opcode: .text, data: buffer))
+        writeRaw(gateway.frame(envelope))
     }
 
-    private func write(_ frame: WebSocketFrame) {
-        guard let context else { return }
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    /// Writes bytes that are already a complete WebSocket frame.
+    private func writeRaw(_ bytes: ByteBuffer) {
+        guard let target = wire ?? context else { return }
+        target.writeAndFlush(NIOAny(bytes), promise: nil)
     }
 
     // MARK: Heartbeat
@@ -284,7 +287,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         switch heartbeat.tick(nowNanos: NIODeadline.now().uptimeNanoseconds) {
         case .sendPing:
             send(gateway.control(.ping, prefix: "ping"))
-            write(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()))
+            writeRaw(WebSocketWireFrame.encode(opcode: .ping, payload: EmptyCollection<UInt8>()))
         case .close:
             metrics.pingTimeout()
             logger.info(
@@ -308,11 +311,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         }
         pingTask?.cancel()
         pingTask = nil
-        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
-        data.write(webSocketErrorCode: code)
-        data.writeString(String(reason.utf8.prefix(120)) ?? "")
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)))
+        let target = wire ?? context
+        target.writeAndFlush(NIOAny(WebSocketWireFrame.close(code: code, reason: reason)))
             .whenFailure { _ in channel.close(promise: nil) }
         let timeout = TimeAmount.nanoseconds(Int64(Self.nanos(configuration.closeTimeoutSeconds)))
         context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
@@ -328,12 +329,15 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             // Echo the client's code, as RFC 6455 asks, then hang up.
             var data = frame.unmaskedData
             let code = data.readWebSocketErrorCode() ?? .normalClosure
-            var reply = context.channel.allocator.buffer(capacity: 2)
-            reply.write(webSocketErrorCode: code)
-            let closeFrame = WebSocketFrame(fin: true, opcode: .connectionClose, data: reply)
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(closeFrame)).whenComplete { _ in channel.close(promise: nil) }
+            (wire ?? context).writeAndFlush(NIOAny(WebSocketWireFrame.close(code: code, reason: "")))
+                .whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writable = context.channel.isWritable
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -84,6 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
             bus: EmbeddedEventBus(),
             ownership: InMemoryOwnershipIndex(),
             limiter: InMemoryConnectionLimiter(limits: settings.gateway.limits),
+            frames: WebSocketTextFrames(),
             logger: logger
         )
         let server = GatewayServer(gateway: gateway, configuration: settings.server, logger: logger)

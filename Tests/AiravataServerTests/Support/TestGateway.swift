@@ -39,6 +39,7 @@ final class TestGateway: Sendable {
             bus: EmbeddedEventBus(),
             ownership: InMemoryOwnershipIndex(),
             limiter: InMemoryConnectionLimiter(limits: configuration.limits),
+            frames: WebSocketTextFrames(),
             logger: logger
         )
         let node = GatewayServer(gateway: gateway, configuration: server, logger: logger)

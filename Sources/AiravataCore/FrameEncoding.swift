@@ -1,0 +1,16 @@
+package import NIOCore
+
+/// How an encoded JSON message becomes the bytes written to every recipient. The server
+/// supplies WebSocket framing, so the frame is built once per event, not per connection.
+package protocol FrameEncoding: Sendable {
+    func frame(_ json: [UInt8]) -> ByteBuffer
+}
+
+/// The JSON bytes as they are (tests, non-WebSocket sinks).
+package struct PlainJSONFrames: FrameEncoding {
+    package init() {}
+
+    package func frame(_ json: [UInt8]) -> ByteBuffer {
+        ByteBuffer(bytes: json)
+    }
+}

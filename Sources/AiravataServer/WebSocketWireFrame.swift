@@ -1,0 +1,55 @@
+import AiravataCore
+package import NIOCore
+package import NIOWebSocket
+
+/// Server-to-client WebSocket frames built by hand: unmasked, one buffer holding header
+/// and payload. Identical bytes for every recipient, so an event is framed once and the
+/// same buffer is written to each connection as a single iovec.
+package enum WebSocketWireFrame {
+    package static func encode(opcode: WebSocketOpcode, payload: some Collection<UInt8>) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(payload.count + 10)
+        writeHeader(opcode: opcode, length: payload.count, into: &buffer)
+        buffer.writeBytes(payload)
+        return buffer
+    }
+
+    package static func encode(opcode: WebSocketOpcode, payload: ByteBuffer) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(payload.readableBytes + 10)
+        writeHeader(opcode: opcode, length: payload.readableBytes, into: &buffer)
+        var payload = payload
+        buffer.writeBuffer(&payload)
+        return buffer
+    }
+
+    package static func close(code: WebSocketErrorCode, reason: String) -> ByteBuffer {
+        var payload = ByteBuffer()
+        payload.write(webSocketErrorCode: code)
+        // Control frames carry at most 125 bytes.
+        payload.writeBytes(reason.utf8.prefix(123))
+        return encode(opcode: .connectionClose, payload: payload)
+    }
+
+    private static func writeHeader(opcode: WebSocketOpcode, length: Int, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(0x80) | UInt8(webSocketOpcode: opcode))
+        if length < 126 {
+            buffer.writeInteger(UInt8(length))
+        } else if length <= Int(UInt16.max) {
+            buffer.writeInteger(UInt8(126))
+            buffer.writeInteger(UInt16(length))
+        } else {
+            buffer.writeInteger(UInt8(127))
+            buffer.writeInteger(UInt64(length))
+        }
+    }
+}
+
+/// Events framed as WebSocket text frames, once per event.
+package struct WebSocketTextFrames: FrameEncoding {
+    package init() {}
+
+    package func frame(_ json: [UInt8]) -> ByteBuffer {
+        WebSocketWireFrame.encode(opcode: .text, payload: json)
+    }
+}

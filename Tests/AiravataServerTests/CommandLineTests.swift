@@ -1,0 +1,129 @@
+import AiravataClient
+import AiravataCore
+import AiravataProtocol
+import AiravataServer
+import Foundation
+import Testing
+
+/// The real `airavata-gateway` binary as a process: flags, environment, errors, SIGTERM.
+@Suite("Command line and process lifecycle")
+struct CommandLineTests {
+    static func binary() throws -> String {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            JavaScriptClientTests.repositoryRoot.appendingPathComponent(".build/debug"),
+        ]
+        for directory in candidates {
+            let path = directory.appendingPathComponent("airavata-gateway").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw RawWebSocket.Failure(description: "airavata-gateway binary not found near \(candidates)")
+    }
+
+    /// Runs the binary to completion; returns exit status and combined output.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary())
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    static func freePort() throws -> Int {
+        // Bind to port 0 through a throw-away node to learn a free port.
+        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    @Test("--help names every flag of the design and its environment variable")
+    func help() throws {
+        let (status, output) = try Self.run(["serve", "--help"])
+        #expect(status == 0)
+        for flag in [
+            "--host", "--port", "--redis-url", "--jwt-secret", "--jwt-public-key", "--jwks", "--jwt-issuer",
+            "--jwt-audience", "--node-id", "--max-connections-per-user", "--max-connections-per-ip",
+            "--max-connections", "--ping-interval", "--stats-interval", "--max-frame-size", "--rate-limit",
+            "--max-subscriptions", "--trusted-proxies", "--drain-delay", "--drain-timeout", "--dev",
+        ] {
+            #expect(output.contains(flag), "missing \(flag)")
+        }
+        #expect(output.contains("AIRAVATA_JWT_SECRET"))
+    }
+
+    @Test("bad configuration stops the start with a message naming the setting")
+    func badConfiguration() throws {
+        let weak = try Self.run(["serve", "--jwt-secret", "short"])
+        #expect(weak.0 != 0)
+        #expect(weak.1.contains("HS256 needs at least 32"))
+        let noKey = try Self.run(["serve"])
+        #expect(noKey.0 != 0)
+        #expect(noKey.1.contains("no token key configured"))
+        let badDuration = try Self.run(
+            ["serve", "--dev"],
+            environment: ["AIRAVATA_PING_INTERVAL": "soon"]
+        )
+        #expect(badDuration.0 != 0)
+        #expect(badDuration.1.contains("AIRAVATA_PING_INTERVAL"))
+        let badPort = try Self.run(["serve", "--dev", "--port", "99999"])
+        #expect(badPort.0 != 0)
+        #expect(badPort.1.contains("--port"))
+    }
+
+    @Test("token mints what serve accepts; SIGTERM drains: readiness off, reconnect notice, 1012")
+    func tokenServeAndDrain() async throws {
+        let secret = TestGateway.secret
+        let (status, tokenOutput) = try Self.run(["token", "--secret", secret, "--sub", "alice", "--project", "p-1"])
+        #expect(status == 0)
+        let token = tokenOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        let port = try Self.freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "\(port)", "--drain-delay", "1"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["AIRAVATA_JWT_SECRET": secret]) { $1 }
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        let http = TestGatewayHTTP(port: port)
+        #expect(await eventually(within: .seconds(20)) { (try? await http.status("/readyz")) == 200 })
+        let socket = try await RawWebSocket.connect(port: port, path: "/ws/projects/p-1?token=\(token)")
+        defer { socket.close() }
+        try await socket.send(.object(["type": .string("ping")]))
+        _ = try await socket.nextMessage(ofType: "pong")
+
+        kill(process.processIdentifier, SIGTERM)
+        #expect(await eventually { (try? await http.status("/readyz")) == 503 })
+        let notice = try await socket.nextMessage(ofType: "system_status")
+        #expect(notice["data"]?["action"]?.stringValue == "reconnect")
+        let close = try await socket.expectClose()
+        #expect(close.code == 1012)
+        #expect(await eventually(within: .seconds(10)) { !process.isRunning })
+        #expect(process.terminationStatus == 0)
+    }
+}
+
+struct TestGatewayHTTP {
+    let port: Int
+
+    func status(_ path: String) async throws -> Int {
+        try await GatewayHTTPClient(host: "127.0.0.1", port: port).request(method: "GET", path: path).status
+    }
+}
