@@ -7,11 +7,18 @@ import Synchronization
 package final class SubscriptionIndex: Sendable {
     package typealias ConnectionID = UInt64
 
-    package struct Entry: Sendable {
-        package let sink: any ConnectionSink
-        package let principal: Principal
-        package var keys: Set<SubscriptionKey> = []
+    /// A class so that the per-event scan touches one reference per connection instead of
+    /// copying its claims; only ever used under the index's lock.
+    private final class Entry: @unchecked Sendable {  // mutated only under the index lock
+        let sink: any ConnectionSink
+        let principal: Principal
+        var keys: Set<SubscriptionKey> = []
         var lastPass: UInt64 = 0
+
+        init(sink: any ConnectionSink, principal: Principal) {
+            self.sink = sink
+            self.principal = principal
+        }
     }
 
     private struct State {
@@ -49,11 +56,10 @@ package final class SubscriptionIndex: Sendable {
 
     package func subscribe(_ id: ConnectionID, to key: SubscriptionKey, limit: Int) -> SubscribeResult {
         state.withLock { state in
-            guard var entry = state.connections[id] else { return .unknownConnection }
+            guard let entry = state.connections[id] else { return .unknownConnection }
             if entry.keys.contains(key) { return .alreadySubscribed }
             guard entry.keys.count < limit else { return .limitReached }
             entry.keys.insert(key)
-            state.connections[id] = entry
             state.subscribers[key, default: []].insert(id)
             return .added
         }
@@ -62,7 +68,7 @@ package final class SubscriptionIndex: Sendable {
     /// Returns whether the connection was subscribed.
     package func unsubscribe(_ id: ConnectionID, from key: SubscriptionKey) -> Bool {
         state.withLock { state in
-            guard state.connections[id]?.keys.remove(key) != nil else { return false }
+            guard let entry = state.connections[id], entry.keys.remove(key) != nil else { return false }
             state.subscribers[key]?.remove(id)
             if state.subscribers[key]?.isEmpty == true { state.subscribers[key] = nil }
             return true
@@ -89,7 +95,7 @@ package final class SubscriptionIndex: Sendable {
                 guard let ids = state.subscribers[key] else { continue }
                 for id in ids {
                     guard let entry = state.connections[id], entry.lastPass != pass else { continue }
-                    state.connections[id]?.lastPass = pass
+                    entry.lastPass = pass
                     if admit(entry.principal) { sinks.append(entry.sink) }
                 }
             }
