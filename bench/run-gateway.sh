@@ -33,7 +33,7 @@ start_gateway() {
   stop_gateway
   "$BIN" serve --host 127.0.0.1 --port "$PORT" --jwt-secret "$SECRET" --node-id bench \
     --max-connections 20000 --max-connections-per-user 20000 --max-connections-per-ip 20000 \
-    --stats-interval 0 --drain-delay 0 --log-level warning >"$OUT/gateway.log" 2>&1 &
+    --stats-interval 0 --drain-delay 0 --log-level warning ${GATEWAY_ARGS:-} >"$OUT/gateway.log" 2>&1 &
   gateway_pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return; sleep 0.1; done
   echo "gateway did not become ready" >&2; exit 1

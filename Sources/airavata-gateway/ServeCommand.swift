@@ -3,6 +3,7 @@ import AiravataServer
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import UnixSignals
@@ -59,6 +60,8 @@ struct ServeCommand: AsyncParsableCommand {
     var drainTimeout: String?
     @Option(help: "Largest ingestion request body in bytes [AIRAVATA_MAX_BODY_SIZE, default 1048576].")
     var maxBodySize: String?
+    @Option(help: "Event-loop threads serving connections [AIRAVATA_THREADS, default: one per available core].")
+    var threads: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical [AIRAVATA_LOG_LEVEL, default info].")
     var logLevel: String?
     @Flag(help: "Development mode: generate a secret if none is set and print ready-to-use tokens and commands.")
@@ -87,7 +90,9 @@ struct ServeCommand: AsyncParsableCommand {
             frames: WebSocketTextFrames(),
             logger: logger
         )
-        let server = GatewayServer(gateway: gateway, configuration: settings.server, logger: logger)
+        let eventLoops: any EventLoopGroup =
+            settings.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
+        let server = GatewayServer(gateway: gateway, configuration: settings.server, group: eventLoops, logger: logger)
         if dev, let secret = settings.token.hmacSecret {
             try await DevBanner.print(secret: secret, host: settings.server.host, port: settings.server.port)
         }

@@ -10,6 +10,8 @@ struct ServeSettings {
     var server: ServerConfiguration
     var token: TokenVerifierConfiguration
     var logLevel: Logger.Level
+    /// nil: NIO's shared group, one thread per available core.
+    var threads: Int?
 
     init(_ command: ServeCommand) throws {
         func setting(_ flag: String, _ value: String?) -> SettingValue { SettingValue(flag: flag, value: value) }
@@ -68,6 +70,8 @@ struct ServeSettings {
             }
             .joined()
         }
+        let threadSetting = setting("threads", command.threads)
+        self.threads = threadSetting.string() == nil ? nil : try threadSetting.integer(default: 1, range: 1...256)
         let levelName = setting("log-level", command.logLevel).string() ?? "info"
         guard let level = Logger.Level(rawValue: levelName) else {
             throw ValidationError(
