@@ -91,7 +91,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger
         )
         let eventLoops: any EventLoopGroup =
-            settings.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
+            settings.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+            ?? MultiThreadedEventLoopGroup.singleton
         let server = GatewayServer(gateway: gateway, configuration: settings.server, group: eventLoops, logger: logger)
         if dev, let secret = settings.token.hmacSecret {
             try await DevBanner.print(secret: secret, host: settings.server.host, port: settings.server.port)
