@@ -9,6 +9,15 @@ package protocol EventBus: Sendable {
 
     /// Starts delivering to `sink`; returns when the bus stops.
     func run(sink: @escaping @Sendable (DeliveredEvent) -> Void) async throws
+
+    func health() -> EventBusHealth
+}
+
+extension EventBus {
+    /// An in-process bus is healthy while the process runs.
+    package func health() -> EventBusHealth {
+        EventBusHealth(ready: true)
+    }
 }
 
 /// The bus cannot take events now (for example, Redis is unreachable).

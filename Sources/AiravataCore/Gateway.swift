@@ -21,6 +21,7 @@ package final class Gateway: Sendable {
     private let controlSequence = Atomic<Int>(0)
     private let logger: Logger
     private let frames: any FrameEncoding
+    private let statisticsStore: any StatisticsStore
 
     package init(
         configuration: GatewayConfiguration,
@@ -29,9 +30,11 @@ package final class Gateway: Sendable {
         ownership: any OwnershipIndex,
         limiter: any ConnectionLimiter,
         frames: any FrameEncoding = PlainJSONFrames(),
+        statisticsStore: any StatisticsStore = LocalStatisticsStore(),
         logger: Logger
     ) {
         self.frames = frames
+        self.statisticsStore = statisticsStore
         self.configuration = configuration
         self.statistics = GatewayStatistics(nodeID: configuration.nodeID)
         self.verifier = verifier
@@ -182,14 +185,45 @@ package final class Gateway: Sendable {
         return envelope
     }
 
-    package func statusMessage() -> Envelope {
+    package func statusMessage() async -> Envelope {
         let now = WallClock.nowMicros()
         return Envelope(
             type: .systemStatus,
             id: MessageID.system(unixMillis: now / 1000),
             timestamp: Timestamp.iso8601(unixSeconds: now / 1_000_000),
-            data: statistics.snapshot(nowMicros: now).json
+            data: await clusterStatistics().json
         )
+    }
+
+    /// Publishes this node's figures where the other nodes read them.
+    package func reportStatistics() async {
+        do {
+            try await statisticsStore.publish(statistics.report())
+        } catch {
+            logger.debug("statistics report failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Cluster-wide figures; this node's own when the shared store is unreachable.
+    package func clusterStatistics() async -> StatisticsSnapshot {
+        let now = WallClock.nowMicros()
+        guard statisticsStore.isShared else { return statistics.snapshot(nowMicros: now) }
+        do {
+            // Every node reads the same stored reports, so all of them answer the same totals.
+            var reports = try await statisticsStore.collect()
+            if !reports.contains(where: { $0.nodeID == configuration.nodeID }) {
+                reports.append(statistics.report(nowMicros: now))
+            }
+            return StatisticsSnapshot.aggregate(reports, nodeID: configuration.nodeID, nowMicros: now)
+        } catch {
+            logger.debug(
+                "statistics store unreachable; answering with this node's figures", metadata: ["error": "\(error)"])
+            return statistics.snapshot(nowMicros: now)
+        }
+    }
+
+    package func busHealth() -> EventBusHealth {
+        bus.health()
     }
 
     /// The wire bytes of a message, framed for the connections.
@@ -248,6 +282,7 @@ package final class Gateway: Sendable {
             )
         }
         let cursors = try await bus.publish(events)
+        statistics.eventsAccepted(events.count)
         return zip(events, cursors).map { Accepted(id: $0.id, cursor: $1) }
     }
 

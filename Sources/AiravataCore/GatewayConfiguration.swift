@@ -7,6 +7,8 @@ package struct GatewayConfiguration: Sendable {
     /// How often `system_status` statistics go to every connection; 0 turns it off.
     package var statsIntervalSeconds: Double
     package var maximumBatchSize: Int
+    /// How often the node shares its figures for the cluster statistics.
+    package var reportSeconds: Double = 1
 
     package init(
         nodeID: String,

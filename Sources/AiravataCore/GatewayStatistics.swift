@@ -5,10 +5,11 @@ package final class GatewayStatistics: Sendable {
     private let totalConnections = Atomic<Int>(0)
     private let activeConnections = Atomic<Int>(0)
     private let totalMessages = Atomic<Int>(0)
+    private let eventsAccepted = Atomic<Int>(0)
     private let deliveries = Atomic<Int>(0)
     private let latencyMicrosSum = Atomic<Int>(0)
     private let latencySamples = Atomic<Int>(0)
-    private let startedAtMicros: Int64
+    package let startedAtMicros: Int64
     private let rateWindow: Mutex<(micros: Int64, messages: Int, rate: Double)>
     package let nodeID: String
 
@@ -36,9 +37,22 @@ package final class GatewayStatistics: Sendable {
 
     package var active: Int { activeConnections.load(ordering: .relaxed) }
 
+    /// Events this node accepted through its ingestion API.
+    package func eventsAccepted(_ count: Int) {
+        eventsAccepted.add(count, ordering: .relaxed)
+    }
+
+    /// Events routed on this node (with a shared bus, every node routes every event).
+    package var routed: Int { totalMessages.load(ordering: .relaxed) }
+
     /// The rate is averaged since the previous snapshot taken at least a second ago.
     package func snapshot(nowMicros: Int64 = WallClock.nowMicros()) -> StatisticsSnapshot {
-        let messages = totalMessages.load(ordering: .relaxed)
+        StatisticsSnapshot.aggregate([report(nowMicros: nowMicros)], nodeID: nodeID, nowMicros: nowMicros)
+    }
+
+    /// This node's figures for the cluster statistics.
+    package func report(nowMicros: Int64 = WallClock.nowMicros()) -> NodeReport {
+        let messages = eventsAccepted.load(ordering: .relaxed)
         let rate = rateWindow.withLock { window in
             let elapsed = Double(nowMicros - window.micros) / 1_000_000
             if elapsed >= 1 {
@@ -48,17 +62,16 @@ package final class GatewayStatistics: Sendable {
             }
             return window.rate
         }
-        let samples = latencySamples.load(ordering: .relaxed)
-        let average = samples == 0 ? 0 : Double(latencyMicrosSum.load(ordering: .relaxed)) / Double(samples) / 1e6
-        return StatisticsSnapshot(
-            totalConnections: totalConnections.load(ordering: .relaxed),
+        return NodeReport(
+            nodeID: nodeID,
+            startedAtMicros: startedAtMicros,
             activeConnections: activeConnections.load(ordering: .relaxed),
-            totalMessages: messages,
-            messagesPerSecond: rate,
-            averageLatencySeconds: average,
-            uptimeSeconds: Int((nowMicros - startedAtMicros) / 1_000_000),
+            totalConnections: totalConnections.load(ordering: .relaxed),
+            eventsAccepted: messages,
+            acceptRate: rate,
             deliveries: deliveries.load(ordering: .relaxed),
-            nodeID: nodeID
+            latencyMicrosSum: latencyMicrosSum.load(ordering: .relaxed),
+            latencySamples: latencySamples.load(ordering: .relaxed)
         )
     }
 }

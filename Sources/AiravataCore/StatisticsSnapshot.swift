@@ -11,6 +11,8 @@ package struct StatisticsSnapshot: Sendable, Equatable {
     /// Our additions: frames written to clients, and which node answered.
     package var deliveries: Int
     package var nodeID: String
+    /// Our addition: each live node's own figures.
+    package var nodes: [NodeReport] = []
 
     package init(
         totalConnections: Int,
@@ -43,7 +45,43 @@ package struct StatisticsSnapshot: Sendable, Equatable {
             "uptime": .string(Self.formatUptime(uptimeSeconds)),
             "deliveries": .integer(deliveries),
             "nodeId": .string(nodeID),
+            "nodes": .array(nodes.map(Self.nodeJSON)),
         ])
+    }
+
+    private static func nodeJSON(_ node: NodeReport) -> JSONValue {
+        .object([
+            "nodeId": .string(node.nodeID),
+            "activeConnections": .integer(node.activeConnections),
+            "totalConnections": .integer(node.totalConnections),
+            "totalMessages": .integer(node.eventsAccepted),
+            "messagesPerSecond": .double((node.acceptRate * 100).rounded() / 100),
+            "deliveries": .integer(node.deliveries),
+            "averageLatency": .string(
+                formatLatency(
+                    node.latencySamples == 0 ? 0 : Double(node.latencyMicrosSum) / Double(node.latencySamples) / 1e6)
+            ),
+        ])
+    }
+
+    /// Cluster figures from every live node's report: sums, a pooled latency mean, and the
+    /// uptime of the longest-running node.
+    package static func aggregate(_ reports: [NodeReport], nodeID: String, nowMicros: Int64) -> StatisticsSnapshot {
+        let samples = reports.reduce(0) { $0 + $1.latencySamples }
+        let latencySum = reports.reduce(0) { $0 + $1.latencyMicrosSum }
+        let started = reports.map(\.startedAtMicros).min() ?? nowMicros
+        var snapshot = StatisticsSnapshot(
+            totalConnections: reports.reduce(0) { $0 + $1.totalConnections },
+            activeConnections: reports.reduce(0) { $0 + $1.activeConnections },
+            totalMessages: reports.reduce(0) { $0 + $1.eventsAccepted },
+            messagesPerSecond: reports.reduce(0) { $0 + $1.acceptRate },
+            averageLatencySeconds: samples == 0 ? 0 : Double(latencySum) / Double(samples) / 1e6,
+            uptimeSeconds: Int(max(0, nowMicros - started) / 1_000_000),
+            deliveries: reports.reduce(0) { $0 + $1.deliveries },
+            nodeID: nodeID
+        )
+        snapshot.nodes = reports.sorted { $0.nodeID < $1.nodeID }
+        return snapshot
     }
 
     /// `0.05s`, `0.0012s`: seconds with enough digits to show sub-millisecond latency.

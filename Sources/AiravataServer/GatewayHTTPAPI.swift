@@ -36,7 +36,7 @@ final class GatewayHTTPAPI: Sendable {
                 body: ByteBuffer(bytes: body)
             )
         case (.GET, "/api/v1/stats"):
-            return .json(.ok, gateway.statistics.snapshot().json)
+            return .json(.ok, await gateway.clusterStatistics().json)
         case (.POST, "/api/v1/events"):
             return await ingest(request)
         case (.GET, "/"):

@@ -62,9 +62,15 @@ package final class GatewayServer: Service {
                 group.addTask {
                     // Cancellation ends the loop; it is how the server stops it, not a failure.
                     while (try? await Task.sleep(for: .milliseconds(Int64(statsInterval * 1000)))) != nil {
-                        gateway.broadcastLocally(gateway.statusMessage())
+                        gateway.broadcastLocally(await gateway.statusMessage())
                     }
                 }
+            }
+            let reportInterval = gateway.configuration.reportSeconds
+            group.addTask {
+                repeat {
+                    await gateway.reportStatistics()
+                } while (try? await Task.sleep(for: .milliseconds(Int64(reportInterval * 1000)))) != nil
             }
             readiness.set(.ready)
             // Wait for SIGTERM/SIGINT (or cancellation), then drain.

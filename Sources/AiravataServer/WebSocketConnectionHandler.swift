@@ -232,7 +232,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case .success(.unsubscribe(let request)):
             send(gateway.unsubscribe(request, for: admission))
         case .success(.statusRequest):
-            send(gateway.statusMessage())
+            // Cluster figures come from Redis: answer when they arrive, on this loop.
+            guard let context else { return }
+            let gateway = self.gateway
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.makeFutureWithTask { await gateway.statusMessage() }
+                .whenSuccess { bound.value.sendIfOpen($0) }
         }
     }
 
@@ -259,6 +264,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case .closing, .closed:
             break
         }
+    }
+
+    private func sendIfOpen(_ envelope: Envelope) {
+        guard case .open = state else { return }
+        send(envelope)
     }
 
     private func send(_ envelope: Envelope) {

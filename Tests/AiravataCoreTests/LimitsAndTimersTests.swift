@@ -67,6 +67,7 @@ struct LimitsAndTimersTests {
         statistics.connectionClosed()
         statistics.eventRouted(latencyMicros: 1000, recipients: 3)
         statistics.eventRouted(latencyMicros: 3000, recipients: 1)
+        statistics.eventsAccepted(2)
         let snapshot = statistics.snapshot(nowMicros: 2_000_000)
         #expect(snapshot.totalConnections == 2)
         #expect(snapshot.activeConnections == 1)
@@ -75,5 +76,34 @@ struct LimitsAndTimersTests {
         #expect(snapshot.messagesPerSecond == 1)
         #expect(snapshot.averageLatencySeconds == 0.002)
         #expect(snapshot.uptimeSeconds == 2)
+    }
+
+    @Test("cluster statistics sum the nodes' reports")
+    func aggregate() {
+        func report(_ node: String, started: Int64, active: Int, accepted: Int, rate: Double, latency: (Int, Int))
+            -> NodeReport
+        {
+            NodeReport(
+                nodeID: node, startedAtMicros: started, activeConnections: active, totalConnections: active + 1,
+                eventsAccepted: accepted, acceptRate: rate, deliveries: accepted * 2,
+                latencyMicrosSum: latency.0, latencySamples: latency.1
+            )
+        }
+        let snapshot = StatisticsSnapshot.aggregate(
+            [
+                report("b", started: 5_000_000, active: 3, accepted: 10, rate: 1.5, latency: (3000, 3)),
+                report("a", started: 1_000_000, active: 2, accepted: 5, rate: 0.5, latency: (1000, 1)),
+            ],
+            nodeID: "a",
+            nowMicros: 11_000_000
+        )
+        #expect(snapshot.activeConnections == 5)
+        #expect(snapshot.totalConnections == 7)
+        #expect(snapshot.totalMessages == 15)
+        #expect(snapshot.messagesPerSecond == 2)
+        #expect(snapshot.deliveries == 30)
+        #expect(snapshot.averageLatencySeconds == 0.001)
+        #expect(snapshot.uptimeSeconds == 10)
+        #expect(snapshot.nodes.map(\.nodeID) == ["a", "b"])
     }
 }

@@ -55,6 +55,7 @@ func withoutAdditions(_ message: JSONValue) -> JSONValue {
     if case .object(var data) = object["data"] ?? .null, object["type"]?.stringValue == "system_status" {
         data["deliveries"] = nil
         data["nodeId"] = nil
+        data["nodes"] = nil
         object["data"] = .object(data)
     }
     return .object(object)

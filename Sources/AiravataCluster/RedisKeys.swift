@@ -1,0 +1,28 @@
+/// Every Redis key and channel name the cluster uses, in one place. With one Redis there
+/// is one shard; sharding (design §7) would route `shard(for:)` to several primaries.
+struct RedisKeys: Sendable {
+    let prefix: String
+
+    /// The replay log: a stream whose entry ids are the events' cursors.
+    var eventStream: String { "\(prefix):events" }
+    /// The pub/sub channel every node reads (see docs/architecture.md for why one).
+    var eventChannel: String { "\(prefix):events" }
+    /// Cluster-wide count of accepted events.
+    var acceptedCounter: String { "\(prefix):stats:accepted" }
+
+    func heartbeatChannel(instance: String) -> String { "\(prefix):hb:\(instance)" }
+    func nodeLease(instance: String) -> String { "\(prefix):node:\(instance)" }
+    var nodeLeasePrefix: String { "\(prefix):node:" }
+
+    func userConnections(_ user: String) -> String { "\(prefix):conn:user:\(user)" }
+    func ipConnections(_ ip: String) -> String { "\(prefix):conn:ip:\(ip)" }
+    var allConnections: String { "\(prefix):conn:all" }
+
+    func ownership(experiment: String) -> String { "\(prefix):own:\(experiment)" }
+
+    func nodeStatistics(instance: String) -> String { "\(prefix):stats:node:\(instance)" }
+    var reportingNodes: String { "\(prefix):stats:nodes" }
+
+    /// Which Redis primary holds a key; one today.
+    func shard(for key: String) -> Int { 0 }
+}

@@ -1,0 +1,94 @@
+public import Logging
+public import NIOCore
+public import NIOPosix
+import Synchronization
+
+/// A command connection that keeps itself connected. While Redis is unreachable, commands
+/// fail at once with `.notConnected` instead of queueing: callers (ingestion, admission)
+/// must answer their own clients quickly.
+public final class RedisClient: Sendable {
+    private struct State {
+        var connection: RedisConnection?
+        var link: RedisLinkState = .connecting
+    }
+
+    public let configuration: RedisConfiguration
+    private let eventLoop: any EventLoop
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let onConnect: @Sendable (RedisConnection) async throws -> Void
+
+    /// - Parameter onConnect: runs on each new connection before it is used (e.g. SCRIPT LOAD).
+    public init(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(),
+        logger: Logger,
+        onConnect: @escaping @Sendable (RedisConnection) async throws -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.onConnect = onConnect
+    }
+
+    public var link: RedisLinkState { state.withLock { $0.link } }
+
+    /// Keeps the connection up until the task is cancelled.
+    public func run() async {
+        var backoff = Backoff()
+        while !Task.isCancelled {
+            do {
+                let connection = try await RedisConnection.connect(to: configuration, on: eventLoop)
+                try await onConnect(connection)
+                state.withLock {
+                    $0.connection = connection
+                    $0.link = .connected
+                }
+                logger.info("redis connected", metadata: ["redis": "\(configuration.redacted)", "role": "commands"])
+                backoff.reset()
+                await withTaskCancellationHandler {
+                    try? await connection.closeFuture.get()
+                } onCancel: {
+                    connection.channel.close(promise: nil)
+                }
+                markDown()
+                if !Task.isCancelled {
+                    logger.warning(
+                        "redis connection lost", metadata: ["redis": "\(configuration.redacted)", "role": "commands"])
+                }
+            } catch {
+                markDown()
+                logger.debug(
+                    "redis connect failed", metadata: ["error": "\(error)", "redis": "\(configuration.redacted)"])
+            }
+            try? await Task.sleep(for: backoff.next())
+        }
+        let connection = state.withLock { $0.connection }
+        await connection?.close()
+    }
+
+    private func markDown() {
+        let now = NIODeadline.now().uptimeNanoseconds
+        state.withLock { state in
+            state.connection = nil
+            if case .disconnected = state.link { return }
+            state.link = .disconnected(sinceNanos: now)
+        }
+    }
+
+    private func current() throws(RedisError) -> RedisConnection {
+        guard let connection = state.withLock({ $0.connection }), connection.isActive else {
+            throw RedisError(.notConnected, "Redis at \(configuration.redacted) is not reachable")
+        }
+        return connection
+    }
+
+    @discardableResult
+    public func send(_ command: RedisCommand) async throws -> RedisReply {
+        try await current().send(command)
+    }
+
+    public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisReply] {
+        try await current().pipeline(commands)
+    }
+}

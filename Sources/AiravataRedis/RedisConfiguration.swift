@@ -1,0 +1,71 @@
+import Foundation
+
+/// Where Redis is and how to log in, from a URL:
+/// `redis://[[user]:password@]host[:port][/db]`, `rediss://…` for TLS, or
+/// `unix:///path/to/redis.sock[?db=N&password=P]`.
+public struct RedisConfiguration: Sendable, Equatable {
+    public enum Endpoint: Sendable, Equatable {
+        case tcp(host: String, port: Int)
+        case unixSocket(path: String)
+    }
+
+    public var endpoint: Endpoint
+    public var username: String?
+    public var password: String?
+    public var database: Int
+    public var tls: Bool
+
+    public init(
+        endpoint: Endpoint, username: String? = nil, password: String? = nil, database: Int = 0, tls: Bool = false
+    ) {
+        self.endpoint = endpoint
+        self.username = username
+        self.password = password
+        self.database = database
+        self.tls = tls
+    }
+
+    public init(url text: String) throws(RedisError) {
+        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased() else {
+            throw RedisError(.invalidURL, "'\(text)' is not a URL; expected redis://host:port/db")
+        }
+        let query = Dictionary((url.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
+        switch scheme {
+        case "redis", "rediss":
+            guard let host = url.host, !host.isEmpty else { throw RedisError(.invalidURL, "no host in '\(text)'") }
+            let port = url.port ?? 6379
+            guard (1...65535).contains(port) else { throw RedisError(.invalidURL, "bad port in '\(text)'") }
+            let path = url.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            var database = 0
+            if !path.isEmpty {
+                guard let number = Int(path), number >= 0 else {
+                    throw RedisError(.invalidURL, "the path of '\(text)' must be a database number")
+                }
+                database = number
+            }
+            self.init(
+                endpoint: .tcp(host: host, port: port),
+                username: url.user.flatMap { $0.isEmpty ? nil : $0.removingPercentEncoding },
+                password: url.password?.removingPercentEncoding,
+                database: database,
+                tls: scheme == "rediss"
+            )
+        case "unix", "redis+unix":
+            guard !url.path.isEmpty else { throw RedisError(.invalidURL, "no socket path in '\(text)'") }
+            let database = Int(query["db"] ?? "0") ?? -1
+            guard database >= 0 else { throw RedisError(.invalidURL, "bad db in '\(text)'") }
+            self.init(endpoint: .unixSocket(path: url.path), password: query["password"], database: database)
+        default:
+            throw RedisError(
+                .invalidURL, "unsupported scheme '\(scheme)' in '\(text)'; use redis://, rediss:// or unix://")
+        }
+    }
+
+    /// For logs: the URL without the password.
+    public var redacted: String {
+        switch endpoint {
+        case .tcp(let host, let port): "\(tls ? "rediss" : "redis")://\(host):\(port)/\(database)"
+        case .unixSocket(let path): "unix://\(path)?db=\(database)"
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Logging
+public import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// One connection to Redis. Commands are pipelined: each call writes at once and its reply
+/// is matched by order. A command that gets no reply within the timeout closes the
+/// connection (a half-open socket would otherwise hang every caller).
+public final class RedisConnection: Sendable {
+    public let channel: any Channel
+    private let commandTimeout: TimeAmount
+
+    private init(channel: any Channel, commandTimeout: TimeAmount) {
+        self.channel = channel
+        self.commandTimeout = commandTimeout
+    }
+
+    /// Connects, logs in (`AUTH`) and selects the database.
+    /// - Parameter onPush: set for a subscriber connection; receives pub/sub pushes on the event loop.
+    public static func connect(
+        to configuration: RedisConfiguration,
+        on eventLoop: any EventLoop,
+        connectTimeout: TimeAmount = .seconds(2),
+        commandTimeout: TimeAmount = .seconds(5),
+        onPush: (@Sendable (RedisReply) -> Void)? = nil
+    ) async throws -> RedisConnection {
+        let sslContext: NIOSSLContext? =
+            configuration.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        let serverHostname: String? =
+            if case .tcp(let host, _) = configuration.endpoint { host } else { nil }
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
+                        try channel.pipeline.syncOperations.addHandler(tls)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(onPush: onPush))
+                }
+            }
+        let channel: any Channel
+        switch configuration.endpoint {
+        case .tcp(let host, let port):
+            channel = try await bootstrap.connect(host: host, port: port).get()
+        case .unixSocket(let path):
+            channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+        }
+        let connection = RedisConnection(channel: channel, commandTimeout: commandTimeout)
+        do {
+            if let password = configuration.password {
+                var arguments: [RedisArgument] = []
+                if let username = configuration.username { arguments.append(RedisArgument(username)) }
+                arguments.append(RedisArgument(password))
+                _ = try await connection.send(RedisCommand("AUTH", arguments))
+            }
+            if configuration.database != 0 {
+                _ = try await connection.send(RedisCommand("SELECT", RedisArgument(configuration.database)))
+            }
+        } catch {
+            await connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// Sends one command; an error reply is thrown as `RedisError.server`.
+    @discardableResult
+    public func send(_ command: RedisCommand) async throws -> RedisReply {
+        let reply = try await reply(to: command).get()
+        if case .error(let message) = reply { throw RedisError(.server, message) }
+        return reply
+    }
+
+    /// Sends commands back to back and collects their replies in order; error replies stay
+    /// in the array as `.error`.
+    public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisReply] {
+        let futures = commands.map { reply(to: $0, flush: false) }
+        channel.flush()
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(futures.count)
+        for future in futures { replies.append(try await future.get()) }
+        return replies
+    }
+
+    /// Writes a command whose answers arrive as pushes (SUBSCRIBE and friends).
+    public func sendWithoutReply(_ command: RedisCommand) {
+        channel.writeAndFlush(RedisRequest(bytes: command.encoded(), promise: nil), promise: nil)
+    }
+
+    private func reply(to command: RedisCommand, flush: Bool = true) -> EventLoopFuture<RedisReply> {
+        let promise = channel.eventLoop.makePromise(of: RedisReply.self)
+        let request = RedisRequest(bytes: command.encoded(), promise: promise)
+        if flush {
+            channel.writeAndFlush(request, promise: nil)
+        } else {
+            channel.write(request, promise: nil)
+        }
+        let channel = self.channel
+        let timeout = channel.eventLoop.scheduleTask(in: commandTimeout) {
+            promise.fail(RedisError(.timeout, "no reply to \(command.name) within the timeout"))
+            channel.close(promise: nil)
+        }
+        promise.futureResult.whenComplete { _ in timeout.cancel() }
+        return promise.futureResult
+    }
+
+    public var isActive: Bool { channel.isActive }
+
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    public func close() async {
+        try? await channel.close()
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Synchronization
+
+/// A private `redis-server` on a free loopback port, without persistence, for one test.
+public final class RedisServerProcess: Sendable {
+    public let port: Int
+    private let process: Mutex<Process?>
+    private let directory: URL
+
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    private init(port: Int, directory: URL) {
+        self.port = port
+        self.process = Mutex(nil)
+        self.directory = directory
+    }
+
+    public static func start() async throws -> RedisServerProcess {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let server = RedisServerProcess(port: try freeLoopbackPort(), directory: directory)
+        try await server.launch()
+        return server
+    }
+
+    /// Starts (again) on the same port, e.g. after `kill()`.
+    public func launch() async throws {
+        guard
+            let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else {
+            throw TestSupportError("redis-server is not installed (apt-get install redis-server)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = [
+            "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", directory.path, "--loglevel", "warning",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process.withLock { $0 = process }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while clock.now < deadline {
+            if (try? ping()) == true { return }
+            try await clock.sleep(for: .milliseconds(20))
+        }
+        throw TestSupportError("redis-server on port \(port) did not answer PING")
+    }
+
+    /// SIGKILL: no goodbye to clients.
+    public func kill() {
+        process.withLock { process in
+            guard let running = process, running.isRunning else { return }
+            Foundation.kill(running.processIdentifier, SIGKILL)
+            running.waitUntilExit()
+            process = nil
+        }
+    }
+
+    public func stop() {
+        kill()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Runs one command through `redis-cli` and returns its output (for test set-up and checks).
+    @discardableResult
+    public func cli(_ arguments: String...) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+        process.arguments = ["-p", "\(port)"] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func ping() throws -> Bool {
+        try cli("PING") == "PONG"
+    }
+
+    deinit {
+        stop()
+    }
+}
