@@ -56,6 +56,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "AiravataCluster",
+            dependencies: [
+                "AiravataCore",
+                "AiravataProtocol",
+                "AiravataRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "AiravataServer",
             dependencies: [
                 "AiravataProtocol",
@@ -86,6 +98,8 @@ let package = Package(
                 "AiravataCore",
                 "AiravataServer",
                 "AiravataClient",
+                "AiravataCluster",
+                "AiravataRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -98,6 +112,11 @@ let package = Package(
         ),
         .target(
             name: "AiravataTestSupport",
+            dependencies: [
+                "AiravataProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/AiravataTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -127,6 +146,7 @@ let package = Package(
             name: "AiravataServerTests",
             dependencies: [
                 "AiravataServer", "AiravataCore", "AiravataProtocol", "AiravataClient", "airavata-gateway",
+                "AiravataTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -29,7 +29,7 @@ final class GatewayHTTPAPI: Sendable {
         case (.GET, "/readyz"), (.HEAD, "/readyz"):
             return readinessResponse()
         case (.GET, "/metrics"):
-            let body = metrics.exposition(statistics: gateway.statistics.snapshot())
+            let body = metrics.exposition(statistics: gateway.statistics.snapshot(), bus: gateway.busHealth())
             return HTTPResponse(
                 status: .ok,
                 contentType: "text/plain; version=0.0.4; charset=utf-8",
@@ -71,9 +71,19 @@ final class GatewayHTTPAPI: Sendable {
 
     private func readinessResponse() -> HTTPResponse {
         switch readiness.current {
-        case .ready: .json(.ok, .object(["status": .string("ready")]))
-        case .starting: .json(.serviceUnavailable, .object(["status": .string("starting")]))
-        case .draining: .json(.serviceUnavailable, .object(["status": .string("draining")]))
+        case .ready:
+            let health = gateway.busHealth()
+            guard health.ready else {
+                return .json(
+                    .serviceUnavailable,
+                    .object([
+                        "status": .string("degraded"), "reason": .string(health.reason ?? "event bus unavailable"),
+                    ])
+                )
+            }
+            return .json(.ok, .object(["status": .string("ready")]))
+        case .starting: return .json(.serviceUnavailable, .object(["status": .string("starting")]))
+        case .draining: return .json(.serviceUnavailable, .object(["status": .string("draining")]))
         }
     }
 

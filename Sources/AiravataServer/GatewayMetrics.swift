@@ -23,6 +23,11 @@ package final class GatewayMetrics: Sendable {
     private let deliveries: Counter
     private let averageLatency: Gauge
     private let reported = Mutex((events: 0, deliveries: 0))
+    private let busReady: Gauge
+    private let redisUp: [String: Gauge]
+    private let heartbeatAge: Gauge
+    private let gapFills: Gauge
+    private let replayed: Gauge
 
     package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -89,6 +94,34 @@ package final class GatewayMetrics: Sendable {
         deliveries = registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_deliveries_total", unitName: "", helpText: "Event frames handed to connections"))
+        busReady = registry.makeGauge(
+            descriptor: Self.descriptor("airavata_bus_ready", "1 while the event bus can carry events")
+        )
+        redisUp = Dictionary(
+            uniqueKeysWithValues: ["commands", "subscriber"].map { role in
+                (
+                    role,
+                    registry.makeGauge(
+                        descriptor: Self.descriptor("airavata_redis_up", "1 while the Redis connection is up"),
+                        labels: [("role", role)]
+                    )
+                )
+            }
+        )
+        heartbeatAge = registry.makeGauge(
+            descriptor: Self.descriptor(
+                "airavata_bus_heartbeat_age_seconds",
+                "Seconds since this node last heard its own heartbeat through Redis pub/sub"
+            )
+        )
+        gapFills = registry.makeGauge(
+            descriptor: Self.descriptor(
+                "airavata_bus_gap_fills", "Times a pub/sub gap was refilled from the replay log")
+        )
+        replayed = registry.makeGauge(
+            descriptor: Self.descriptor(
+                "airavata_bus_replayed_events", "Events delivered from the replay log after a gap")
+        )
         averageLatency = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_delivery_latency_average_seconds", unitName: "",
@@ -96,6 +129,10 @@ package final class GatewayMetrics: Sendable {
     }
 
     func connectionOpened() { opened.increment() }
+
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
     func connectionClosed() { closed.increment() }
     func messageReceived() { received.increment() }
     func rateLimited() { rateLimitedCounter.increment() }
@@ -115,7 +152,12 @@ package final class GatewayMetrics: Sendable {
     }
 
     /// The Prometheus text, with the core's lock-free counters brought up to date first.
-    package func exposition(statistics: StatisticsSnapshot) -> [UInt8] {
+    package func exposition(statistics: StatisticsSnapshot, bus: EventBusHealth) -> [UInt8] {
+        busReady.set(bus.ready ? 1.0 : 0.0)
+        for link in bus.links { redisUp[link.role]?.set(link.up ? 1.0 : 0.0) }
+        heartbeatAge.set(bus.heartbeatAgeSeconds ?? 0)
+        gapFills.set(Double(bus.gapFills))
+        replayed.set(Double(bus.replayedEvents))
         let (newEvents, newDeliveries) = reported.withLock { last in
             let delta = (statistics.totalMessages - last.events, statistics.deliveries - last.deliveries)
             last = (statistics.totalMessages, statistics.deliveries)

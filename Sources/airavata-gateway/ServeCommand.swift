@@ -1,3 +1,4 @@
+import AiravataCluster
 import AiravataCore
 import AiravataServer
 import ArgumentParser
@@ -24,6 +25,14 @@ struct ServeCommand: AsyncParsableCommand {
     var port: String?
     @Option(help: "Redis URL for clustering, redis://[:password@]host:port/db [AIRAVATA_REDIS_URL].")
     var redisURL: String?
+    @Option(help: "Prefix of every Redis key and channel [AIRAVATA_REDIS_KEY_PREFIX, default airavata].")
+    var redisKeyPrefix: String?
+    @Option(help: "How long a crashed node's connections keep counting [AIRAVATA_NODE_LEASE, default 30s].")
+    var nodeLease: String?
+    @Option(help: "Redis outage tolerated before /readyz fails [AIRAVATA_REDIS_OUTAGE_GRACE, default 5s].")
+    var redisOutageGrace: String?
+    @Option(help: "Events kept in the Redis replay log [AIRAVATA_REPLAY_LENGTH, default 100000].")
+    var replayLength: String?
     @Option(help: "HS256 secret shared by every node, at least 32 bytes [AIRAVATA_JWT_SECRET].")
     var jwtSecret: String?
     @Option(help: "Path to a PEM public key for RS256 or ES256 tokens [AIRAVATA_JWT_PUBLIC_KEY].")
@@ -81,15 +90,37 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as TokenConfigurationError {
             throw ValidationError(error.description)
         }
-        let gateway = Gateway(
-            configuration: settings.gateway,
-            verifier: verifier,
-            bus: EmbeddedEventBus(),
-            ownership: InMemoryOwnershipIndex(),
-            limiter: InMemoryConnectionLimiter(limits: settings.gateway.limits),
-            frames: WebSocketTextFrames(),
-            logger: logger
-        )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let gateway: Gateway
+        if let cluster = settings.cluster {
+            let node = ClusterNode(
+                configuration: cluster,
+                nodeID: settings.gateway.nodeID,
+                limits: settings.gateway.limits,
+                logger: logger
+            )
+            services.append(.init(service: node))
+            gateway = Gateway(
+                configuration: settings.gateway,
+                verifier: verifier,
+                bus: node.bus,
+                ownership: node.ownership,
+                limiter: node.limiter,
+                frames: WebSocketTextFrames(),
+                statisticsStore: node.statistics,
+                logger: logger
+            )
+        } else {
+            gateway = Gateway(
+                configuration: settings.gateway,
+                verifier: verifier,
+                bus: EmbeddedEventBus(),
+                ownership: InMemoryOwnershipIndex(),
+                limiter: InMemoryConnectionLimiter(limits: settings.gateway.limits),
+                frames: WebSocketTextFrames(),
+                logger: logger
+            )
+        }
         let eventLoops: any EventLoopGroup =
             settings.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
             ?? MultiThreadedEventLoopGroup.singleton
@@ -99,7 +130,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                // Services stop in reverse order: the server drains first, then the node leaves.
+                services: services + [.init(service: server)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

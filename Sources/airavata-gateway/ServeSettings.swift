@@ -1,4 +1,6 @@
+import AiravataCluster
 import AiravataCore
+import AiravataRedis
 import AiravataServer
 import ArgumentParser
 import Foundation
@@ -10,17 +12,33 @@ struct ServeSettings {
     var server: ServerConfiguration
     var token: TokenVerifierConfiguration
     var logLevel: Logger.Level
+    /// Set when --redis-url is given.
+    var cluster: ClusterConfiguration?
     /// nil: NIO's shared group, one thread per available core.
     var threads: Int?
 
     init(_ command: ServeCommand) throws {
         func setting(_ flag: String, _ value: String?) -> SettingValue { SettingValue(flag: flag, value: value) }
 
-        if let url = setting("redis-url", command.redisURL).string() {
-            throw ValidationError(
-                "--redis-url (\(url)): this build has only the embedded single-node bus; "
-                    + "clustering over Redis arrives with the cluster release. Run without --redis-url."
-            )
+        let redisSetting = setting("redis-url", command.redisURL)
+        if let url = redisSetting.string() {
+            let redis: RedisConfiguration
+            do {
+                redis = try RedisConfiguration(url: url)
+            } catch {
+                throw ValidationError("\(redisSetting.source): \(error.message)")
+            }
+            var cluster = ClusterConfiguration(redis: redis)
+            cluster.keyPrefix = setting("redis-key-prefix", command.redisKeyPrefix).string() ?? cluster.keyPrefix
+            cluster.nodeLeaseSeconds = try setting("node-lease", command.nodeLease)
+                .duration(default: cluster.nodeLeaseSeconds, minimum: 1)
+            cluster.outageGraceSeconds = try setting("redis-outage-grace", command.redisOutageGrace)
+                .duration(default: cluster.outageGraceSeconds)
+            cluster.replayLength = try setting("replay-length", command.replayLength)
+                .integer(default: cluster.replayLength, range: 100...100_000_000)
+            self.cluster = cluster
+        } else {
+            self.cluster = nil
         }
         var server = ServerConfiguration()
         server.host = setting("host", command.host).string() ?? server.host

@@ -93,13 +93,3 @@ struct RedisIntegrationTests {
         #expect(try await client.send(RedisCommand("PING")) == .status("PONG"))
     }
 }
-
-func eventually(within timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while clock.now < deadline {
-        if await condition() { return true }
-        try? await clock.sleep(for: .milliseconds(10))
-    }
-    return await condition()
-}

@@ -1,6 +1,7 @@
 import AiravataCore
 import AiravataProtocol
 import AiravataServer
+import AiravataTestSupport
 import Foundation
 import JWTKit
 import Testing

@@ -2,6 +2,7 @@ import AiravataClient
 import AiravataCore
 import AiravataProtocol
 import AiravataServer
+import AiravataTestSupport
 import Foundation
 import Testing
 

@@ -1,6 +1,7 @@
 import AiravataCore
 import AiravataProtocol
 import AiravataServer
+import AiravataTestSupport
 import Testing
 
 @Suite("Heartbeat: ping and pong both ways, dead clients")

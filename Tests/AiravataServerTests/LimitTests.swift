@@ -1,6 +1,7 @@
 import AiravataCore
 import AiravataProtocol
 import AiravataServer
+import AiravataTestSupport
 import Testing
 
 @Suite("Connection limits, rate limit, frame size")

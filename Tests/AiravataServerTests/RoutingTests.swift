@@ -1,6 +1,7 @@
 import AiravataCore
 import AiravataProtocol
 import AiravataServer
+import AiravataTestSupport
 import Testing
 
 /// Each test ends with a system broadcast as a sentinel: every connection receives it, so

@@ -1,6 +1,7 @@
 import AiravataCore
 import AiravataProtocol
 import AiravataServer
+import AiravataTestSupport
 
 /// One reference message per type, with the field names and JSON types of the protocol's
 /// examples (the values are ours). The server's messages must have exactly these shapes.

@@ -1,6 +1,7 @@
 import AiravataCore
 import AiravataProtocol
 import AiravataServer
+import AiravataTestSupport
 import Testing
 
 @Suite("Subscribe and unsubscribe")

@@ -1,4 +1,5 @@
 import AiravataProtocol
+import AiravataTestSupport
 
 /// Differences in field names and JSON types between a message and a reference,
 /// ignoring values. Paths name each difference, e.g. `data.task.workerId: expected null, got string`.

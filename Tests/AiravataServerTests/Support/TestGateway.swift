@@ -2,6 +2,7 @@ import AiravataClient
 import AiravataCore
 import AiravataProtocol
 import AiravataServer
+import AiravataTestSupport
 import Logging
 import NIOCore
 import NIOPosix

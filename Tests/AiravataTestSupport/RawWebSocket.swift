@@ -1,12 +1,12 @@
-import AiravataProtocol
-import NIOCore
+public import AiravataProtocol
+public import NIOCore
 import NIOPosix
 import Synchronization
 
 /// A deliberately low-level WebSocket client for tests: it speaks the wire format by hand,
 /// so a test can stay silent, skip answering pings, or send frames no library would.
-final class RawWebSocket: Sendable {
-    enum Event: Sendable, Equatable {
+public final class RawWebSocket: Sendable {
+    public enum Event: Sendable, Equatable {
         case text(String)
         case binary([UInt8])
         case ping([UInt8])
@@ -15,11 +15,15 @@ final class RawWebSocket: Sendable {
         case disconnected
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
-    let channel: any Channel
+    public let channel: any Channel
     private let inbox: Inbox
 
     private init(channel: any Channel, inbox: Inbox) {
@@ -29,7 +33,7 @@ final class RawWebSocket: Sendable {
 
     /// Opens a WebSocket to `path`; throws unless the server answers 101.
     /// With `answerPings`, ping frames are answered with pongs (as browsers do).
-    static func connect(
+    public static func connect(
         port: Int,
         path: String,
         headers: [(String, String)] = [],
@@ -58,16 +62,16 @@ final class RawWebSocket: Sendable {
         return RawWebSocket(channel: channel, inbox: inbox)
     }
 
-    func send(_ text: String) async throws {
+    public func send(_ text: String) async throws {
         try await sendFrame(opcode: 0x1, payload: Array(text.utf8))
     }
 
-    func send(_ value: JSONValue) async throws {
+    public func send(_ value: JSONValue) async throws {
         try await send(value.jsonString)
     }
 
     /// Sends one masked frame, as a client must.
-    func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true) async throws {
+    public func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true) async throws {
         var buffer = ByteBuffer()
         buffer.writeInteger((fin ? 0x80 : 0) | opcode)
         if payload.count < 126 {
@@ -85,7 +89,7 @@ final class RawWebSocket: Sendable {
         try await channel.writeAndFlush(buffer)
     }
 
-    func sendClose(code: UInt16 = 1000) async throws {
+    public func sendClose(code: UInt16 = 1000) async throws {
         var payload: [UInt8] = []
         payload.append(UInt8(code >> 8))
         payload.append(UInt8(code & 0xFF))
@@ -93,12 +97,12 @@ final class RawWebSocket: Sendable {
     }
 
     /// The next event, whatever it is.
-    func next(timeout: Duration = .seconds(10)) async throws -> Event {
+    public func next(timeout: Duration = .seconds(10)) async throws -> Event {
         try await inbox.next(timeout: timeout, eventLoop: channel.eventLoop)
     }
 
     /// The next JSON text message, skipping control frames. Fails on a close.
-    func nextMessage(timeout: Duration = .seconds(10)) async throws -> JSONValue {
+    public func nextMessage(timeout: Duration = .seconds(10)) async throws -> JSONValue {
         while true {
             switch try await next(timeout: timeout) {
             case .text(let text):
@@ -112,7 +116,7 @@ final class RawWebSocket: Sendable {
     }
 
     /// The next message whose `type` is `type`, skipping others (e.g. heartbeats).
-    func nextMessage(ofType type: String, timeout: Duration = .seconds(10)) async throws -> JSONValue {
+    public func nextMessage(ofType type: String, timeout: Duration = .seconds(10)) async throws -> JSONValue {
         while true {
             let message = try await nextMessage(timeout: timeout)
             if message["type"]?.stringValue == type { return message }
@@ -120,7 +124,7 @@ final class RawWebSocket: Sendable {
     }
 
     /// Skips messages until the server closes; returns the close code and reason.
-    func expectClose(timeout: Duration = .seconds(10)) async throws -> (code: UInt16?, reason: String) {
+    public func expectClose(timeout: Duration = .seconds(10)) async throws -> (code: UInt16?, reason: String) {
         while true {
             switch try await next(timeout: timeout) {
             case .close(let code, let reason): return (code, reason)
@@ -131,7 +135,7 @@ final class RawWebSocket: Sendable {
     }
 
     /// True if nothing but heartbeats arrives within `window`.
-    func expectSilence(for window: Duration) async throws -> JSONValue? {
+    public func expectSilence(for window: Duration) async throws -> JSONValue? {
         do {
             while true {
                 switch try await next(timeout: window) {
@@ -145,15 +149,15 @@ final class RawWebSocket: Sendable {
         }
     }
 
-    func close() {
+    public func close() {
         channel.close(promise: nil)
     }
 }
 
 /// Events from the reader, waited for with a timeout.
-final class Inbox: Sendable {
-    struct Timeout: Error, CustomStringConvertible {
-        let description = "timed out waiting for the server"
+public final class Inbox: Sendable {
+    public struct Timeout: Error, CustomStringConvertible {
+        public let description = "timed out waiting for the server"
     }
 
     private struct State {

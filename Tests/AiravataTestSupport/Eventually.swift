@@ -1,8 +1,6 @@
-import Testing
-
 /// Waits (bounded) for a condition the node reaches asynchronously, such as a released
 /// connection lease; returns whether it held in time.
-func eventually(
+public func eventually(
     within timeout: Duration = .seconds(5),
     _ condition: () async throws -> Bool
 ) async rethrows -> Bool {

@@ -1,0 +1,50 @@
+/// The Lua scripts the cluster runs in Redis. Each runs atomically, which is the point:
+/// append-and-publish cannot interleave with another node's, and an admission check
+/// cannot race another node's.
+enum ClusterScripts {
+    /// KEYS: stream, channel, accepted counter. ARGV: max length, then one payload per event.
+    /// Appends each event to the replay stream and publishes "<entry id>\n<payload>";
+    /// returns the entry ids, which are the events' cursors.
+    static let publish = """
+        local ids = {}
+        for i = 2, #ARGV do
+          local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+          redis.call('PUBLISH', KEYS[2], id .. '\\n' .. ARGV[i])
+          ids[i - 1] = id
+        end
+        redis.call('INCRBY', KEYS[3], #ARGV - 1)
+        return ids
+        """
+
+    /// KEYS: user hash, IP hash, all-connections hash. ARGV: instance, lease key prefix,
+    /// user limit, IP limit, global limit. Each hash maps node instance → count; counts of
+    /// instances whose lease expired are dropped, so a crashed node stops counting.
+    /// Returns 'ok' (and counts the connection) or the name of the limit that refused it.
+    static let admit = """
+        local function live(key)
+          local total = 0
+          local entries = redis.call('HGETALL', key)
+          for i = 1, #entries, 2 do
+            if redis.call('EXISTS', ARGV[2] .. entries[i]) == 1 then
+              total = total + tonumber(entries[i + 1])
+            else
+              redis.call('HDEL', key, entries[i])
+            end
+          end
+          return total
+        end
+        if live(KEYS[3]) >= tonumber(ARGV[5]) then return 'global' end
+        if live(KEYS[1]) >= tonumber(ARGV[3]) then return 'user' end
+        if live(KEYS[2]) >= tonumber(ARGV[4]) then return 'ip' end
+        for i = 1, 3 do redis.call('HINCRBY', KEYS[i], ARGV[1], 1) end
+        return 'ok'
+        """
+
+    /// KEYS: the three hashes. ARGV: instance. Gives one connection back.
+    static let release = """
+        for i = 1, 3 do
+          if redis.call('HINCRBY', KEYS[i], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[i], ARGV[1]) end
+        end
+        return 'ok'
+        """
+}

@@ -1,0 +1,262 @@
+package import AiravataCore
+package import AiravataRedis
+package import Logging
+import NIOCore
+import Synchronization
+
+/// The cluster's event path (design §4): one Lua call appends a batch to the replay stream
+/// and publishes it; every node reads the one events channel through its subscriber
+/// connection and routes to its local clients. After the subscriber reconnects, the node
+/// reads what it missed from the stream, so a Redis blip loses no accepted event.
+package final class RedisEventBus: EventBus {
+    private struct State {
+        var sink: (@Sendable (DeliveredEvent) -> Void)?
+        var lastCursor: StreamID?
+        /// While a gap is being filled from the stream, live messages wait here.
+        var filling = false
+        var held: [(StreamID, [UInt8])] = []
+        var subscribedOnce = false
+        var lastHeartbeatNanos: UInt64 = 0
+        var gapFills = 0
+        var replayed = 0
+    }
+
+    private let client: RedisClient
+    private let subscriber: RedisSubscriber
+    private let keys: RedisKeys
+    private let configuration: ClusterConfiguration
+    private let instance: String
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let fillRequests: AsyncStream<Void>.Continuation
+    private let fillStream: AsyncStream<Void>
+
+    package init(client: RedisClient, configuration: ClusterConfiguration, instance: String, logger: Logger) {
+        self.client = client
+        self.configuration = configuration
+        self.keys = RedisKeys(prefix: configuration.keyPrefix)
+        self.instance = instance
+        self.logger = logger
+        (fillStream, fillRequests) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let receiver = Receiver()
+        subscriber = RedisSubscriber(
+            configuration: configuration.redis,
+            logger: logger,
+            onMessage: { channel, payload in receiver.bus?.received(channel: channel, payload: payload) },
+            onResubscribed: { receiver.bus?.resubscribed() }
+        )
+        receiver.bus = self
+    }
+
+    /// Lets the subscriber's callbacks reach the bus without a retain cycle.
+    private final class Receiver: @unchecked Sendable {  // set once, before the subscriber runs
+        weak var bus: RedisEventBus?
+    }
+
+    // MARK: Publishing
+
+    package func publish(_ events: [GatewayEvent]) async throws -> [String] {
+        var arguments: [RedisArgument] = [
+            RedisArgument(ClusterScripts.publish), 3, RedisArgument(keys.eventStream),
+            RedisArgument(keys.eventChannel), RedisArgument(keys.acceptedCounter),
+            RedisArgument(configuration.replayLength),
+        ]
+        arguments += events.map { RedisArgument(bytes: EventWireFormat.encode($0)) }
+        let reply: RedisReply
+        do {
+            reply = try await client.send(RedisCommand("EVAL", arguments))
+        } catch {
+            throw EventBusUnavailableError("cannot reach Redis to publish: \(error)")
+        }
+        guard let ids = reply.array?.compactMap(\.string), ids.count == events.count else {
+            throw EventBusUnavailableError("unexpected reply to the publish script: \(reply)")
+        }
+        return ids
+    }
+
+    // MARK: Receiving
+
+    package func run(sink: @escaping @Sendable (DeliveredEvent) -> Void) async throws {
+        state.withLock { $0.sink = sink }
+        subscriber.subscribe(keys.eventChannel)
+        subscriber.subscribe(keys.heartbeatChannel(instance: instance))
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.subscriber.run() }
+            group.addTask { await self.fillLoop() }
+            group.addTask { await self.heartbeatLoop() }
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(3600))
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func received(channel: String, payload: ByteBuffer) {
+        if channel == keys.eventChannel {
+            let bytes = Array(payload.readableBytesView)
+            guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")),
+                let cursor = StreamID(String(decoding: bytes[..<newline], as: UTF8.self))
+            else {
+                logger.warning("malformed message on the events channel")
+                return
+            }
+            let body = Array(bytes[(newline + 1)...])
+            state.withLock { state in
+                if state.filling {
+                    state.held.append((cursor, body))
+                } else {
+                    deliver(cursor, body, state: &state)
+                }
+            }
+        } else {
+            let now = NIODeadline.now().uptimeNanoseconds
+            state.withLock { $0.lastHeartbeatNanos = now }
+        }
+    }
+
+    /// Under the lock, so that stream fills and live messages leave in cursor order.
+    private func deliver(_ cursor: StreamID, _ body: [UInt8], state: inout State) {
+        if let last = state.lastCursor, cursor <= last { return }
+        state.lastCursor = cursor
+        guard let event = EventWireFormat.decode(body) else {
+            logger.warning("undecodable event on the bus", metadata: ["cursor": "\(cursor)"])
+            return
+        }
+        state.sink?(DeliveredEvent(event: event, cursor: cursor.description))
+    }
+
+    private func resubscribed() {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let needsFill = state.withLock { state -> Bool in
+            state.lastHeartbeatNanos = now
+            defer { state.subscribedOnce = true }
+            guard state.subscribedOnce, state.lastCursor != nil else { return false }
+            state.filling = true
+            return true
+        }
+        if needsFill { fillRequests.yield() }
+    }
+
+    private func fillLoop() async {
+        for await _ in fillStream {
+            var attempts = 0
+            while !Task.isCancelled {
+                do {
+                    try await fillGap()
+                    break
+                } catch {
+                    attempts += 1
+                    logger.warning(
+                        "replay after reconnect failed; retrying",
+                        metadata: ["error": "\(error)", "attempt": "\(attempts)"])
+                    try? await Task.sleep(for: .milliseconds(min(2000, 50 * (1 << min(attempts, 6)))))
+                }
+            }
+        }
+    }
+
+    /// Reads the stream after the last delivered cursor, delivers it, then releases the live
+    /// messages that arrived meanwhile.
+    private func fillGap() async throws {
+        let page = 500
+        var replayed = 0
+        while true {
+            guard let after = state.withLock({ $0.lastCursor }) else { break }
+            let reply = try await client.send(
+                RedisCommand(
+                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument("(\(after)"), "+", "COUNT",
+                    RedisArgument(page))
+            )
+            let entries = reply.array ?? []
+            state.withLock { state in
+                for entry in entries {
+                    guard let parts = entry.array, parts.count == 2, let id = parts[0].string.flatMap(StreamID.init),
+                        let fields = parts[1].array, fields.count >= 2, case .bulk(let body) = fields[1]
+                    else { continue }
+                    deliver(id, Array(body.readableBytesView), state: &state)
+                    replayed += 1
+                }
+            }
+            if entries.count < page { break }
+        }
+        let released = state.withLock { state -> Int in
+            let held = state.held
+            state.held = []
+            state.filling = false
+            for (cursor, body) in held { deliver(cursor, body, state: &state) }
+            state.gapFills += 1
+            state.replayed += replayed
+            return held.count
+        }
+        logger.info(
+            "filled the pub/sub gap from the replay log", metadata: ["replayed": "\(replayed)", "held": "\(released)"])
+    }
+
+    // MARK: Heartbeat
+
+    /// Publishes to this node's own channel; a subscriber that stops hearing it is presumed
+    /// half-open and rebuilt.
+    private func heartbeatLoop() async {
+        let interval = configuration.heartbeatSeconds
+        let limitNanos = UInt64(max(3 * interval, 1) * 1e9)
+        var sequence = 0
+        while (try? await Task.sleep(for: .milliseconds(Int64(interval * 1000)))) != nil {
+            sequence += 1
+            _ = try? await client.send(
+                RedisCommand(
+                    "PUBLISH", RedisArgument(keys.heartbeatChannel(instance: instance)), RedisArgument(sequence))
+            )
+            let now = NIODeadline.now().uptimeNanoseconds
+            let silent = state.withLock { state -> Bool in
+                guard state.subscribedOnce, now &- state.lastHeartbeatNanos > limitNanos else { return false }
+                state.lastHeartbeatNanos = now
+                return true
+            }
+            if silent, client.link == .connected, subscriber.link == .connected {
+                logger.warning("no heartbeat through Redis pub/sub; rebuilding the subscriber connection")
+                subscriber.reconnect()
+            }
+        }
+    }
+
+    // MARK: Health
+
+    package func health() -> EventBusHealth {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let (subscribedOnce, lastHeartbeat, gapFills, replayed) = state.withLock {
+            ($0.subscribedOnce, $0.lastHeartbeatNanos, $0.gapFills, $0.replayed)
+        }
+        let grace = UInt64(configuration.outageGraceSeconds * 1e9)
+        func down(_ link: RedisLinkState) -> UInt64? {
+            switch link {
+            case .connected: nil
+            case .connecting: .max
+            case .disconnected(let since): now &- since
+            }
+        }
+        let heartbeatAge = subscribedOnce ? Double(now &- lastHeartbeat) / 1e9 : nil
+        var reason: String?
+        if !subscribedOnce {
+            reason = "not yet subscribed to Redis pub/sub"
+        } else if let outage = down(client.link), outage > grace {
+            reason = "Redis unreachable (commands)"
+        } else if let outage = down(subscriber.link), outage > grace {
+            reason = "Redis unreachable (pub/sub)"
+        } else if let heartbeatAge,
+            heartbeatAge > max(configuration.outageGraceSeconds, 3 * configuration.heartbeatSeconds)
+        {
+            reason = "no heartbeat through Redis pub/sub for \(Int(heartbeatAge)) s"
+        }
+        return EventBusHealth(
+            ready: reason == nil,
+            reason: reason,
+            links: [
+                .init(role: "commands", up: client.link == .connected),
+                .init(role: "subscriber", up: subscriber.link == .connected),
+            ],
+            heartbeatAgeSeconds: heartbeatAge,
+            gapFills: gapFills,
+            replayedEvents: replayed
+        )
+    }
+}
