@@ -132,6 +132,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "AiravataClusterTests",
+            dependencies: [
+                "AiravataTestSupport", "AiravataProtocol", "AiravataCore", "AiravataClient", "airavata-gateway",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AiravataProtocolTests",
             dependencies: ["AiravataProtocol"],
             swiftSettings: swiftSettings

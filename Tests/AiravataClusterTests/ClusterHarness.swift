@@ -1,0 +1,190 @@
+import AiravataClient
+import AiravataCore
+import AiravataProtocol
+import AiravataTestSupport
+import Foundation
+import Synchronization
+
+/// A real Redis and N real gateway processes on loopback ports.
+final class ClusterHarness: Sendable {
+    static let secret = "cluster-test-secret-that-is-long-enough-0123456789"
+
+    struct Node: Sendable {
+        let name: String
+        let port: Int
+        let process: Process
+    }
+
+    let redis: RedisServerProcess
+    private let nodes: Mutex<[Node]>
+    private let arguments: [String]
+    let issuer: TokenIssuer
+
+    private init(redis: RedisServerProcess, arguments: [String], issuer: TokenIssuer) {
+        self.redis = redis
+        self.nodes = Mutex([])
+        self.arguments = arguments
+        self.issuer = issuer
+    }
+
+    static func binary() throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            root.appendingPathComponent(".build/debug"),
+        ]
+        for directory in candidates {
+            let path = directory.appendingPathComponent("airavata-gateway").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw TestSupportError("airavata-gateway binary not found near \(candidates)")
+    }
+
+    /// Starts Redis and `count` nodes with the extra `serve` arguments, and waits until
+    /// every node is ready.
+    static func start(nodes count: Int = 3, arguments: [String] = []) async throws -> ClusterHarness {
+        let redis = try await RedisServerProcess.start()
+        let harness = ClusterHarness(
+            redis: redis,
+            arguments: arguments,
+            issuer: await TokenIssuer(hmacSecret: secret)
+        )
+        for index in 0..<count {
+            try harness.launch(name: "n\(index + 1)")
+        }
+        for index in 0..<count {
+            guard await eventually(within: .seconds(20), { await harness.isReady(index) }) else {
+                harness.stop()
+                throw TestSupportError("node n\(index + 1) did not become ready")
+            }
+        }
+        return harness
+    }
+
+    @discardableResult
+    func launch(name: String) throws -> Int {
+        let port = try freeLoopbackPort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.arguments =
+            [
+                "serve", "--host", "127.0.0.1", "--port", "\(port)", "--node-id", name, "--redis-url", redis.url,
+                "--drain-delay", "0", "--stats-interval", "0", "--log-level", "warning",
+            ] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["AIRAVATA_JWT_SECRET": Self.secret]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        nodes.withLock { $0.append(Node(name: name, port: port, process: process)) }
+        return nodes.withLock { $0.count - 1 }
+    }
+
+    func node(_ index: Int) -> Node { nodes.withLock { $0[index] } }
+
+    func http(_ index: Int) -> GatewayHTTPClient { GatewayHTTPClient(host: "127.0.0.1", port: node(index).port) }
+
+    func isReady(_ index: Int) async -> Bool {
+        (try? await http(index).request(method: "GET", path: "/readyz").status) == 200
+    }
+
+    func readiness(_ index: Int) async -> Int? {
+        try? await http(index).request(method: "GET", path: "/readyz").status
+    }
+
+    func token(_ user: String, projects: [String] = [], roles: [String] = []) async throws -> String {
+        try await issuer.token(subject: user, projects: projects, roles: roles)
+    }
+
+    /// Connects to node `index` and waits until admitted (a ping is answered).
+    func connect(
+        _ index: Int,
+        _ path: String,
+        user: String,
+        projects: [String] = [],
+        roles: [String] = []
+    ) async throws -> RawWebSocket {
+        let token = try await token(user, projects: projects, roles: roles)
+        let socket = try await RawWebSocket.connect(port: node(index).port, path: "\(path)?token=\(token)")
+        try await socket.send(.object(["type": .string("ping")]))
+        _ = try await socket.nextMessage(ofType: "pong")
+        return socket
+    }
+
+    @discardableResult
+    func publish(_ index: Int, _ events: JSONValue) async throws -> JSONValue {
+        let service = try await token("producer", roles: ["service"])
+        let response = try await http(index).publish(json: events.jsonString, token: service)
+        guard response.status == 202 else {
+            throw TestSupportError("publish to node \(index) answered \(response.status): \(response.bodyString)")
+        }
+        return try JSONValue(parsing: response.bodyString)
+    }
+
+    func stats(_ index: Int) async throws -> JSONValue {
+        try JSONValue(parsing: try await http(index).request(method: "GET", path: "/api/v1/stats").bodyString)
+    }
+
+    /// SIGKILL: the node gets no chance to tidy up.
+    func kill9(_ index: Int) {
+        let process = node(index).process
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func stop() {
+        for node in nodes.withLock({ $0 }) where node.process.isRunning {
+            node.process.terminate()
+            node.process.waitUntilExit()
+        }
+        redis.stop()
+    }
+
+    static func with<T>(
+        nodes count: Int = 3,
+        arguments: [String] = [],
+        _ body: (ClusterHarness) async throws -> T
+    ) async throws -> T {
+        let harness = try await start(nodes: count, arguments: arguments)
+        defer { harness.stop() }
+        return try await body(harness)
+    }
+}
+
+enum ClusterEvents {
+    static func experiment(_ type: String = "experiment_updated", id: String, project: String, owner: String)
+        -> JSONValue
+    {
+        .object([
+            "type": .string(type),
+            "data": .object([
+                "experiment": .object([
+                    "id": .string(id), "status": .string("RUNNING"), "ownerId": .string(owner),
+                    "projectId": .string(project),
+                ])
+            ]),
+        ])
+    }
+
+    static func task(id: String, experiment: String) -> JSONValue {
+        .object([
+            "type": .string("task_updated"),
+            "data": .object(["task": .object(["id": .string(id), "experimentId": .string(experiment)])]),
+        ])
+    }
+
+    static func worker(id: String) -> JSONValue {
+        .object(["type": .string("worker_updated"), "data": .object(["worker": .object(["id": .string(id)])])])
+    }
+
+    static func system(_ note: String) -> JSONValue {
+        .object(["type": .string("system_status"), "data": .object(["notice": .string(note)])])
+    }
+
+    static func progress(experiment: String, sequence: Int) -> JSONValue {
+        .object([
+            "type": .string("experiment_progress"),
+            "data": .object(["experimentId": .string(experiment), "completedTasks": .integer(sequence)]),
+        ])
+    }
+}

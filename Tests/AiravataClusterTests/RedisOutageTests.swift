@@ -1,0 +1,95 @@
+import AiravataClient
+import AiravataProtocol
+import AiravataTestSupport
+import Synchronization
+import Testing
+
+@Suite("Cluster: Redis outages", .serialized)
+struct RedisOutageTests {
+    final class Counters: Sendable {
+        let published = Atomic<Int>(0)
+        let kills = Atomic<Int>(0)
+    }
+
+    @Test("Redis killed and restarted: clients stay, readiness shows the outage, delivery resumes")
+    func redisRestart() async throws {
+        try await ClusterHarness.with(arguments: ["--redis-outage-grace", "1"]) { cluster in
+            let listener = try await cluster.connect(1, "/ws/projects/p-1", user: "m", projects: ["p-1"])
+            defer { listener.close() }
+            try await cluster.publish(0, ClusterEvents.experiment(id: "e-1", project: "p-1", owner: "u"))
+            _ = try await listener.nextMessage()
+
+            cluster.redis.kill()
+            #expect(await eventually(within: .seconds(10)) { await cluster.readiness(0) == 503 })
+            #expect(await eventually(within: .seconds(10)) { await cluster.readiness(1) == 503 })
+            // Events offered meanwhile are refused, never silently dropped.
+            let service = try await cluster.token("producer", roles: ["service"])
+            let refused = try await cluster.http(0).publish(
+                json: ClusterEvents.experiment(id: "e-1", project: "p-1", owner: "u").jsonString,
+                token: service
+            )
+            #expect(refused.status == 503)
+
+            try await cluster.redis.launch()
+            let back = await eventually(within: .seconds(20)) {
+                let first = await cluster.isReady(0)
+                let second = await cluster.isReady(1)
+                return first && second
+            }
+            #expect(back)
+            try await cluster.publish(0, ClusterEvents.experiment(id: "e-1", project: "p-1", owner: "u"))
+            let resumed = try await listener.nextMessage(timeout: .seconds(10))
+            #expect(resumed["type"]?.stringValue == "experiment_updated")
+        }
+    }
+
+    @Test("subscriber connections killed while events flow: every client still gets every event")
+    func subscriberKilledMidStream() async throws {
+        try await ClusterHarness.with { cluster in
+            let listeners = [
+                try await cluster.connect(1, "/ws/experiments/e-1", user: "u"),
+                try await cluster.connect(2, "/ws/experiments/e-1", user: "u"),
+            ]
+            defer { listeners.forEach { $0.close() } }
+            try await cluster.publish(
+                0, ClusterEvents.experiment("experiment_created", id: "e-1", project: "p", owner: "u"))
+            let total = 600
+            let counters = Counters()
+
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for sequence in 0..<total {
+                        try await cluster.publish(0, ClusterEvents.progress(experiment: "e-1", sequence: sequence))
+                        counters.published.store(sequence + 1, ordering: .relaxed)
+                    }
+                }
+                // Cut every subscriber connection again and again while events flow.
+                group.addTask {
+                    while counters.published.load(ordering: .relaxed) < total - 50 {
+                        if counters.published.load(ordering: .relaxed) > 50 {
+                            try cluster.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+                            counters.kills.add(1, ordering: .relaxed)
+                        }
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(counters.kills.load(ordering: .relaxed) >= 2, "the subscribers were not cut while events flowed")
+            for socket in listeners {
+                _ = try await socket.nextMessage()  // experiment_created
+                var sequence: [Int] = []
+                do {
+                    for _ in 0..<total {
+                        let message = try await socket.nextMessage(timeout: .seconds(10))
+                        sequence.append(Int(message["data"]?["completedTasks"]?.doubleValue ?? -1))
+                    }
+                } catch is Inbox.Timeout {
+                    let missing = Set(0..<total).subtracting(sequence).sorted()
+                    Issue.record("received \(sequence.count) of \(total); first missing: \(missing.prefix(10))")
+                }
+                #expect(sequence == Array(0..<total), "missing or reordered around a subscriber kill")
+            }
+        }
+    }
+}
