@@ -57,21 +57,36 @@ public struct GatewayHTTPClient: Sendable {
             head.headers.add(name: "connection", value: "close")
             for (name, value) in headers { head.headers.add(name: name, value: value) }
             if let body { head.headers.add(name: "content-length", value: String(body.readableBytes)) }
-            try await outbound.write(.head(head))
-            if let body { try await outbound.write(.body(.byteBuffer(body))) }
-            try await outbound.write(.end(nil))
-            var response = Response(status: 0, headers: [], body: ByteBuffer())
-            for try await part in inbound {
-                switch part {
-                case .head(let responseHead):
-                    response.status = Int(responseHead.status.code)
-                    response.headers = responseHead.headers.map { ($0.name, $0.value) }
-                case .body(var chunk):
-                    response.body.writeBuffer(&chunk)
-                case .end:
-                    return response
-                }
+            // A server may answer (413, say) and close before it has read the whole body:
+            // keep the write error, and prefer the answer if one arrived.
+            var writeError: (any Error)?
+            do {
+                try await outbound.write(.head(head))
+                if let body { try await outbound.write(.body(.byteBuffer(body))) }
+                try await outbound.write(.end(nil))
+            } catch {
+                writeError = error
             }
+            var response = Response(status: 0, headers: [], body: ByteBuffer())
+            do {
+                for try await part in inbound {
+                    switch part {
+                    case .head(let responseHead):
+                        response.status = Int(responseHead.status.code)
+                        response.headers = responseHead.headers.map { ($0.name, $0.value) }
+                    case .body(var chunk):
+                        response.body.writeBuffer(&chunk)
+                    case .end:
+                        return response
+                    }
+                }
+            } catch {
+                // Reading failed too; a complete head is still worth returning.
+                if response.status != 0 { return response }
+                throw writeError ?? error
+            }
+            if response.status != 0, writeError != nil { return response }
+            if let writeError { throw writeError }
             throw GatewayClientError("connection closed before the response was complete")
         }
     }
