@@ -28,17 +28,7 @@ final class ClusterHarness: Sendable {
     }
 
     static func binary() throws -> String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            root.appendingPathComponent(".build/debug"),
-        ]
-        for directory in candidates {
-            let path = directory.appendingPathComponent("airavata-gateway").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        throw TestSupportError("airavata-gateway binary not found near \(candidates)")
+        try gatewayBinary()
     }
 
     /// Starts Redis and `count` nodes with the extra `serve` arguments, and waits until

@@ -10,15 +10,7 @@ import Testing
 @Suite("Command line and process lifecycle")
 struct CommandLineTests {
     static func binary() throws -> String {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            JavaScriptClientTests.repositoryRoot.appendingPathComponent(".build/debug"),
-        ]
-        for directory in candidates {
-            let path = directory.appendingPathComponent("airavata-gateway").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        throw RawWebSocket.Failure(description: "airavata-gateway binary not found near \(candidates)")
+        try gatewayBinary()
     }
 
     /// Runs the binary to completion; returns exit status and combined output.
@@ -37,21 +29,7 @@ struct CommandLineTests {
     }
 
     static func freePort() throws -> Int {
-        // Bind to port 0 through a throw-away node to learn a free port.
-        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
+        try freeLoopbackPort()
     }
 
     @Test("--help names every flag of the design and its environment variable")
