@@ -4,6 +4,7 @@ package import Logging
 package import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import ServiceLifecycle
 
@@ -143,6 +144,9 @@ package final class GatewayServer: Service {
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = configuration.tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     let upgrader = NIOWebSocketServerUpgrader(
                         maxFrameSize: configuration.maxFrameSize,
                         automaticErrorHandling: true,

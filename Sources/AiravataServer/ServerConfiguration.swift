@@ -1,3 +1,5 @@
+package import NIOSSL
+
 /// Settings of the HTTP/WebSocket front of a node.
 package struct ServerConfiguration: Sendable {
     package var host: String
@@ -18,6 +20,8 @@ package struct ServerConfiguration: Sendable {
     package var trustedProxies: TrustedProxies
     /// After SIGTERM: how long to keep serving with readiness off before closing clients.
     package var drainDelaySeconds: Double
+    /// Set to serve `wss://` and `https://` directly, without a TLS-terminating proxy.
+    package var tls: NIOSSLContext?
     /// After the drain delay, closes are spread over this window (capped at half the timeout).
     package var drainSpreadSeconds: Double = 2
     /// After SIGTERM: the longest wait for clients to leave before exiting.

@@ -71,6 +71,10 @@ struct ServeCommand: AsyncParsableCommand {
     var maxBodySize: String?
     @Option(help: "Event-loop threads serving connections [AIRAVATA_THREADS, default: one per available core].")
     var threads: String?
+    @Option(help: "PEM certificate chain: serve wss:// and https:// directly [AIRAVATA_TLS_CERT].")
+    var tlsCert: String?
+    @Option(help: "PEM private key for --tls-cert [AIRAVATA_TLS_KEY].")
+    var tlsKey: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical [AIRAVATA_LOG_LEVEL, default info].")
     var logLevel: String?
     @Flag(help: "Development mode: generate a secret if none is set and print ready-to-use tokens and commands.")

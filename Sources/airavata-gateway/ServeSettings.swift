@@ -5,6 +5,7 @@ import AiravataServer
 import ArgumentParser
 import Foundation
 import Logging
+import NIOSSL
 
 /// Everything `serve` needs, resolved from flags, environment and defaults, and checked.
 struct ServeSettings {
@@ -54,6 +55,10 @@ struct ServeSettings {
             setting("trusted-proxies", command.trustedProxies).string() ?? "",
             source: setting("trusted-proxies", command.trustedProxies).source
         )
+        server.tls = try Self.tlsContext(
+            certificate: setting("tls-cert", command.tlsCert),
+            key: setting("tls-key", command.tlsKey)
+        )
         let drainDelayDefault = command.dev ? 0 : server.drainDelaySeconds
         server.drainDelaySeconds = try setting("drain-delay", command.drainDelay).duration(default: drainDelayDefault)
         server.drainTimeoutSeconds = try setting("drain-timeout", command.drainTimeout)
@@ -99,5 +104,29 @@ struct ServeSettings {
         self.server = server
         self.token = token
         self.logLevel = level
+    }
+
+    private static func tlsContext(certificate: SettingValue, key: SettingValue) throws -> NIOSSLContext? {
+        switch (certificate.string(), key.string()) {
+        case (nil, nil):
+            return nil
+        case (let certificatePath?, let keyPath?):
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map {
+                    NIOSSLCertificateSource.certificate($0)
+                }
+                let privateKey = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+                let configuration = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: chain,
+                    privateKey: .privateKey(privateKey)
+                )
+                return try NIOSSLContext(configuration: configuration)
+            } catch {
+                throw ValidationError(
+                    "\(certificate.source)/\(key.source): cannot load the TLS certificate or key: \(error)")
+            }
+        default:
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
     }
 }

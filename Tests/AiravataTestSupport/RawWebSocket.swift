@@ -1,6 +1,7 @@
 public import AiravataProtocol
 public import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A deliberately low-level WebSocket client for tests: it speaks the wire format by hand,
@@ -37,12 +38,22 @@ public final class RawWebSocket: Sendable {
         port: Int,
         path: String,
         headers: [(String, String)] = [],
-        answerPings: Bool = true
+        answerPings: Bool = true,
+        tls: Bool = false
     ) async throws -> RawWebSocket {
         let inbox = Inbox()
+        // Tests use self-signed certificates: encryption without verification.
+        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+        tlsConfiguration.certificateVerification = .none
+        let tlsContext = tls ? try NIOSSLContext(configuration: tlsConfiguration) : nil
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tlsContext, serverHostname: nil)
+                        )
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         FrameReader(inbox: inbox, answerPings: answerPings)
                     )
