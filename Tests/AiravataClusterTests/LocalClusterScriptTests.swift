@@ -1,0 +1,87 @@
+import AiravataClient
+import AiravataProtocol
+import AiravataTestSupport
+import Foundation
+import Testing
+
+/// `cluster/start.sh` brings up Redis, three nodes and HAProxy in one command, and a
+/// plain protocol client works through HAProxy.
+@Suite("Local cluster scripts behind HAProxy", .serialized)
+struct LocalClusterScriptTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static func run(_ script: String, _ arguments: [String], environment: [String: String]) throws -> (Int32, String) {
+        let process = Process()
+        // Through Python, which closes inherited descriptors for its child: Foundation's
+        // Process watches one of its own, and daemons the script starts would hold it open
+        // (waitUntilExit would never return).
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments =
+            [
+                "python3", "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
+                "bash", root.appendingPathComponent(script).path,
+            ] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // A file, not a pipe: daemons the script starts must not keep the caller waiting for EOF.
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("script-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        defer { try? FileManager.default.removeItem(at: log) }
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        process.waitUntilExit()
+        try handle.close()
+        let data = try Data(contentsOf: log)
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("start.sh, a spec-style client through HAProxy, stop.sh")
+    func clusterThroughHAProxy() async throws {
+        let runDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString)")
+        // Three consecutive node ports from a random spot in a quiet range.
+        let base = Int.random(in: 21_000..<29_000)
+        let environment = [
+            "RUN_DIR": runDirectory.path, "FRONT_PORT": "\(try freeLoopbackPort())", "NODE_BASE_PORT": "\(base)",
+            "REDIS_PORT": "\(try freeLoopbackPort())", "BIN": try ClusterHarness.binary(),
+            "AIRAVATA_JWT_SECRET": ClusterHarness.secret,
+        ]
+        let frontPort = Int(environment["FRONT_PORT"] ?? "") ?? 0
+        let (status, output) = try Self.run("cluster/start.sh", ["3"], environment: environment)
+        defer {
+            _ = try? Self.run("cluster/stop.sh", [], environment: environment)
+            try? FileManager.default.removeItem(at: runDirectory)
+        }
+        try #require(status == 0, "start.sh failed:\n\(output)")
+        #expect(output.contains("cluster up: 3 nodes"))
+
+        let node = try #require(ProcessRunner.which("node"), "node (20.10+) is needed for this test")
+        let token = try String(contentsOf: runDirectory.appendingPathComponent("user.token"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let client = try ProcessRunner(
+            executable: node,
+            arguments: [
+                "--experimental-websocket", Self.root.appendingPathComponent("clients/js/basic-client.mjs").path,
+                "--url", "ws://127.0.0.1:\(frontPort)", "--token", token, "--experiment", "exp-1", "--count", "1",
+            ]
+        )
+        defer { client.terminate() }
+        let subscribed = try await client.nextJSONLine()
+        #expect(subscribed["kind"]?.stringValue == "subscribed", "got \(subscribed.jsonString)")
+
+        let service = try String(contentsOf: runDirectory.appendingPathComponent("service.token"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let event =
+            #"{"type":"experiment_updated","data":{"experiment":{"id":"exp-1","ownerId":"demo-user","projectId":"demo-project"}}}"#
+        let response = try await GatewayHTTPClient(host: "127.0.0.1", port: frontPort).publish(
+            json: event, token: service)
+        #expect(response.status == 202)
+        let delivered = try await client.nextJSONLine()
+        #expect(delivered["message"]?["type"]?.stringValue == "experiment_updated")
+
+        let (stopStatus, stopOutput) = try Self.run("cluster/stop.sh", [], environment: environment)
+        #expect(stopStatus == 0, "stop.sh failed:\n\(stopOutput)")
+        #expect(!FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("redis.pid").path))
+    }
+}
