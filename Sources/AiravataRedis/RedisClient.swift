@@ -35,45 +35,27 @@ public final class RedisClient: Sendable {
 
     /// Keeps the connection up until the task is cancelled.
     public func run() async {
-        var backoff = Backoff()
-        while !Task.isCancelled {
-            do {
+        await ReconnectLoop(configuration: configuration, role: "commands", logger: logger).run(
+            connect: {
                 let connection = try await RedisConnection.connect(to: configuration, on: eventLoop)
                 try await onConnect(connection)
+                return connection
+            },
+            connected: { connection in
                 state.withLock {
                     $0.connection = connection
                     $0.link = .connected
                 }
-                logger.info("redis connected", metadata: ["redis": "\(configuration.redacted)", "role": "commands"])
-                backoff.reset()
-                await withTaskCancellationHandler {
-                    try? await connection.closeFuture.get()
-                } onCancel: {
-                    connection.channel.close(promise: nil)
+            },
+            down: {
+                state.withLock {
+                    $0.connection = nil
+                    $0.link.markDown()
                 }
-                markDown()
-                if !Task.isCancelled {
-                    logger.warning(
-                        "redis connection lost", metadata: ["redis": "\(configuration.redacted)", "role": "commands"])
-                }
-            } catch {
-                markDown()
-                logger.debug(
-                    "redis connect failed", metadata: ["error": "\(error)", "redis": "\(configuration.redacted)"])
             }
-            try? await Task.sleep(for: backoff.next())
-        }
+        )
         let connection = state.withLock { $0.connection }
         await connection?.close()
-    }
-
-    private func markDown() {
-        let now = NIODeadline.now().uptimeNanoseconds
-        state.withLock { state in
-            state.connection = nil
-            if case .disconnected = state.link { return }
-            state.link = .disconnected(sinceNanos: now)
-        }
     }
 
     private func current() throws(RedisError) -> RedisConnection {

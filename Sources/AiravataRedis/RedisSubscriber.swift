@@ -71,52 +71,34 @@ public final class RedisSubscriber: Sendable {
     }
 
     public func run() async {
-        var backoff = Backoff()
-        while !Task.isCancelled {
-            do {
-                let connection = try await RedisConnection.connect(to: configuration, on: eventLoop) {
-                    [weak self] push in self?.handle(push)
+        await ReconnectLoop(configuration: configuration, role: "subscriber", logger: logger).run(
+            connect: {
+                try await RedisConnection.connect(to: configuration, on: eventLoop) { [weak self] push in
+                    self?.handle(push)
                 }
+            },
+            connected: { connection in
                 let channels = state.withLock { state -> [String] in
                     state.connection = connection
                     state.link = .connected
                     state.awaitingConfirmation = Set(state.counts.keys)
                     return Array(state.counts.keys)
                 }
-                logger.info("redis connected", metadata: ["redis": "\(configuration.redacted)", "role": "subscriber"])
-                backoff.reset()
                 if channels.isEmpty {
                     onResubscribed()
                 } else {
                     connection.sendWithoutReply(RedisCommand("SUBSCRIBE", channels.map { RedisArgument($0) }))
                 }
-                await withTaskCancellationHandler {
-                    try? await connection.closeFuture.get()
-                } onCancel: {
-                    connection.channel.close(promise: nil)
+            },
+            down: {
+                state.withLock {
+                    $0.connection = nil
+                    $0.link.markDown()
                 }
-                markDown()
-                if !Task.isCancelled {
-                    logger.warning(
-                        "redis connection lost", metadata: ["redis": "\(configuration.redacted)", "role": "subscriber"])
-                }
-            } catch {
-                markDown()
-                logger.debug("redis connect failed", metadata: ["error": "\(error)", "role": "subscriber"])
             }
-            try? await Task.sleep(for: backoff.next())
-        }
+        )
         let connection = state.withLock { $0.connection }
         await connection?.close()
-    }
-
-    private func markDown() {
-        let now = NIODeadline.now().uptimeNanoseconds
-        state.withLock { state in
-            state.connection = nil
-            if case .disconnected = state.link { return }
-            state.link = .disconnected(sinceNanos: now)
-        }
     }
 
     private func handle(_ push: RedisReply) {
