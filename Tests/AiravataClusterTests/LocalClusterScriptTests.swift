@@ -11,7 +11,15 @@ struct LocalClusterScriptTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    static func run(_ script: String, _ arguments: [String], environment: [String: String]) throws -> (Int32, String) {
+    static func run(_ script: String, _ arguments: [String], environment: [String: String]) async throws -> (
+        Int32, String
+    ) {
+        try await offloaded { try runBlocking(script, arguments, environment: environment) }
+    }
+
+    static func runBlocking(_ script: String, _ arguments: [String], environment: [String: String]) throws -> (
+        Int32, String
+    ) {
         let process = Process()
         // Through Python, which closes inherited descriptors for its child: Foundation's
         // Process watches one of its own, and daemons the script starts would hold it open
@@ -48,9 +56,10 @@ struct LocalClusterScriptTests {
             "AIRAVATA_JWT_SECRET": ClusterHarness.secret,
         ]
         let frontPort = Int(environment["FRONT_PORT"] ?? "") ?? 0
-        let (status, output) = try Self.run("cluster/start.sh", ["3"], environment: environment)
+        let (status, output) = try await Self.run("cluster/start.sh", ["3"], environment: environment)
         defer {
-            _ = try? Self.run("cluster/stop.sh", [], environment: environment)
+            // Idempotent; a no-op after the test's own stop. Blocking is fine at the very end.
+            _ = try? Self.runBlocking("cluster/stop.sh", [], environment: environment)
             try? FileManager.default.removeItem(at: runDirectory)
         }
         try #require(status == 0, "start.sh failed:\n\(output)")
@@ -80,7 +89,7 @@ struct LocalClusterScriptTests {
         let delivered = try await client.nextJSONLine()
         #expect(delivered["message"]?["type"]?.stringValue == "experiment_updated")
 
-        let (stopStatus, stopOutput) = try Self.run("cluster/stop.sh", [], environment: environment)
+        let (stopStatus, stopOutput) = try await Self.run("cluster/stop.sh", [], environment: environment)
         #expect(stopStatus == 0, "stop.sh failed:\n\(stopOutput)")
         #expect(!FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("redis.pid").path))
     }

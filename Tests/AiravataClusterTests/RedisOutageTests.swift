@@ -67,7 +67,7 @@ struct RedisOutageTests {
                 group.addTask {
                     while counters.published.load(ordering: .relaxed) < total - 50 {
                         if counters.published.load(ordering: .relaxed) > 50 {
-                            try cluster.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+                            try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
                             counters.kills.add(1, ordering: .relaxed)
                         }
                         try await Task.sleep(for: .milliseconds(100))

@@ -71,7 +71,7 @@ struct RedisIntegrationTests {
         try await client.send(RedisCommand("PUBLISH", "news", "one"))
         #expect(await received.waitFor(count: 1) == ["one"])
 
-        try redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+        try await redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
         #expect(await eventually { received.resubscriptions.load(ordering: .relaxed) == 2 })
         try await client.send(RedisCommand("PUBLISH", "news", "two"))
         #expect(await received.waitFor(count: 2) == ["one", "two"])

@@ -14,18 +14,8 @@ struct CommandLineTests {
     }
 
     /// Runs the binary to completion; returns exit status and combined output.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
+        try await runToCompletion(try binary(), arguments, environment: environment)
     }
 
     static func freePort() throws -> Int {
@@ -33,8 +23,8 @@ struct CommandLineTests {
     }
 
     @Test("--help names every flag of the design and its environment variable")
-    func help() throws {
-        let (status, output) = try Self.run(["serve", "--help"])
+    func help() async throws {
+        let (status, output) = try await Self.run(["serve", "--help"])
         #expect(status == 0)
         for flag in [
             "--host", "--port", "--redis-url", "--jwt-secret", "--jwt-public-key", "--jwks", "--jwt-issuer",
@@ -48,20 +38,20 @@ struct CommandLineTests {
     }
 
     @Test("bad configuration stops the start with a message naming the setting")
-    func badConfiguration() throws {
-        let weak = try Self.run(["serve", "--jwt-secret", "short"])
+    func badConfiguration() async throws {
+        let weak = try await Self.run(["serve", "--jwt-secret", "short"])
         #expect(weak.0 != 0)
         #expect(weak.1.contains("HS256 needs at least 32"))
-        let noKey = try Self.run(["serve"])
+        let noKey = try await Self.run(["serve"])
         #expect(noKey.0 != 0)
         #expect(noKey.1.contains("no token key configured"))
-        let badDuration = try Self.run(
+        let badDuration = try await Self.run(
             ["serve", "--dev"],
             environment: ["AIRAVATA_PING_INTERVAL": "soon"]
         )
         #expect(badDuration.0 != 0)
         #expect(badDuration.1.contains("AIRAVATA_PING_INTERVAL"))
-        let badPort = try Self.run(["serve", "--dev", "--port", "99999"])
+        let badPort = try await Self.run(["serve", "--dev", "--port", "99999"])
         #expect(badPort.0 != 0)
         #expect(badPort.1.contains("--port"))
     }
@@ -69,7 +59,9 @@ struct CommandLineTests {
     @Test("token mints what serve accepts; SIGTERM drains: readiness off, reconnect notice, 1012")
     func tokenServeAndDrain() async throws {
         let secret = TestGateway.secret
-        let (status, tokenOutput) = try Self.run(["token", "--secret", secret, "--sub", "alice", "--project", "p-1"])
+        let (status, tokenOutput) = try await Self.run([
+            "token", "--secret", secret, "--sub", "alice", "--project", "p-1",
+        ])
         #expect(status == 0)
         let token = tokenOutput.trimmingCharacters(in: .whitespacesAndNewlines)
         let port = try Self.freePort()

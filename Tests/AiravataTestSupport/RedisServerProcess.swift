@@ -45,7 +45,7 @@ public final class RedisServerProcess: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(10)
         while clock.now < deadline {
-            if (try? ping()) == true { return }
+            if (try? await ping()) == true { return }
             try await clock.sleep(for: .milliseconds(20))
         }
         throw TestSupportError("redis-server on port \(port) did not answer PING")
@@ -68,21 +68,13 @@ public final class RedisServerProcess: Sendable {
 
     /// Runs one command through `redis-cli` and returns its output (for test set-up and checks).
     @discardableResult
-    public func cli(_ arguments: String...) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        process.arguments = ["-p", "\(port)"] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    public func cli(_ arguments: String...) async throws -> String {
+        try await runToCompletion("/usr/bin/redis-cli", ["-p", "\(port)"] + arguments).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private func ping() throws -> Bool {
-        try cli("PING") == "PONG"
+    private func ping() async throws -> Bool {
+        try await cli("PING") == "PONG"
     }
 
     deinit {
