@@ -62,6 +62,11 @@ package final class ClusterNode: Service {
         )
     }
 
+    /// The cluster's session store, in the same Redis.
+    package func sessions(ttlSeconds: Double) -> RedisSessionStore {
+        RedisSessionStore(client: client, keyPrefix: configuration.keyPrefix, ttlSeconds: ttlSeconds)
+    }
+
     /// Lets the connect hook reach the limiter, which needs the client first.
     private final class LimiterHolder: @unchecked Sendable {  // set once during init
         var limiter: RedisConnectionLimiter?

@@ -4,8 +4,10 @@
 enum ClusterScripts {
     /// KEYS: stream, channel, accepted counter. ARGV: max length, then one payload per event.
     /// Appends each event to the replay stream and publishes "<entry id>\n<payload>";
-    /// returns the entry ids, which are the events' cursors.
+    /// returns the entry ids, which are the events' cursors. A missing stream (new, or lost
+    /// with Redis) first gets its epoch mark, an entry without an event.
     static let publish = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('XADD', KEYS[1], '*', 'epoch', '1') end
         local ids = {}
         for i = 2, #ARGV do
           local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
@@ -14,6 +16,13 @@ enum ClusterScripts {
         end
         redis.call('INCRBY', KEYS[3], #ARGV - 1)
         return ids
+        """
+
+    /// KEYS: stream. Returns the id of the stream's newest entry, adding the epoch mark to
+    /// a missing stream first, so that there is always a cursor to start a client from.
+    static let tip = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return redis.call('XADD', KEYS[1], '*', 'epoch', '1') end
+        return redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1]
         """
 
     /// KEYS: user hash, IP hash, all-connections hash. ARGV: instance, lease key prefix,

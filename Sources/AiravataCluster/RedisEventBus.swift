@@ -11,10 +11,10 @@ import Synchronization
 package final class RedisEventBus: EventBus {
     private struct State {
         var sink: (@Sendable (DeliveredEvent) -> Void)?
-        var lastCursor: StreamID?
+        var lastCursor: EventCursor?
         /// While a gap is being filled from the stream, live messages wait here.
         var filling = false
-        var held: [(StreamID, [UInt8])] = []
+        var held: [(EventCursor, [UInt8])] = []
         var subscribedOnce = false
         var lastHeartbeatNanos: UInt64 = 0
         var gapFills = 0
@@ -95,7 +95,7 @@ package final class RedisEventBus: EventBus {
         if channel == keys.eventChannel {
             let bytes = Array(payload.readableBytesView)
             guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")),
-                let cursor = StreamID(String(decoding: bytes[..<newline], as: UTF8.self))
+                let cursor = EventCursor(String(decoding: bytes[..<newline], as: UTF8.self))
             else {
                 logger.warning("malformed message on the events channel")
                 return
@@ -115,14 +115,14 @@ package final class RedisEventBus: EventBus {
     }
 
     /// Under the lock, so that stream fills and live messages leave in cursor order.
-    private func deliver(_ cursor: StreamID, _ body: [UInt8], state: inout State) {
+    private func deliver(_ cursor: EventCursor, _ body: [UInt8], state: inout State) {
         if let last = state.lastCursor, cursor <= last { return }
         state.lastCursor = cursor
         guard let event = EventWireFormat.decode(body) else {
             logger.warning("undecodable event on the bus", metadata: ["cursor": "\(cursor)"])
             return
         }
-        state.sink?(DeliveredEvent(event: event, cursor: cursor.description))
+        state.sink?(DeliveredEvent(event: event, cursor: cursor))
     }
 
     private func resubscribed() {
@@ -170,11 +170,13 @@ package final class RedisEventBus: EventBus {
             let entries = reply.array ?? []
             state.withLock { state in
                 for entry in entries {
-                    guard let parts = entry.array, parts.count == 2, let id = parts[0].string.flatMap(StreamID.init),
-                        let fields = parts[1].array, fields.count >= 2, case .bulk(let body) = fields[1]
-                    else { continue }
-                    deliver(id, Array(body.readableBytesView), state: &state)
-                    replayed += 1
+                    guard let (id, body) = Self.streamEntry(entry) else { continue }
+                    if let body {
+                        deliver(id, Array(body.readableBytesView), state: &state)
+                        replayed += 1
+                    } else if let last = state.lastCursor, id > last {
+                        state.lastCursor = id
+                    }
                 }
             }
             if entries.count < page { break }
@@ -190,6 +192,61 @@ package final class RedisEventBus: EventBus {
         }
         logger.info(
             "filled the pub/sub gap from the replay log", metadata: ["replayed": "\(replayed)", "held": "\(released)"])
+    }
+
+    /// An XRANGE entry: its id and the event payload (nil for the epoch mark).
+    private static func streamEntry(_ entry: RedisReply) -> (EventCursor, ByteBuffer?)? {
+        guard let parts = entry.array, parts.count == 2, let id = parts[0].string.flatMap(EventCursor.init),
+            let fields = parts[1].array, fields.count >= 2
+        else { return nil }
+        guard fields[0].string == "e", case .bulk(let body) = fields[1] else { return (id, nil) }
+        return (id, body)
+    }
+
+    // MARK: Replay log
+
+    package func readLog(from start: EventCursor) async throws -> LogRead {
+        let page = 1000
+        var entries: [LogEntry] = []
+        var holdsStart = false
+        var from = start.description
+        var first = true
+        while true {
+            let reply = try await client.send(
+                RedisCommand(
+                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument(from), "+", "COUNT", RedisArgument(page))
+            )
+            if case .error(let message) = reply { throw RedisError(.server, message) }
+            let items = reply.array ?? []
+            for item in items {
+                guard let (id, body) = Self.streamEntry(item) else { continue }
+                if first, id == start {
+                    holdsStart = true
+                    continue
+                }
+                var event: GatewayEvent?
+                if let body {
+                    event = EventWireFormat.decode(Array(body.readableBytesView))
+                    if event == nil {
+                        logger.warning("undecodable event in the replay log", metadata: ["cursor": "\(id)"])
+                    }
+                }
+                entries.append(LogEntry(cursor: id, event: event))
+            }
+            first = false
+            guard items.count == page, let last = entries.last?.cursor ?? (holdsStart ? start : nil) else { break }
+            from = "(\(last)"
+        }
+        return LogRead(holdsStart: holdsStart, entries: entries)
+    }
+
+    package func logTip() async throws -> EventCursor {
+        let reply = try await client.send(
+            RedisCommand("EVAL", RedisArgument(ClusterScripts.tip), 1, RedisArgument(keys.eventStream)))
+        guard let text = reply.string, let cursor = EventCursor(text) else {
+            throw EventBusUnavailableError("unexpected reply to the log tip script: \(reply)")
+        }
+        return cursor
     }
 
     // MARK: Heartbeat

@@ -20,6 +20,9 @@ struct RedisKeys: Sendable {
 
     func ownership(experiment: String) -> String { "\(prefix):own:\(experiment)" }
 
+    /// A client's session for resume: its user and subscriptions, expiring.
+    func session(_ id: String) -> String { "\(prefix):session:\(id)" }
+
     func nodeStatistics(instance: String) -> String { "\(prefix):stats:node:\(instance)" }
     var reportingNodes: String { "\(prefix):stats:nodes" }
 

@@ -8,6 +8,7 @@ package protocol ConnectionSink: AnyObject, Sendable {
     var eventLoop: any EventLoop { get }
 
     /// Called on `eventLoop` only. `frame` holds the wire bytes made by the gateway's
-    /// `FrameEncoding`, shared by every recipient of the event: write it as it is.
-    func deliver(_ frame: ByteBuffer)
+    /// `FrameEncoding`, shared by every recipient of the event: write it as it is. `cursor`
+    /// is the event's place in the replay log, nil for messages that are not events.
+    func deliver(_ frame: ByteBuffer, cursor: EventCursor?)
 }

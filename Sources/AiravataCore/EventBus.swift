@@ -11,6 +11,40 @@ package protocol EventBus: Sendable {
     func run(sink: @escaping @Sendable (DeliveredEvent) -> Void) async throws
 
     func health() -> EventBusHealth
+
+    /// Reads the replay log from `start` to its current end.
+    func readLog(from start: EventCursor) async throws -> LogRead
+
+    /// The newest cursor in the replay log; creates the log's first entry when it is empty,
+    /// so that every client can be given a cursor from its first moment.
+    func logTip() async throws -> EventCursor
+}
+
+/// One entry of the replay log. `event` is nil for the entry that opens the log (its
+/// epoch mark): a log lost with Redis comes back with a new one, so no old cursor is found
+/// in it and resuming clients learn that recovery failed.
+package struct LogEntry: Sendable {
+    package var cursor: EventCursor
+    package var event: GatewayEvent?
+
+    package init(cursor: EventCursor, event: GatewayEvent?) {
+        self.cursor = cursor
+        self.event = event
+    }
+}
+
+/// What a read of the replay log found.
+package struct LogRead: Sendable {
+    /// Whether the log still holds the entry at the start cursor; when it does not, the
+    /// events after that cursor are no longer all there.
+    package var holdsStart: Bool
+    /// The entries after the start cursor, oldest first, up to the end of the log.
+    package var entries: [LogEntry]
+
+    package init(holdsStart: Bool, entries: [LogEntry]) {
+        self.holdsStart = holdsStart
+        self.entries = entries
+    }
 }
 
 extension EventBus {

@@ -9,6 +9,9 @@ package struct GatewayConfiguration: Sendable {
     package var maximumBatchSize: Int
     /// How often the node shares its figures for the cluster statistics.
     package var reportSeconds: Double = 1
+    /// How long a disconnected client's session can be resumed; open connections renew
+    /// theirs every third of it.
+    package var sessionTTLSeconds: Double = 300
 
     package init(
         nodeID: String,

@@ -27,9 +27,9 @@ package struct GatewayEvent: Sendable, Equatable {
     }
 
     /// The client-facing message, with the event's position in the replay log.
-    package func envelope(cursor: String?) -> Envelope {
+    package func envelope(cursor: EventCursor?) -> Envelope {
         var envelope = Envelope(type: type, id: id, timestamp: timestamp, data: data)
-        envelope.cursor = cursor
+        envelope.cursor = cursor?.description
         return envelope
     }
 }
@@ -37,9 +37,9 @@ package struct GatewayEvent: Sendable, Equatable {
 /// An event as the bus hands it back: with the cursor the log assigned.
 package struct DeliveredEvent: Sendable {
     package var event: GatewayEvent
-    package var cursor: String?
+    package var cursor: EventCursor?
 
-    package init(event: GatewayEvent, cursor: String?) {
+    package init(event: GatewayEvent, cursor: EventCursor?) {
         self.event = event
         self.cursor = cursor
     }

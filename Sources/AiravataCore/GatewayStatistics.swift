@@ -9,6 +9,8 @@ package final class GatewayStatistics: Sendable {
     private let deliveries = Atomic<Int>(0)
     private let latencyMicrosSum = Atomic<Int>(0)
     private let latencySamples = Atomic<Int>(0)
+    private let resumesRecovered = Atomic<Int>(0)
+    private let resumesFailed = Atomic<Int>(0)
     package let startedAtMicros: Int64
     private let rateWindow: Mutex<(micros: Int64, messages: Int, rate: Double)>
     package let nodeID: String
@@ -33,6 +35,19 @@ package final class GatewayStatistics: Sendable {
         deliveries.add(recipients, ordering: .relaxed)
         latencyMicrosSum.add(Int(max(0, latencyMicros)), ordering: .relaxed)
         latencySamples.add(1, ordering: .relaxed)
+    }
+
+    /// A client asked to resume; `recovered` when it got every event it missed.
+    package func resumed(recovered: Bool) {
+        if recovered {
+            resumesRecovered.add(1, ordering: .relaxed)
+        } else {
+            resumesFailed.add(1, ordering: .relaxed)
+        }
+    }
+
+    package var resumes: (recovered: Int, failed: Int) {
+        (resumesRecovered.load(ordering: .relaxed), resumesFailed.load(ordering: .relaxed))
     }
 
     package var active: Int { activeConnections.load(ordering: .relaxed) }

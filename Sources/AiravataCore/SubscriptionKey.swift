@@ -16,3 +16,17 @@ package struct SubscriptionKey: Sendable, Hashable, CustomStringConvertible {
         resource == .system ? "system" : "\(resource.rawValue):\(id)"
     }
 }
+
+extension SubscriptionKey {
+    /// The request that asks for this key, for re-checking a stored subscription.
+    package var request: ClientMessage.SubscriptionRequest {
+        .init(resourceType: resource, resourceID: resource == .system ? nil : id)
+    }
+
+    /// As the subscription replies write it: `resourceType` and, but for `system`, `resourceId`.
+    package var json: JSONObject {
+        var object: JSONObject = ["resourceType": .string(resource.rawValue)]
+        if resource != .system { object["resourceId"] = .string(id) }
+        return object
+    }
+}

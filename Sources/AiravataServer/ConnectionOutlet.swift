@@ -13,8 +13,8 @@ final class ConnectionOutlet: ConnectionSink {
         self.handler = NIOLoopBoundBox(handler, eventLoop: eventLoop)
     }
 
-    func deliver(_ frame: ByteBuffer) {
-        handler.value?.deliver(frame)
+    func deliver(_ frame: ByteBuffer, cursor: EventCursor?) {
+        handler.value?.deliver(frame, cursor: cursor)
     }
 
     /// Closes the connection from any thread, e.g. at shutdown.
@@ -28,7 +28,7 @@ final class ConnectionOutlet: ConnectionSink {
         let handler = self.handler
         eventLoop.execute {
             guard let connection = handler.value else { return }
-            connection.deliver(notice)
+            connection.deliver(notice, cursor: nil)
             connection.startClose(code: CloseCodes.restart, reason: "Server restarting; reconnect")
         }
     }

@@ -67,6 +67,12 @@ package final class GatewayServer: Service {
                     }
                 }
             }
+            let renewInterval = max(0.5, gateway.configuration.sessionTTLSeconds / 3)
+            group.addTask {
+                while (try? await Task.sleep(for: .milliseconds(Int64(renewInterval * 1000)))) != nil {
+                    await gateway.renewSessions()
+                }
+            }
             let reportInterval = gateway.configuration.reportSeconds
             group.addTask {
                 repeat {

@@ -12,7 +12,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private enum State {
         /// Waiting for authentication and admission; inbound messages and early
         /// deliveries wait here in order.
-        case admitting(inbound: [ByteBuffer], outbound: [ByteBuffer])
+        case admitting(inbound: [ByteBuffer], outbound: [(frame: ByteBuffer, cursor: EventCursor?)])
         case open(Gateway.Admission)
         case closing(Gateway.Admission?)
         case closed
@@ -38,9 +38,18 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var fragments: ByteBuffer?
     /// Mirrors the channel's writability, so the hot path need not ask the channel.
     private var writable = true
+    /// Every event up to this cursor has reached the client (or precedes its start).
+    private var highWater: EventCursor?
+    /// A subscription change is being saved; later messages wait, in order, in `queued`.
+    private var awaitingReply = false
+    private var queued: [ByteBuffer] = []
+    /// Live events overflowed the buffer kept while admission (and replay) ran.
+    private var admissionOverflow = false
 
-    /// Inbound messages buffered while admission is pending.
+    /// Inbound messages buffered while admission or a subscription change is pending.
     private static let maxPendingInbound = 32
+    /// Live events buffered while admission and replay run.
+    private static let maxPendingOutbound = 50_000
 
     init(
         gateway: Gateway,
@@ -76,7 +85,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         let route = self.route
         let ip = self.clientIP
         let admission = context.eventLoop.makeFutureWithTask {
-            await gateway.admit(token: route.token, ip: ip, pathSubscription: route.subscription, sink: outlet)
+            await gateway.admit(
+                token: route.token, ip: ip, pathSubscription: route.subscription, resume: route.resume, sink: outlet)
         }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         admission.whenSuccess { result in
@@ -106,12 +116,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    private func admissionCompleted(_ result: Result<Gateway.Admission, ConnectionRefusal>) {
+    private func admissionCompleted(_ result: Result<Gateway.Opening, ConnectionRefusal>) {
         guard case .admitting(let inbound, let outbound) = state else {
             // The client went away while we checked it: give its admission back.
-            if case .success(let admission) = result {
+            if case .success(let opening) = result {
                 let gateway = self.gateway
-                context?.eventLoop.makeFutureWithTask { await gateway.disconnect(admission) }.whenComplete { _ in }
+                context?.eventLoop.makeFutureWithTask { await gateway.disconnect(opening.admission) }
+                    .whenComplete { _ in }
             }
             return
         }
@@ -125,16 +136,30 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             state = .closing(nil)
             send(gateway.errorMessage(refusal.message))
             startClose(code: CloseCodes.code(for: refusal), reason: refusal.message)
-        case .success(let admission):
+        case .success(let opening):
+            let admission = opening.admission
             metrics.connectionOpened()
             logger[metadataKey: "connection.id"] = "\(admission.id)"
             logger[metadataKey: "user.id"] = "\(admission.principal.userID)"
+            logger[metadataKey: "session.id"] = "\(admission.sessionID)"
             logger.debug(
-                "websocket admitted", metadata: ["subscription": "\(admission.subscription?.description ?? "none")"])
+                "websocket admitted",
+                metadata: [
+                    "subscription": "\(admission.subscription?.description ?? "none")",
+                    "resumed": "\(route.resume != nil)", "greeting.frames": "\(opening.greeting.count)",
+                ])
             state = .open(admission)
+            highWater = opening.highWater
             startHeartbeat()
-            for frame in outbound { deliver(frame) }
-            for message in inbound { handleMessage(message) }
+            for frame in opening.greeting { writeRaw(frame) }
+            if admissionOverflow {
+                metrics.slowConsumer()
+                startClose(code: CloseCodes.slowConsumer, reason: "Slow consumer: outbound queue overflow")
+                return
+            }
+            for (frame, cursor) in outbound { deliver(frame, cursor: cursor) }
+            queued = inbound
+            processQueued()
         }
     }
 
@@ -189,10 +214,40 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             inbound.append(message)
             state = .admitting(inbound: inbound, outbound: outbound)
         case .open:
-            handleMessage(message)
+            if awaitingReply {
+                guard queued.count < Self.maxPendingInbound else {
+                    send(gateway.errorMessage("Too many messages in flight; wait for the replies"))
+                    return
+                }
+                queued.append(message)
+            } else {
+                handleMessage(message)
+            }
         case .closing, .closed:
             break
         }
+    }
+
+    /// Handles waiting messages in order until one needs an asynchronous reply.
+    private func processQueued() {
+        while !awaitingReply, !queued.isEmpty {
+            handleMessage(queued.removeFirst())
+        }
+    }
+
+    /// Runs a subscription change (it saves the session, maybe in Redis) and replies on
+    /// this loop; messages that arrive meanwhile wait so that replies keep their order.
+    private func reply(_ work: @escaping @Sendable () async -> Envelope) {
+        guard let context else { return }
+        awaitingReply = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask { await work() }
+            .whenSuccess { envelope in
+                let handler = bound.value
+                handler.awaitingReply = false
+                handler.sendIfOpen(envelope)
+                handler.processQueued()
+            }
     }
 
     private func handleMessage(_ message: ByteBuffer) {
@@ -228,9 +283,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case .success(.pong):
             break
         case .success(.subscribe(let request)):
-            send(gateway.subscribe(request, for: admission))
+            let gateway = self.gateway
+            reply { await gateway.subscribe(request, for: admission) }
         case .success(.unsubscribe(let request)):
-            send(gateway.unsubscribe(request, for: admission))
+            let gateway = self.gateway
+            reply { await gateway.unsubscribe(request, for: admission) }
         case .success(.statusRequest):
             // Cluster figures come from Redis: answer when they arrive, on this loop.
             guard let context else { return }
@@ -244,13 +301,22 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     // MARK: Outbound
 
     /// Called by the gateway, on this loop, with an encoded event shared by all recipients.
-    func deliver(_ frame: ByteBuffer) {
+    func deliver(_ frame: ByteBuffer, cursor: EventCursor?) {
         switch state {
         case .admitting(let inbound, var outbound):
-            outbound.append(frame)
+            guard outbound.count < Self.maxPendingOutbound else {
+                admissionOverflow = true
+                return
+            }
+            outbound.append((frame, cursor))
             state = .admitting(inbound: inbound, outbound: outbound)
         case .open:
             guard let context else { return }
+            if let cursor {
+                // At most once, in order: replay and live delivery meet here.
+                if let highWater, cursor <= highWater { return }
+                highWater = cursor
+            }
             if !writable,
                 let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
                 buffered > configuration.maxOutboundBytes

@@ -1,3 +1,4 @@
+package import AiravataCore
 package import AiravataProtocol
 import Foundation
 package import NIOHTTP1
@@ -7,6 +8,8 @@ package struct WebSocketRoute: Sendable, Equatable {
     /// The subscription the path asks for; nil for bare `/ws`.
     package var subscription: ClientMessage.SubscriptionRequest?
     package var token: String?
+    /// `?session=…&cursor=…`: the client resumes its session from that cursor.
+    package var resume: Gateway.ResumeRequest?
 
     /// Nil when the path is not one of the WebSocket endpoints.
     package init?(head: HTTPRequestHead) {
@@ -29,6 +32,10 @@ package struct WebSocketRoute: Sendable, Equatable {
             return nil
         }
         token = Self.queryValue("token", in: query) ?? Self.bearerToken(head.headers)
+        if let session = Self.queryValue("session", in: query), !session.isEmpty {
+            let cursor = Self.queryValue("cursor", in: query)
+            resume = Gateway.ResumeRequest(sessionID: session, cursor: cursor?.isEmpty == true ? nil : cursor)
+        }
     }
 
     package static func split(_ uri: String) -> (path: Substring, query: Substring?) {

@@ -31,7 +31,10 @@ struct ServeCommand: AsyncParsableCommand {
     var nodeLease: String?
     @Option(help: "Redis outage tolerated before /readyz fails [AIRAVATA_REDIS_OUTAGE_GRACE, default 5s].")
     var redisOutageGrace: String?
-    @Option(help: "Events kept in the Redis replay log [AIRAVATA_REPLAY_LENGTH, default 100000].")
+    @Option(
+        help:
+            "Events kept for resuming clients [AIRAVATA_REPLAY_LENGTH, default 100000 in Redis, 10000 without Redis]."
+    )
     var replayLength: String?
     @Option(help: "HS256 secret shared by every node, at least 32 bytes [AIRAVATA_JWT_SECRET].")
     var jwtSecret: String?
@@ -65,8 +68,15 @@ struct ServeCommand: AsyncParsableCommand {
     var trustedProxies: String?
     @Option(help: "On SIGTERM, time to keep serving while load balancers notice [AIRAVATA_DRAIN_DELAY, default 5s].")
     var drainDelay: String?
-    @Option(help: "On SIGTERM, longest wait for clients to leave [AIRAVATA_DRAIN_TIMEOUT, default 30s].")
+    @Option(help: "On SIGTERM, window the reconnect-and-close is spread over [AIRAVATA_DRAIN_SPREAD, default 2s].")
+    var drainSpread: String?
+    @Option(
+        help:
+            "On SIGTERM, longest wait for clients to leave after the first close [AIRAVATA_DRAIN_TIMEOUT, default 30s]."
+    )
     var drainTimeout: String?
+    @Option(help: "How long a disconnected client can resume its session [AIRAVATA_SESSION_TTL, default 5m].")
+    var sessionTtl: String?
     @Option(help: "Largest ingestion request body in bytes [AIRAVATA_MAX_BODY_SIZE, default 1048576].")
     var maxBodySize: String?
     @Option(help: "Event-loop threads serving connections [AIRAVATA_THREADS, default: one per available core].")
@@ -112,16 +122,18 @@ struct ServeCommand: AsyncParsableCommand {
                 limiter: node.limiter,
                 frames: WebSocketTextFrames(),
                 statisticsStore: node.statistics,
+                sessions: node.sessions(ttlSeconds: settings.sessionTTLSeconds),
                 logger: logger
             )
         } else {
             gateway = Gateway(
                 configuration: settings.gateway,
                 verifier: verifier,
-                bus: EmbeddedEventBus(),
+                bus: EmbeddedEventBus(replayLength: settings.replayLength ?? 10_000),
                 ownership: InMemoryOwnershipIndex(),
                 limiter: InMemoryConnectionLimiter(limits: settings.gateway.limits),
                 frames: WebSocketTextFrames(),
+                sessions: InMemorySessionStore(ttlSeconds: settings.sessionTTLSeconds),
                 logger: logger
             )
         }

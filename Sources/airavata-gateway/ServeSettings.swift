@@ -17,6 +17,9 @@ struct ServeSettings {
     var cluster: ClusterConfiguration?
     /// nil: NIO's shared group, one thread per available core.
     var threads: Int?
+    /// Events kept for resume; nil for the bus's default.
+    var replayLength: Int?
+    var sessionTTLSeconds: Double
 
     init(_ command: ServeCommand) throws {
         func setting(_ flag: String, _ value: String?) -> SettingValue { SettingValue(flag: flag, value: value) }
@@ -35,12 +38,16 @@ struct ServeSettings {
                 .duration(default: cluster.nodeLeaseSeconds, minimum: 1)
             cluster.outageGraceSeconds = try setting("redis-outage-grace", command.redisOutageGrace)
                 .duration(default: cluster.outageGraceSeconds)
-            cluster.replayLength = try setting("replay-length", command.replayLength)
-                .integer(default: cluster.replayLength, range: 100...100_000_000)
             self.cluster = cluster
         } else {
             self.cluster = nil
         }
+        let replaySetting = setting("replay-length", command.replayLength)
+        replayLength =
+            replaySetting.string() == nil ? nil : try replaySetting.integer(default: 0, range: 100...100_000_000)
+        if let replayLength { cluster?.replayLength = replayLength }
+        sessionTTLSeconds = try setting("session-ttl", command.sessionTtl).duration(default: 300, minimum: 1)
+
         var server = ServerConfiguration()
         server.host = setting("host", command.host).string() ?? server.host
         server.port = try setting("port", command.port).integer(default: 8080, range: 0...65535)
@@ -63,6 +70,8 @@ struct ServeSettings {
         server.drainDelaySeconds = try setting("drain-delay", command.drainDelay).duration(default: drainDelayDefault)
         server.drainTimeoutSeconds = try setting("drain-timeout", command.drainTimeout)
             .duration(default: server.drainTimeoutSeconds)
+        server.drainSpreadSeconds = try setting("drain-spread", command.drainSpread)
+            .duration(default: server.drainSpreadSeconds)
 
         var gateway = GatewayConfiguration(
             nodeID: setting("node-id", command.nodeID).string() ?? ProcessInfo.processInfo.hostName
@@ -76,6 +85,7 @@ struct ServeSettings {
         )
         gateway.maxSubscriptionsPerConnection = try setting("max-subscriptions", command.maxSubscriptions)
             .integer(default: gateway.maxSubscriptionsPerConnection, range: 1...100_000)
+        gateway.sessionTTLSeconds = sessionTTLSeconds
         gateway.statsIntervalSeconds = try setting("stats-interval", command.statsInterval)
             .duration(default: gateway.statsIntervalSeconds)
 

@@ -18,9 +18,9 @@ struct ClusterLimitTests {
                     let token = try await cluster.token(name)
                     let socket = try await RawWebSocket.connect(
                         port: cluster.node(index % 3).port, path: "/ws?token=\(token)")
-                    try await socket.send(.object(["type": .string("ping")]))
+                    // An admitted connection's first message is `connected`; a refused one's, the error.
                     let reply = try await socket.nextMessage()
-                    if reply["type"]?.stringValue == "pong" { return .admitted(socket) }
+                    if reply["data"]?["action"]?.stringValue == "connected" { return .admitted(socket) }
                     let close = try await socket.expectClose()
                     socket.close()
                     #expect(close.code == 1013)

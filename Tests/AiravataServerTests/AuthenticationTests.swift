@@ -28,6 +28,9 @@ struct AuthenticationTests {
                 headers: [("Authorization", "Bearer \(token)")]
             )
             defer { socket.close() }
+            let connected = try await socket.nextMessage()
+            #expect(connected["type"]?.stringValue == "system_status")
+            #expect(connected["data"]?["action"]?.stringValue == "connected")
             try await socket.send(.object(["type": .string("ping")]))
             let pong = try await socket.nextMessage()
             #expect(pong["type"]?.stringValue == "pong")

@@ -27,7 +27,8 @@ final class TestGateway: Sendable {
         server: ServerConfiguration = ServerConfiguration(),
         gateway configuration: GatewayConfiguration = GatewayConfiguration(
             nodeID: "test-node", statsIntervalSeconds: 0),
-        token: TokenVerifierConfiguration = TokenVerifierConfiguration(hmacSecret: TestGateway.secret)
+        token: TokenVerifierConfiguration = TokenVerifierConfiguration(hmacSecret: TestGateway.secret),
+        replayLength: Int = 10_000
     ) async throws -> TestGateway {
         var server = server
         server.host = "127.0.0.1"
@@ -37,7 +38,7 @@ final class TestGateway: Sendable {
         let gateway = Gateway(
             configuration: configuration,
             verifier: try await TokenVerifier(configuration: token),
-            bus: EmbeddedEventBus(),
+            bus: EmbeddedEventBus(replayLength: replayLength),
             ownership: InMemoryOwnershipIndex(),
             limiter: InMemoryConnectionLimiter(limits: configuration.limits),
             frames: WebSocketTextFrames(),
@@ -53,9 +54,10 @@ final class TestGateway: Sendable {
     static func with<T>(
         server: ServerConfiguration = ServerConfiguration(),
         gateway: GatewayConfiguration = GatewayConfiguration(nodeID: "test-node", statsIntervalSeconds: 0),
+        replayLength: Int = 10_000,
         _ body: (TestGateway) async throws -> T
     ) async throws -> T {
-        let node = try await start(server: server, gateway: gateway)
+        let node = try await start(server: server, gateway: gateway, replayLength: replayLength)
         do {
             let result = try await body(node)
             await node.stop()
