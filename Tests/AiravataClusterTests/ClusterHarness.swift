@@ -122,6 +122,13 @@ final class ClusterHarness: Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGTERM, as Kubernetes sends it; returns once the node has drained and exited.
+    func terminate(_ index: Int) async {
+        let process = node(index).process
+        process.terminate()
+        _ = try? await offloaded { process.waitUntilExit() }
+    }
+
     func stop() {
         for node in nodes.withLock({ $0 }) where node.process.isRunning {
             node.process.terminate()

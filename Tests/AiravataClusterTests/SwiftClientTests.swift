@@ -1,0 +1,121 @@
+import AiravataClient
+import AiravataProtocol
+import AiravataTestSupport
+import Synchronization
+import Testing
+
+/// The official Swift client against real node processes: reconnect, resume, and its own
+/// subscription bookkeeping when a session cannot be resumed.
+@Suite("Swift client: reconnect and resume across nodes", .serialized)
+struct SwiftClientTests {
+    /// Everything a client reported, for the test to wait on and inspect.
+    final class Recorder: Sendable {
+        struct Log {
+            var events: [Envelope] = []
+            var connections: [(node: String, resumed: Bool)] = []
+            var failures: [String] = []
+        }
+
+        let log = Mutex(Log())
+
+        func record(_ event: GatewayClient.Event) {
+            log.withLock { log in
+                switch event {
+                case .connected(_, let node, let resumed): log.connections.append((node, resumed))
+                case .message(let envelope) where envelope.cursor != nil: log.events.append(envelope)
+                case .recoveryFailed(let reason): log.failures.append(reason)
+                default: break
+                }
+            }
+        }
+
+        var events: [Envelope] { log.withLock { $0.events } }
+        var connections: [(node: String, resumed: Bool)] { log.withLock { $0.connections } }
+        var failures: [String] { log.withLock { $0.failures } }
+
+        /// The `completedTasks` numbers of the progress events received, in arrival order.
+        var sequence: [Int] {
+            events.compactMap { envelope in
+                guard case .number(let text)? = envelope.data?["completedTasks"] else { return nil }
+                return Int(text)
+            }
+        }
+    }
+
+    static func client(
+        _ cluster: ClusterHarness,
+        nodes: [Int],
+        path: String,
+        resume: Bool = true,
+        recorder: Recorder
+    ) async throws -> GatewayClient {
+        let token = try await cluster.token("alice", projects: ["proj-1"])
+        var configuration = GatewayClient.Configuration(host: "127.0.0.1", port: 1, path: path) { token }
+        configuration.endpoints = nodes.map { ("127.0.0.1", cluster.node($0).port) }
+        configuration.initialBackoff = .milliseconds(50)
+        configuration.maximumBackoff = .milliseconds(500)
+        configuration.resume = resume
+        let client = GatewayClient(configuration: configuration) { recorder.record($0) }
+        client.start()
+        guard await eventually(within: .seconds(10), { recorder.connections.count == 1 }) else {
+            throw TestSupportError("the client did not connect")
+        }
+        return client
+    }
+
+    @Test("its node is killed with SIGKILL mid-stream: the client resumes on the other node and loses nothing")
+    func resumeAfterKill() async throws {
+        try await ClusterHarness.with(nodes: 2) { cluster in
+            try await cluster.publish(
+                1, ClusterEvents.experiment(id: "exp-1", project: "proj-1", owner: "alice"))
+            let recorder = Recorder()
+            let client = try await Self.client(
+                cluster, nodes: [0, 1], path: "/ws/experiments/exp-1", recorder: recorder)
+            let total = 300
+            for sequence in 1...total {
+                if sequence == 100 { cluster.kill9(0) }
+                try await cluster.publish(1, ClusterEvents.progress(experiment: "exp-1", sequence: sequence))
+            }
+            let complete = await eventually(within: .seconds(15)) { recorder.sequence.count >= total }
+            await client.stop()
+            #expect(complete)
+            #expect(recorder.sequence == Array(1...total), "every event once, in order")
+            #expect(recorder.connections.count == 2)
+            #expect(recorder.connections.last?.resumed == true)
+            #expect(recorder.failures.isEmpty)
+        }
+    }
+
+    @Test("without resume the client restores its explicit subscriptions itself (and misses the gap)")
+    func resubscribesWithoutResume() async throws {
+        try await ClusterHarness.with(nodes: 2) { cluster in
+            try await cluster.publish(
+                1, ClusterEvents.experiment(id: "exp-2", project: "proj-1", owner: "alice"))
+            let recorder = Recorder()
+            let client = try await Self.client(cluster, nodes: [0, 1], path: "/ws", resume: false, recorder: recorder)
+            client.subscribe(.init(.experiment, "exp-2"))
+            // Confirmed once an event for it arrives.
+            guard
+                await eventually(
+                    within: .seconds(10),
+                    {
+                        _ = try? await cluster.publish(1, ClusterEvents.progress(experiment: "exp-2", sequence: 0))
+                        return !recorder.events.isEmpty
+                    })
+            else { throw TestSupportError("the subscription never delivered") }
+            cluster.kill9(0)
+            guard await eventually(within: .seconds(10), { recorder.connections.count == 2 }) else {
+                throw TestSupportError("the client did not reconnect")
+            }
+            #expect(recorder.connections.last?.resumed == false)
+            let before = recorder.events.count
+            let delivered = await eventually(within: .seconds(10)) {
+                _ = try? await cluster.publish(1, ClusterEvents.progress(experiment: "exp-2", sequence: 1))
+                return recorder.events.count > before
+            }
+            await client.stop()
+            #expect(delivered, "the re-sent subscription delivers on the new node")
+            #expect(client.subscriptions == [.init(.experiment, "exp-2")])
+        }
+    }
+}
