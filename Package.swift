@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "airavata-gateway", targets: ["airavata-gateway"]),
         .library(name: "AiravataClient", targets: ["AiravataClient"]),
+        .executable(name: "airavata-load", targets: ["airavata-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -111,6 +112,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "airavata-load",
+            dependencies: [
+                "AiravataProtocol",
+                "AiravataCore",
+                "AiravataClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

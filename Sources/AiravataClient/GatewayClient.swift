@@ -256,7 +256,10 @@ public final class GatewayClient: Sendable {
                     }
                 )
                 return channel.eventLoop.makeCompletedFuture {
+                    // Forward, not drop, what follows the 101 in the same read: a proxy may send
+                    // the server's first message (`connected`) in one packet with the answer.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
                         withClientUpgrade: (
                             upgraders: [upgrader],
                             completionHandler: { context in
