@@ -112,6 +112,8 @@ def main():
     parser.add_argument("--warmup", type=float, default=2, help="seconds of load before the first replacement")
     parser.add_argument("--node-args", default="", help="extra flags for every node")
     arguments = parser.parse_args()
+    # A parent (a test runner, say) may have blocked SIGTERM; our children must not inherit that.
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
     for path in (arguments.bin, arguments.load_bin):
         if not os.access(path, os.X_OK):

@@ -7,6 +7,9 @@ public struct RedisConfiguration: Sendable, Equatable {
     public enum Endpoint: Sendable, Equatable {
         case tcp(host: String, port: Int)
         case unixSocket(path: String)
+        /// Ask these Sentinels (`host:port`) where the named master is, on every connect, so
+        /// that a reconnect after a failover reaches the new master.
+        case sentinel(addresses: [String], master: String)
     }
 
     public var endpoint: Endpoint
@@ -61,11 +64,36 @@ public struct RedisConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Sentinel mode: `addresses` is a comma-separated `host:port` list.
+    public init(
+        sentinels addresses: String, master: String, password: String? = nil, database: Int = 0
+    ) throws(RedisError) {
+        let list = addresses.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        guard !list.isEmpty else { throw RedisError(.invalidURL, "no Sentinel addresses in '\(addresses)'") }
+        for address in list {
+            guard Self.hostAndPort(address) != nil else {
+                throw RedisError(.invalidURL, "'\(address)' is not host:port")
+            }
+        }
+        guard !master.isEmpty else { throw RedisError(.invalidURL, "the Sentinel master name is empty") }
+        self.init(endpoint: .sentinel(addresses: list, master: master), password: password, database: database)
+    }
+
+    static func hostAndPort(_ address: String) -> (host: String, port: Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        let host = String(address[..<colon])
+        return host.isEmpty ? nil : (host, port)
+    }
+
     /// For logs: the URL without the password.
     public var redacted: String {
         switch endpoint {
         case .tcp(let host, let port): "\(tls ? "rediss" : "redis")://\(host):\(port)/\(database)"
         case .unixSocket(let path): "unix://\(path)?db=\(database)"
+        case .sentinel(let addresses, let master): "sentinel://\(addresses.joined(separator: ","))/\(master)"
         }
     }
 }

@@ -24,6 +24,15 @@ public final class RedisConnection: Sendable {
         commandTimeout: TimeAmount = .seconds(5),
         onPush: (@Sendable (RedisReply) -> Void)? = nil
     ) async throws -> RedisConnection {
+        if case .sentinel(let addresses, let master) = configuration.endpoint {
+            var resolved = configuration
+            let (host, port) = try await masterAddress(
+                addresses: addresses, master: master, on: eventLoop, timeout: connectTimeout)
+            resolved.endpoint = .tcp(host: host, port: port)
+            return try await connect(
+                to: resolved, on: eventLoop, connectTimeout: connectTimeout, commandTimeout: commandTimeout,
+                onPush: onPush)
+        }
         let sslContext: NIOSSLContext? =
             configuration.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
         let serverHostname: String? =
@@ -46,6 +55,8 @@ public final class RedisConnection: Sendable {
             channel = try await bootstrap.connect(host: host, port: port).get()
         case .unixSocket(let path):
             channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+        case .sentinel:
+            preconditionFailure("Sentinel endpoints are resolved above")
         }
         let connection = RedisConnection(channel: channel, commandTimeout: commandTimeout)
         do {
@@ -63,6 +74,36 @@ public final class RedisConnection: Sendable {
             throw error
         }
         return connection
+    }
+
+    /// Asks each Sentinel in turn for the master's address; the first answer wins.
+    private static func masterAddress(
+        addresses: [String],
+        master: String,
+        on eventLoop: any EventLoop,
+        timeout: TimeAmount
+    ) async throws -> (String, Int) {
+        var failures: [String] = []
+        for address in addresses {
+            guard let (host, port) = RedisConfiguration.hostAndPort(address) else { continue }
+            do {
+                let sentinel = try await connect(
+                    to: RedisConfiguration(endpoint: .tcp(host: host, port: port)), on: eventLoop,
+                    connectTimeout: timeout, commandTimeout: timeout)
+                defer { Task { await sentinel.close() } }
+                let reply = try await sentinel.send(
+                    RedisCommand("SENTINEL", "get-master-addr-by-name", RedisArgument(master)))
+                if let parts = reply.array, parts.count == 2, let masterHost = parts[0].string,
+                    let masterPort = parts[1].string.flatMap({ Int($0) })
+                {
+                    return (masterHost, masterPort)
+                }
+                failures.append("\(address): does not know master '\(master)'")
+            } catch {
+                failures.append("\(address): \(error)")
+            }
+        }
+        throw RedisError(.notConnected, "no Sentinel named the master: \(failures.joined(separator: "; "))")
     }
 
     /// Sends one command; an error reply is thrown as `RedisError.server`.

@@ -25,6 +25,12 @@ struct ServeCommand: AsyncParsableCommand {
     var port: String?
     @Option(help: "Redis URL for clustering, redis://[:password@]host:port/db [AIRAVATA_REDIS_URL].")
     var redisURL: String?
+    @Option(help: "Comma-separated Redis Sentinels, host:port, instead of --redis-url [AIRAVATA_REDIS_SENTINELS].")
+    var redisSentinels: String?
+    @Option(help: "Master name the Sentinels know [AIRAVATA_REDIS_SENTINEL_MASTER, default mymaster].")
+    var redisSentinelMaster: String?
+    @Option(help: "Redis password; overrides one in --redis-url [AIRAVATA_REDIS_PASSWORD].")
+    var redisPassword: String?
     @Option(help: "Prefix of every Redis key and channel [AIRAVATA_REDIS_KEY_PREFIX, default airavata].")
     var redisKeyPrefix: String?
     @Option(help: "How long a crashed node's connections keep counting [AIRAVATA_NODE_LEASE, default 30s].")

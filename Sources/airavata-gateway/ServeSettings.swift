@@ -25,13 +25,33 @@ struct ServeSettings {
         func setting(_ flag: String, _ value: String?) -> SettingValue { SettingValue(flag: flag, value: value) }
 
         let redisSetting = setting("redis-url", command.redisURL)
-        if let url = redisSetting.string() {
-            let redis: RedisConfiguration
+        let sentinelSetting = setting("redis-sentinels", command.redisSentinels)
+        let password = setting("redis-password", command.redisPassword).string()
+        var redis: RedisConfiguration?
+        switch (redisSetting.string(), sentinelSetting.string()) {
+        case (let url?, nil):
             do {
                 redis = try RedisConfiguration(url: url)
             } catch {
                 throw ValidationError("\(redisSetting.source): \(error.message)")
             }
+            if let password { redis?.password = password }
+        case (nil, let sentinels?):
+            do {
+                redis = try RedisConfiguration(
+                    sentinels: sentinels,
+                    master: setting("redis-sentinel-master", command.redisSentinelMaster).string() ?? "mymaster",
+                    password: password
+                )
+            } catch {
+                throw ValidationError("\(sentinelSetting.source): \(error.message)")
+            }
+        case (nil, nil):
+            redis = nil
+        case (.some, .some):
+            throw ValidationError("--redis-url and --redis-sentinels are alternatives: give one")
+        }
+        if let redis {
             var cluster = ClusterConfiguration(redis: redis)
             cluster.keyPrefix = setting("redis-key-prefix", command.redisKeyPrefix).string() ?? cluster.keyPrefix
             cluster.nodeLeaseSeconds = try setting("node-lease", command.nodeLease)

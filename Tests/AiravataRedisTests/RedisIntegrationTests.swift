@@ -1,5 +1,6 @@
 import AiravataRedis
 import AiravataTestSupport
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -26,6 +27,51 @@ struct RedisIntegrationTests {
                 try? await clock.sleep(for: .milliseconds(10))
             }
             return messages.withLock { $0 }
+        }
+    }
+
+    @Test("Sentinel mode asks a real redis-sentinel for the master and connects there")
+    func sentinel() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let sentinelPort = try freeLoopbackPort()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sentinel-\(sentinelPort)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = directory.appendingPathComponent("sentinel.conf")
+        try """
+        port \(sentinelPort)
+        bind 127.0.0.1
+        dir \(directory.path)
+        sentinel monitor gateway-master 127.0.0.1 \(redis.port) 1
+        """.write(to: configuration, atomically: true, encoding: .utf8)
+        let sentinel = Process()
+        sentinel.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
+        sentinel.arguments = [configuration.path, "--sentinel"]
+        sentinel.standardOutput = FileHandle.nullDevice
+        sentinel.standardError = FileHandle.nullDevice
+        try sentinel.run()
+        defer {
+            // SIGKILL: children of the test process inherit a mask that blocks SIGTERM.
+            kill(sentinel.processIdentifier, SIGKILL)
+            sentinel.waitUntilExit()
+        }
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        // An unreachable Sentinel first: the next one in the list answers.
+        let unreachable = try freeLoopbackPort()
+        let settings = try RedisConfiguration(
+            sentinels: "127.0.0.1:\(unreachable), 127.0.0.1:\(sentinelPort)", master: "gateway-master")
+        var connection: RedisConnection?
+        _ = await eventually(within: .seconds(10)) {
+            connection = try? await RedisConnection.connect(to: settings, on: eventLoop)
+            return connection != nil
+        }
+        let connected = try #require(connection)
+        defer { Task { await connected.close() } }
+        try await connected.send(RedisCommand("SET", "sentinel-probe", "reached"))
+        #expect(try await redis.cli("GET", "sentinel-probe") == "reached")
+        #expect(throws: RedisError.self) {
+            try RedisConfiguration(sentinels: "no-port-here", master: "m")
         }
     }
 
