@@ -153,6 +153,7 @@ let package = Package(
             name: "AiravataClusterTests",
             dependencies: [
                 "AiravataTestSupport", "AiravataProtocol", "AiravataCore", "AiravataClient", "airavata-gateway",
+                "airavata-load",
             ],
             swiftSettings: swiftSettings
         ),

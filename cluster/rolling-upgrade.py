@@ -110,6 +110,7 @@ def main():
     parser.add_argument("--load-bin", default=os.environ.get("LOAD_BIN", os.path.join(ROOT, ".build/release/airavata-load")))
     parser.add_argument("--values", default=os.path.join(ROOT, "helm/airavata-gateway/values.yaml"))
     parser.add_argument("--warmup", type=float, default=2, help="seconds of load before the first replacement")
+    parser.add_argument("--settle", type=float, default=30, help="seconds the clients get to catch up at the end")
     parser.add_argument("--node-args", default="", help="extra flags for every node")
     arguments = parser.parse_args()
     # A parent (a test runner, say) may have blocked SIGTERM; our children must not inherit that.
@@ -159,7 +160,7 @@ def main():
         command = [
             arguments.load_bin, "--url", f"ws://127.0.0.1:{front}", "--http", f"http://127.0.0.1:{front}",
             "--clients", str(arguments.clients), "--rate", str(arguments.rate),
-            "--experiments", str(arguments.experiments),
+            "--experiments", str(arguments.experiments), "--settle", str(arguments.settle),
         ]
         if arguments.no_resume:
             command.append("--no-resume")

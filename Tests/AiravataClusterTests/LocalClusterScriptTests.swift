@@ -20,29 +20,11 @@ struct LocalClusterScriptTests {
     static func runBlocking(_ script: String, _ arguments: [String], environment: [String: String]) throws -> (
         Int32, String
     ) {
-        let process = Process()
-        // Through Python, which closes inherited descriptors for its child: Foundation's
-        // Process watches one of its own, and daemons the script starts would hold it open
-        // (waitUntilExit would never return).
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments =
-            [
-                "python3", "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
-                "bash", root.appendingPathComponent(script).path,
-            ] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        // A file, not a pipe: daemons the script starts must not keep the caller waiting for EOF.
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("script-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        defer { try? FileManager.default.removeItem(at: log) }
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
-        try handle.close()
-        let data = try Data(contentsOf: log)
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runCommand(["bash", root.appendingPathComponent(script).path] + arguments, environment: environment)
+    }
+
+    static func runCommand(_ command: [String], environment: [String: String]) throws -> (Int32, String) {
+        try runScript(command, environment: environment)
     }
 
     @Test("start.sh, a spec-style client through HAProxy, stop.sh")

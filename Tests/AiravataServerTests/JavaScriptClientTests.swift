@@ -42,4 +42,16 @@ struct JavaScriptClientTests {
             #expect(try await runner.exitCode() == 0)
         }
     }
+
+    @Test("the official client's own suite (reconnect, resume, bookkeeping, React hooks) passes under Node")
+    func officialClientSuite() async throws {
+        let node = try #require(ProcessRunner.which("node"), "node (20.10+) is needed for this test")
+        let command = [
+            node, "--experimental-websocket", "--test",
+            Self.repositoryRoot.appendingPathComponent("clients/js/test").path,
+        ]
+        let gateway = try gatewayBinary()
+        let (status, output) = try await offloaded { try runScript(command, environment: ["GATEWAY_BIN": gateway]) }
+        #expect(status == 0, "node --test failed:\n\(output.suffix(6000))")
+    }
 }
