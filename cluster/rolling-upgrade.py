@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -180,6 +181,7 @@ def main():
 
         slots = {f"node-{i}": os.path.join(run_dir, f"node-{i}.pid") for i in (1, 2, 3)}
         spares = ["spare-1", "spare-2"]
+        new_ports = []
         generation = 1
         for old in list(slots):
             generation += 1
@@ -197,6 +199,7 @@ def main():
                 )
             with open(pid_file, "w") as handle:
                 handle.write(str(process.pid))
+            new_ports.append(port)
             haproxy.command(f"set server nodes/{new_slot} addr 127.0.0.1 port {port}")
             haproxy.command(f"set server nodes/{new_slot} state ready")
             if not haproxy.wait_up(new_slot, 30):
@@ -242,6 +245,19 @@ def main():
             if line.startswith("{"):
                 summary = json.loads(line)
         load.wait(timeout=120)
+        # What resuming cost the new nodes: one log read serves every client resuming meanwhile.
+        reads = replays = 0
+        for port in new_ports:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    for line in response.read().decode().splitlines():
+                        if line.startswith("airavata_replay_log_reads "):
+                            reads += int(float(line.split()[1]))
+                        elif line.startswith("airavata_replays "):
+                            replays += int(float(line.split()[1]))
+            except OSError:
+                pass
+        log(f"replay log reads on the new nodes: {reads} for {replays} resuming clients")
         if summary is None:
             log("no summary from the load tool")
             return 2

@@ -117,6 +117,11 @@ public final class GatewayClient: Sendable {
         var runner: Task<Void, Never>?
         var attemptAdmitted = false
         var attempt = 0
+        var everAdmitted = false
+        /// Whether this attempt asked to resume.
+        var resuming = false
+        /// Why the next admission cannot resume (reported as `recoveryFailed`).
+        var sessionLost: String?
     }
 
     private let configuration: Configuration
@@ -228,12 +233,14 @@ public final class GatewayClient: Sendable {
         }
         let token = try await configuration.token()
         var query = "token=\(Self.percentEncoded(token))"
-        if configuration.resume {
-            let (sessionID, cursor) = state.withLock { ($0.sessionID, $0.cursor) }
-            if let sessionID {
-                query += "&session=\(Self.percentEncoded(sessionID))"
-                if let cursor { query += "&cursor=\(Self.percentEncoded(cursor))" }
-            }
+        let resume = configuration.resume
+        let (sessionID, cursor) = state.withLock { state in
+            state.resuming = resume && state.sessionID != nil
+            return (state.sessionID, state.cursor)
+        }
+        if resume, let sessionID {
+            query += "&session=\(Self.percentEncoded(sessionID))"
+            if let cursor { query += "&cursor=\(Self.percentEncoded(cursor))" }
         }
         let separator = configuration.path.contains("?") ? "&" : "?"
         let target = "\(configuration.path)\(separator)\(query)"
@@ -302,18 +309,37 @@ public final class GatewayClient: Sendable {
             let id = item["resourceId"]?.stringValue
             restored.insert(Subscription(type, id))
         }
-        let missing = state.withLock { state -> [Subscription] in
+        let (missing, lost) = state.withLock { state -> ([Subscription], String?) in
+            // A reconnect that did not resume has lost what was sent meanwhile: say so, once.
+            let lost = state.everAdmitted && !state.resuming ? state.sessionLost ?? "resume_disabled" : nil
+            state.sessionLost = nil
+            state.everAdmitted = true
             state.channel = channel
             state.attemptAdmitted = true
             state.sessionID = sessionID
             if let cursor = envelope.cursor { state.cursor = cursor }
-            return state.subscriptions.filter { wanted in
+            let missing = state.subscriptions.filter { wanted in
                 !restored.contains(wanted)
                     && !(wanted.resourceID == nil && restored.contains { $0.resourceType == wanted.resourceType })
             }
+            return (Array(missing), lost)
         }
         onEvent(.connected(sessionID: sessionID, nodeID: data?["nodeId"]?.stringValue ?? "", resumed: resumed))
+        if let lost { onEvent(.recoveryFailed(reason: lost)) }
         for subscription in missing { Self.send(subscription.request, on: channel) }
+    }
+
+    /// An error before admission that names the session: it was refused (another user's),
+    /// and retrying it would be refused forever, so start afresh.
+    fileprivate func refusedBeforeAdmission(_ envelope: Envelope) {
+        guard envelope.type == MessageType.error.rawValue, envelope.error?.lowercased().contains("session") == true
+        else { return }
+        state.withLock { state in
+            guard state.resuming else { return }
+            state.sessionID = nil
+            state.cursor = nil
+            state.sessionLost = "session_refused"
+        }
     }
 
     fileprivate func received(_ envelope: Envelope) {
@@ -483,6 +509,7 @@ private final class ClientFrameHandler: ChannelInboundHandler {
             client.admitted(context.channel, envelope)
             return
         }
+        if !admitted { client.refusedBeforeAdmission(envelope) }
         client.received(envelope)
     }
 

@@ -29,7 +29,13 @@ final class GatewayHTTPAPI: Sendable {
         case (.GET, "/readyz"), (.HEAD, "/readyz"):
             return readinessResponse()
         case (.GET, "/metrics"):
-            let body = metrics.exposition(statistics: gateway.statistics.snapshot(), bus: gateway.busHealth())
+            let resumes = gateway.statistics.resumes
+            let replay = gateway.replay.counts
+            let body = metrics.exposition(
+                statistics: gateway.statistics.snapshot(), bus: gateway.busHealth(),
+                resumes: .init(
+                    recovered: resumes.recovered, failed: resumes.failed, logReads: replay.reads,
+                    replays: replay.replays))
             return HTTPResponse(
                 status: .ok,
                 contentType: "text/plain; version=0.0.4; charset=utf-8",

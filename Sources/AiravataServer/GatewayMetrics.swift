@@ -28,6 +28,10 @@ package final class GatewayMetrics: Sendable {
     private let heartbeatAge: Gauge
     private let gapFills: Gauge
     private let replayed: Gauge
+    private let resumesRecovered: Gauge
+    private let resumesFailed: Gauge
+    private let replayReads: Gauge
+    private let replaysAnswered: Gauge
 
     package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -122,6 +126,22 @@ package final class GatewayMetrics: Sendable {
             descriptor: Self.descriptor(
                 "airavata_bus_replayed_events", "Events delivered from the replay log after a gap")
         )
+        func resumes(_ outcome: String) -> Gauge {
+            registry.makeGauge(
+                descriptor: Self.descriptor(
+                    "airavata_resumes", "Sessions resumed on this node since it started, by outcome"),
+                labels: [("outcome", outcome)]
+            )
+        }
+        resumesRecovered = resumes("recovered")
+        resumesFailed = resumes("failed")
+        replayReads = registry.makeGauge(
+            descriptor: Self.descriptor(
+                "airavata_replay_log_reads", "Reads of the replay log for resuming clients (one serves many)")
+        )
+        replaysAnswered = registry.makeGauge(
+            descriptor: Self.descriptor("airavata_replays", "Resuming clients answered from those reads")
+        )
         averageLatency = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_delivery_latency_average_seconds", unitName: "",
@@ -152,7 +172,26 @@ package final class GatewayMetrics: Sendable {
     }
 
     /// The Prometheus text, with the core's lock-free counters brought up to date first.
-    package func exposition(statistics: StatisticsSnapshot, bus: EventBusHealth) -> [UInt8] {
+    /// What resuming clients cost this node: outcomes, and log reads against clients served.
+    package struct ResumeFigures: Sendable {
+        package var recovered: Int
+        package var failed: Int
+        package var logReads: Int
+        package var replays: Int
+
+        package init(recovered: Int, failed: Int, logReads: Int, replays: Int) {
+            self.recovered = recovered
+            self.failed = failed
+            self.logReads = logReads
+            self.replays = replays
+        }
+    }
+
+    package func exposition(statistics: StatisticsSnapshot, bus: EventBusHealth, resumes: ResumeFigures) -> [UInt8] {
+        resumesRecovered.set(Double(resumes.recovered))
+        resumesFailed.set(Double(resumes.failed))
+        replayReads.set(Double(resumes.logReads))
+        replaysAnswered.set(Double(resumes.replays))
         busReady.set(bus.ready ? 1.0 : 0.0)
         for link in bus.links { redisUp[link.role]?.set(link.up ? 1.0 : 0.0) }
         heartbeatAge.set(bus.heartbeatAgeSeconds ?? 0)
