@@ -19,6 +19,7 @@ package final class RedisEventBus: EventBus {
         var lastHeartbeatNanos: UInt64 = 0
         var gapFills = 0
         var replayed = 0
+        var logReset: (@Sendable () -> Void)?
     }
 
     private let client: RedisClient
@@ -160,6 +161,7 @@ package final class RedisEventBus: EventBus {
     private func fillGap() async throws {
         let page = 500
         var replayed = 0
+        var resetDetected = false
         while true {
             guard let after = state.withLock({ $0.lastCursor }) else { break }
             let reply = try await client.send(
@@ -175,7 +177,10 @@ package final class RedisEventBus: EventBus {
                         deliver(id, Array(body.readableBytesView), state: &state)
                         replayed += 1
                     } else if let last = state.lastCursor, id > last {
+                        // An epoch mark after our last cursor: the log was lost and started
+                        // again while we were away.
                         state.lastCursor = id
+                        resetDetected = true
                     }
                 }
             }
@@ -192,6 +197,10 @@ package final class RedisEventBus: EventBus {
         }
         logger.info(
             "filled the pub/sub gap from the replay log", metadata: ["replayed": "\(replayed)", "held": "\(released)"])
+        if resetDetected {
+            logger.warning("the replay log was lost and restarted (Redis restarted without persistence?)")
+            state.withLock { $0.logReset }?()
+        }
     }
 
     /// An XRANGE entry: its id and the event payload (nil for the epoch mark).
@@ -238,6 +247,10 @@ package final class RedisEventBus: EventBus {
             from = "(\(last)"
         }
         return LogRead(holdsStart: holdsStart, entries: entries)
+    }
+
+    package func onLogReset(_ handler: @escaping @Sendable () -> Void) {
+        state.withLock { $0.logReset = handler }
     }
 
     package func logTip() async throws -> EventCursor {

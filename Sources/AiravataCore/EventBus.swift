@@ -18,6 +18,15 @@ package protocol EventBus: Sendable {
     /// The newest cursor in the replay log; creates the log's first entry when it is empty,
     /// so that every client can be given a cursor from its first moment.
     func logTip() async throws -> EventCursor
+
+    /// Registers what to call when the bus finds that the replay log was lost and started
+    /// again (a new epoch): events a node saw before it may be missing from the new log.
+    func onLogReset(_ handler: @escaping @Sendable () -> Void)
+}
+
+extension EventBus {
+    /// An in-process log cannot be lost while the process runs.
+    package func onLogReset(_ handler: @escaping @Sendable () -> Void) {}
 }
 
 /// One entry of the replay log. `event` is nil for the entry that opens the log (its

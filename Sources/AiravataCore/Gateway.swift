@@ -43,7 +43,7 @@ package final class Gateway: Sendable {
     ) {
         self.frames = frames
         self.sessions = sessions
-        self.replay = ReplayReader(bus: bus, frames: frames)
+        self.replay = ReplayReader(bus: bus, frames: frames, recentCapacity: configuration.replayMemory)
         self.statisticsStore = statisticsStore
         self.configuration = configuration
         self.statistics = GatewayStatistics(nodeID: configuration.nodeID)
@@ -516,12 +516,14 @@ package final class Gateway: Sendable {
     package func route(_ delivered: DeliveredEvent) {
         let event = delivered.event
         let routing = event.routing
+        let frame = frames.frame(event.envelope(cursor: delivered.cursor).encoded())
         if let cursor = delivered.cursor {
             // Before the lookup: a connection registered after this point has this cursor as
-            // its start, and drops the event should it still reach it.
+            // its start (or finds the event in the replay memory), and drops the event should
+            // it still reach it live.
+            replay.remember(.init(cursor: cursor, routing: routing, frame: frame))
             lastRouted.withLock { $0 = cursor }
         }
-        let frame = frames.frame(event.envelope(cursor: delivered.cursor).encoded())
         let sinks = index.recipients(of: routing) { Authorization.mayReceive(routing, principal: $0) }
         dispatch(frame, cursor: delivered.cursor, to: sinks)
         statistics.eventRouted(latencyMicros: WallClock.nowMicros() - event.acceptedAtMicros, recipients: sinks.count)

@@ -12,6 +12,9 @@ package struct GatewayConfiguration: Sendable {
     /// How long a disconnected client's session can be resumed; open connections renew
     /// theirs every third of it.
     package var sessionTTLSeconds: Double = 300
+    /// Newest events kept in memory to answer resuming clients without reading the replay
+    /// log; never more than the log keeps, so the window clients see stays the log's.
+    package var replayMemory: Int = 10_000
 
     package init(
         nodeID: String,

@@ -2,15 +2,25 @@ import AiravataProtocol
 package import NIOCore
 import Synchronization
 
-/// Reads the replay log for resuming clients, once for all of those that resume at the same
-/// time: when a drained node's clients arrive together, the node reads the log from the
-/// oldest of their cursors and answers every one of them from that single read.
+/// Finds the events a resuming client missed.
+///
+/// First from memory: every node routes every event, so it keeps the newest ones it routed
+/// (framed already) and answers a client whose cursor is among them without touching Redis.
+/// That covers the usual resume, seconds after a drain or a crash. Otherwise from the replay
+/// log, read once for all the clients waiting at the same time: from the oldest of their
+/// cursors, answering every one of them from that single read.
 package final class ReplayReader: Sendable {
     /// An event to replay, framed once for every client that gets it.
     package struct Replayed: Sendable {
         package var cursor: EventCursor
         package var routing: EventRouting
         package var frame: ByteBuffer
+
+        package init(cursor: EventCursor, routing: EventRouting, frame: ByteBuffer) {
+            self.cursor = cursor
+            self.routing = routing
+            self.frame = frame
+        }
     }
 
     package enum Outcome: Sendable {
@@ -33,13 +43,59 @@ package final class ReplayReader: Sendable {
         var answered = 0
     }
 
+    /// The newest events routed here, oldest first, gapless: the bus delivers every event
+    /// in cursor order (filling its own gaps from the log).
+    private struct Recent {
+        var events: [Replayed] = []
+        var first = 0
+    }
+
     private let bus: any EventBus
     private let frames: any FrameEncoding
     private let state = Mutex(State())
+    private let recent = Mutex(Recent())
+    private let recentCapacity: Int
 
-    package init(bus: any EventBus, frames: any FrameEncoding) {
+    package init(bus: any EventBus, frames: any FrameEncoding, recentCapacity: Int = 10_000) {
         self.bus = bus
         self.frames = frames
+        self.recentCapacity = max(recentCapacity, 1)
+        bus.onLogReset { [weak self] in self?.forgetRecent() }
+    }
+
+    /// Called for each routed event, in cursor order.
+    package func remember(_ event: Replayed) {
+        recent.withLock { recent in
+            if recent.events.count - recent.first >= recentCapacity {
+                recent.first += 1
+                if recent.first >= recentCapacity {
+                    recent.events.removeFirst(recent.first)
+                    recent.first = 0
+                }
+            }
+            recent.events.append(event)
+        }
+    }
+
+    /// After the log was lost, what this node saw before may not match the new log.
+    package func forgetRecent() {
+        recent.withLock { $0 = Recent() }
+    }
+
+    /// The events after `cursor` if memory holds `cursor` itself (so nothing between is
+    /// missing), with the newest cursor held.
+    private func fromMemory(after cursor: EventCursor) -> Outcome? {
+        recent.withLock { recent in
+            let held = recent.events[recent.first...]
+            var low = held.startIndex
+            var high = held.endIndex
+            while low < high {
+                let middle = (low + high) / 2
+                if held[middle].cursor < cursor { low = middle + 1 } else { high = middle }
+            }
+            guard low < held.endIndex, held[low].cursor == cursor, let end = held.last?.cursor else { return nil }
+            return .recovered(Array(held[(low + 1)...]), end: end)
+        }
     }
 
     /// Log reads made and replays answered, for metrics: with many clients resuming at once
@@ -49,7 +105,11 @@ package final class ReplayReader: Sendable {
     }
 
     package func replay(after cursor: EventCursor) async throws -> Outcome {
-        try await withCheckedThrowingContinuation { continuation in
+        if let answer = fromMemory(after: cursor) {
+            state.withLock { $0.answered += 1 }
+            return answer
+        }
+        return try await withCheckedThrowingContinuation { continuation in
             let startReading = state.withLock { state -> Bool in
                 state.waiters.append(Waiter(cursor: cursor, continuation: continuation))
                 guard !state.reading else { return false }

@@ -1,3 +1,4 @@
+import AiravataCore
 import AiravataProtocol
 import AiravataTestSupport
 import Testing
@@ -163,6 +164,34 @@ struct ResumeTests {
             defer { second.close() }
             let outcome = try await second.nextMessage()
             #expect(outcome["data"]?["reason"]?.stringValue == "invalid_cursor")
+        }
+    }
+}
+
+extension ResumeTests {
+    @Test("a session whose cursor predates anything in memory is served from the replay log")
+    func replayFromTheLog() async throws {
+        try await TestGateway.with { node in
+            // Nothing routed yet: the starting cursor is the log's epoch mark, which the
+            // node's memory of routed events cannot hold.
+            let (first, connected) = try await Self.open(node, "/ws/user", user: "alice")
+            let session = try #require(connected["data"]?["sessionId"]?.stringValue)
+            let cursor = try #require(connected["cursor"]?.stringValue)
+            first.close()
+            try await node.publish(
+                .array((1...3).map { Events.notification(user: "alice", title: "n\($0)") }))
+            let readsBefore = node.gateway.replay.counts.reads
+            let (second, _) = try await Self.open(
+                node, "/ws", user: "alice", query: "&session=\(session)&cursor=\(cursor)")
+            defer { second.close() }
+            var titles: [String] = []
+            while true {
+                let message = try await second.nextMessage()
+                if message["data"]?["action"]?.stringValue == "replay_complete" { break }
+                titles.append(message["data"]?["title"]?.stringValue ?? "?")
+            }
+            #expect(titles == ["n1", "n2", "n3"])
+            #expect(node.gateway.replay.counts.reads == readsBefore + 1)
         }
     }
 }

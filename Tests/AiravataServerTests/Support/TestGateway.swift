@@ -33,6 +33,8 @@ final class TestGateway: Sendable {
         var server = server
         server.host = "127.0.0.1"
         server.port = 0
+        var configuration = configuration
+        configuration.replayMemory = min(configuration.replayMemory, replayLength)
         var logger = Logger(label: "test.gateway")
         logger.logLevel = .warning
         let gateway = Gateway(
