@@ -33,6 +33,10 @@ public final class GatewayClient: Sendable {
         public var restartJitter: Duration = .milliseconds(250)
         /// nil: retry forever.
         public var maximumAttempts: Int?
+        /// A connection on which nothing arrives this long (the server pings every 30 s by
+        /// default) is presumed dead (a half-open socket after a partition) and replaced.
+        /// It also bounds the wait for the upgrade answer. nil: never.
+        public var idleTimeout: Duration? = .seconds(75)
         public var group: any EventLoopGroup
 
         public init(
@@ -112,6 +116,8 @@ public final class GatewayClient: Sendable {
         var cursor: String?
         var subscriptions: Set<Subscription> = []
         var channel: (any Channel)?
+        /// The connection being set up, before the server admitted it.
+        var dialing: (any Channel)?
         var stopped = false
         var started = false
         var runner: Task<Void, Never>?
@@ -157,11 +163,13 @@ public final class GatewayClient: Sendable {
 
     /// Closes the connection and stops reconnecting.
     public func stop() async {
-        let (channel, runner) = state.withLock { state in
+        let (channel, dialing, runner) = state.withLock { state in
             state.stopped = true
-            return (state.channel, state.runner)
+            return (state.channel, state.dialing, state.runner)
         }
         if let channel { Self.sendClose(on: channel) }
+        // Not admitted yet: nothing to say goodbye to, just hang up.
+        dialing?.close(promise: nil)
         runner?.cancel()
         await runner?.value
     }
@@ -251,6 +259,7 @@ public final class GatewayClient: Sendable {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { [self] channel in
+                let idle = configuration.idleTimeout.map { TimeAmount.nanoseconds(Int64($0 / .nanoseconds(1))) }
                 let requester = UpgradeRequester(host: host, port: port, target: target, closed: closed)
                 let upgrader = NIOWebSocketClientUpgrader(
                     maxFrameSize: 1 << 24,
@@ -263,6 +272,10 @@ public final class GatewayClient: Sendable {
                     }
                 )
                 return channel.eventLoop.makeCompletedFuture {
+                    if let idle {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                        try channel.pipeline.syncOperations.addHandler(IdleCloser(closed: closed))
+                    }
                     // Forward, not drop, what follows the 101 in the same read: a proxy may send
                     // the server's first message (`connected`) in one packet with the answer.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
@@ -287,11 +300,17 @@ public final class GatewayClient: Sendable {
         channel.closeFuture.whenComplete { _ in
             closed.succeed(Closed(code: nil, reason: "connection lost", admitted: false))
         }
+        let stopping = state.withLock { state -> Bool in
+            state.dialing = channel
+            return state.stopped
+        }
+        if stopping { channel.close(promise: nil) }
         var result = try await closed.futureResult.get()
         result.admitted = state.withLock { $0.attemptAdmitted }
         channel.close(promise: nil)
         state.withLock { state in
             if state.channel === channel { state.channel = nil }
+            if state.dialing === channel { state.dialing = nil }
         }
         return result
     }
@@ -309,12 +328,15 @@ public final class GatewayClient: Sendable {
             let id = item["resourceId"]?.stringValue
             restored.insert(Subscription(type, id))
         }
-        let (missing, lost) = state.withLock { state -> ([Subscription], String?) in
+        let path = pathSubscription
+        let (missing, unwanted, lost, stopping) = state.withLock {
+            state -> ([Subscription], [Subscription], String?, Bool) in
             // A reconnect that did not resume has lost what was sent meanwhile: say so, once.
             let lost = state.everAdmitted && !state.resuming ? state.sessionLost ?? "resume_disabled" : nil
             state.sessionLost = nil
             state.everAdmitted = true
             state.channel = channel
+            state.dialing = nil
             state.attemptAdmitted = true
             state.sessionID = sessionID
             if let cursor = envelope.cursor { state.cursor = cursor }
@@ -322,17 +344,49 @@ public final class GatewayClient: Sendable {
                 !restored.contains(wanted)
                     && !(wanted.resourceID == nil && restored.contains { $0.resourceType == wanted.resourceType })
             }
-            return (Array(missing), lost)
+            // Dropped while we were away, but the session still had it: drop it now.
+            let unwanted = restored.filter { held in
+                guard !state.subscriptions.contains(held) else { return false }
+                if let path, path.resourceType == held.resourceType,
+                    path.resourceID == nil || path.resourceID == held.resourceID
+                {
+                    return false
+                }
+                return !state.subscriptions.contains { $0.resourceID == nil && $0.resourceType == held.resourceType }
+            }
+            return (Array(missing), Array(unwanted), lost, state.stopped)
+        }
+        if stopping {
+            Self.sendClose(on: channel)
+            return
         }
         onEvent(.connected(sessionID: sessionID, nodeID: data?["nodeId"]?.stringValue ?? "", resumed: resumed))
         if let lost { onEvent(.recoveryFailed(reason: lost)) }
         for subscription in missing { Self.send(subscription.request, on: channel) }
+        for subscription in unwanted { Self.send(subscription.cancellation, on: channel) }
+    }
+
+    /// The subscription the URL path makes (`/ws/experiments/E` → experiment E), if any.
+    private var pathSubscription: Subscription? {
+        let segments = configuration.path.split(separator: "?").first?.split(separator: "/").map(String.init) ?? []
+        guard segments.first == "ws", segments.count >= 2 else { return nil }
+        switch (segments[1], segments.count) {
+        case ("user", 2): return Subscription(.user, nil)
+        case ("system", 2): return Subscription(.system, nil)
+        case (_, 3):
+            let types: [String: ResourceType] = [
+                "experiments": .experiment, "tasks": .task, "projects": .project, "workers": .worker,
+            ]
+            guard let type = types[segments[1]] else { return nil }
+            return Subscription(type, segments[2])
+        default: return nil
+        }
     }
 
     /// An error before admission that names the session: it was refused (another user's),
     /// and retrying it would be refused forever, so start afresh.
     fileprivate func refusedBeforeAdmission(_ envelope: Envelope) {
-        guard envelope.type == MessageType.error.rawValue, envelope.error?.lowercased().contains("session") == true
+        guard envelope.type == MessageType.error.rawValue, envelope.error == "Session belongs to another user"
         else { return }
         state.withLock { state in
             guard state.resuming else { return }
@@ -543,5 +597,25 @@ final class ClosedReport: Sendable {
     func fail(_ error: any Error) {
         guard done.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         promise.fail(error)
+    }
+}
+
+/// Ends a connection on which nothing arrived for the idle timeout.
+private final class IdleCloser: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    private let closed: ClosedReport
+
+    init(closed: ClosedReport) {
+        self.closed = closed
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            closed.succeed(GatewayClient.Closed(code: nil, reason: "no data from the server", admitted: false))
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -16,6 +16,7 @@ package final class RedisEventBus: EventBus {
         var filling = false
         var held: [(EventCursor, [UInt8])] = []
         var subscribedOnce = false
+        var countNextFill = false
         var lastHeartbeatNanos: UInt64 = 0
         var gapFills = 0
         var replayed = 0
@@ -79,6 +80,13 @@ package final class RedisEventBus: EventBus {
 
     package func run(sink: @escaping @Sendable (DeliveredEvent) -> Void) async throws {
         state.withLock { $0.sink = sink }
+        // Start from the log's end, so that even the first subscription fills what was
+        // published between now and the moment it is confirmed.
+        if let tip = try? await logTip() {
+            state.withLock { state in
+                if state.lastCursor == nil { state.lastCursor = tip }
+            }
+        }
         subscriber.subscribe(keys.eventChannel)
         subscriber.subscribe(keys.heartbeatChannel(instance: instance))
         await withDiscardingTaskGroup { group in
@@ -131,8 +139,10 @@ package final class RedisEventBus: EventBus {
         let needsFill = state.withLock { state -> Bool in
             state.lastHeartbeatNanos = now
             defer { state.subscribedOnce = true }
-            guard state.subscribedOnce, state.lastCursor != nil else { return false }
+            guard state.lastCursor != nil else { return false }
             state.filling = true
+            // The first fill only covers start-up; it is not an outage worth counting.
+            state.countNextFill = state.subscribedOnce
             return true
         }
         if needsFill { fillRequests.yield() }
@@ -162,14 +172,25 @@ package final class RedisEventBus: EventBus {
         let page = 500
         var replayed = 0
         var resetDetected = false
+        var first = true
         while true {
             guard let after = state.withLock({ $0.lastCursor }) else { break }
+            // The first page includes the last delivered entry: if the log no longer holds
+            // it (trimmed during a long outage, or lost with Redis), events may be missing.
             let reply = try await client.send(
                 RedisCommand(
-                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument("(\(after)"), "+", "COUNT",
-                    RedisArgument(page))
+                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument(first ? "\(after)" : "(\(after)"), "+",
+                    "COUNT", RedisArgument(page))
             )
-            let entries = reply.array ?? []
+            var entries = reply.array ?? []
+            if first {
+                if let head = entries.first.flatMap(Self.streamEntry), head.0 == after {
+                    entries.removeFirst()
+                } else {
+                    resetDetected = true
+                }
+                first = false
+            }
             state.withLock { state in
                 for entry in entries {
                     guard let (id, body) = Self.streamEntry(entry) else { continue }
@@ -177,28 +198,29 @@ package final class RedisEventBus: EventBus {
                         deliver(id, Array(body.readableBytesView), state: &state)
                         replayed += 1
                     } else if let last = state.lastCursor, id > last {
-                        // An epoch mark after our last cursor: the log was lost and started
-                        // again while we were away.
+                        // An epoch mark: the log started again while we were away.
                         state.lastCursor = id
                         resetDetected = true
                     }
                 }
             }
-            if entries.count < page { break }
+            if entries.count < page - 1 { break }
         }
         let released = state.withLock { state -> Int in
             let held = state.held
             state.held = []
             state.filling = false
             for (cursor, body) in held { deliver(cursor, body, state: &state) }
-            state.gapFills += 1
+            if state.countNextFill { state.gapFills += 1 }
             state.replayed += replayed
             return held.count
         }
         logger.info(
             "filled the pub/sub gap from the replay log", metadata: ["replayed": "\(replayed)", "held": "\(released)"])
         if resetDetected {
-            logger.warning("the replay log was lost and restarted (Redis restarted without persistence?)")
+            logger.warning(
+                "the replay log no longer holds this node's last event (trimmed during a long outage, or lost with Redis); resuming clients older than now will be told to refetch"
+            )
             state.withLock { $0.logReset }?()
         }
     }
@@ -251,6 +273,20 @@ package final class RedisEventBus: EventBus {
 
     package func onLogReset(_ handler: @escaping @Sendable () -> Void) {
         state.withLock { $0.logReset = handler }
+    }
+
+    package func logHolds(_ cursors: [EventCursor]) async throws -> Set<EventCursor> {
+        guard !cursors.isEmpty else { return [] }
+        let replies = try await client.pipeline(
+            cursors.map { cursor in
+                let id = RedisArgument(cursor.description)
+                return RedisCommand("XRANGE", RedisArgument(keys.eventStream), id, id, "COUNT", 1)
+            })
+        var held = Set<EventCursor>()
+        for (cursor, reply) in zip(cursors, replies) where !(reply.array ?? []).isEmpty {
+            held.insert(cursor)
+        }
+        return held
     }
 
     package func logTip() async throws -> EventCursor {

@@ -68,6 +68,13 @@ package final class EmbeddedEventBus: EventBus {
         }
     }
 
+    package func logHolds(_ cursors: [EventCursor]) async throws -> Set<EventCursor> {
+        state.withLock { state in
+            let live = state.log[state.first...]
+            return Set(cursors.filter { Self.position(of: $0, in: live) != nil })
+        }
+    }
+
     package func logTip() async throws -> EventCursor {
         state.withLock { $0.log[$0.log.count - 1].cursor }
     }

@@ -15,6 +15,9 @@ package protocol EventBus: Sendable {
     /// Reads the replay log from `start` to its current end.
     func readLog(from start: EventCursor) async throws -> LogRead
 
+    /// Which of these cursors the replay log still holds (cheap: no range is read).
+    func logHolds(_ cursors: [EventCursor]) async throws -> Set<EventCursor>
+
     /// The newest cursor in the replay log; creates the log's first entry when it is empty,
     /// so that every client can be given a cursor from its first moment.
     func logTip() async throws -> EventCursor

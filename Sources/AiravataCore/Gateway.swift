@@ -44,6 +44,7 @@ package final class Gateway: Sendable {
         self.frames = frames
         self.sessions = sessions
         self.replay = ReplayReader(bus: bus, frames: frames, recentCapacity: configuration.replayMemory)
+
         self.statisticsStore = statisticsStore
         self.configuration = configuration
         self.statistics = GatewayStatistics(nodeID: configuration.nodeID)
@@ -53,6 +54,8 @@ package final class Gateway: Sendable {
         self.limiter = limiter
         self.validator = EventValidator(maximumBatchSize: configuration.maximumBatchSize)
         self.logger = logger
+        // A lost log: cursors of the old one must not be handed to new clients.
+        replay.onForget { [weak self] in self?.lastRouted.withLock { $0 = nil } }
     }
 
     /// Runs the bus's delivery until cancelled.
@@ -152,17 +155,6 @@ package final class Gateway: Sendable {
             keys.append(key)
         }
         let replayFrom = restored != nil ? resume?.cursor : nil
-        // A new client's history starts here: read before registering, so that every later
-        // event is either delivered or replayable after this cursor.
-        var start: EventCursor?
-        if replayFrom == nil {
-            do {
-                start = try await currentTip()
-            } catch {
-                logger.error("replay log unavailable", metadata: ["error": "\(error)"])
-                return .failure(.unavailable("Service temporarily unavailable"))
-            }
-        }
         let id = connectionSequence.add(1, ordering: .relaxed).newValue
         let lease = ConnectionLease(id: id, userID: principal.userID, ip: ip)
         do {
@@ -180,6 +172,22 @@ package final class Gateway: Sendable {
         }
         openSessions.withLock { $0[id] = sessionID }
         statistics.connectionOpened()
+        // A new client's history starts here. Read after registering: every later event is
+        // delivered live, and live events at or below this cursor are dropped (they precede
+        // the start), so none falls between "before the start" and "delivered".
+        var start: EventCursor?
+        if replayFrom == nil {
+            do {
+                start = try await currentTip()
+            } catch {
+                logger.error("replay log unavailable", metadata: ["error": "\(error)"])
+                index.remove(id)
+                openSessions.withLock { _ = $0.removeValue(forKey: id) }
+                statistics.connectionClosed()
+                await limiter.release(lease)
+                return .failure(.unavailable("Service temporarily unavailable"))
+            }
+        }
         await persist(sessionID, SessionRecord(userID: principal.userID, subscriptions: keys))
         let admission = Admission(
             id: id, principal: principal, lease: lease, subscription: pathKey, sessionID: sessionID)
@@ -226,6 +234,11 @@ package final class Gateway: Sendable {
                         guard routing.isBroadcast || routing.keys.contains(where: keys.contains) else { return false }
                         return Authorization.mayReceive(routing, principal: principal)
                     }
+                    // More than a client can take in one go: it refetches instead.
+                    guard owed.count <= configuration.maxReplayEvents else {
+                        statistics.resumed(recovered: false)
+                        return ([frame(resumeOutcome("recovery_failed", reason: "replay_too_large", cursor: end))], end)
+                    }
                     var done = resumeOutcome("replay_complete", reason: nil, cursor: end)
                     if case .object(var data)? = done.data {
                         data["replayed"] = .number(String(owed.count))
@@ -262,14 +275,17 @@ package final class Gateway: Sendable {
         return try await bus.logTip()
     }
 
-    private func persist(_ sessionID: String, _ record: SessionRecord) async {
+    @discardableResult
+    private func persist(_ sessionID: String, _ record: SessionRecord) async -> Bool {
         do {
             try await sessions.save(sessionID, record)
+            return true
         } catch {
             // The connection works on; only a later resume would miss this change.
             logger.warning(
                 "could not save the session; a resume would restore an older state",
                 metadata: ["session.id": "\(sessionID)", "error": "\(error)"])
+            return false
         }
     }
 
@@ -337,9 +353,15 @@ package final class Gateway: Sendable {
                         request: request
                     )
                 }
-                await persist(
+                // A confirmed subscription must survive a reconnect: unsaved, it is refused.
+                let saved = await persist(
                     admission.sessionID,
                     SessionRecord(userID: admission.principal.userID, subscriptions: Array(current) + [key]))
+                guard saved else {
+                    return subscriptionError(
+                        "Service temporarily unavailable: the subscription could not be saved", action: "subscribe",
+                        request: request)
+                }
             }
             switch index.subscribe(admission.id, to: key, limit: configuration.maxSubscriptionsPerConnection) {
             case .added, .alreadySubscribed:

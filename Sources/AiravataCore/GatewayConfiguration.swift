@@ -15,6 +15,8 @@ package struct GatewayConfiguration: Sendable {
     /// Newest events kept in memory to answer resuming clients without reading the replay
     /// log; never more than the log keeps, so the window clients see stays the log's.
     package var replayMemory: Int = 10_000
+    /// Most events one resuming client is replayed; beyond it the client refetches.
+    package var maxReplayEvents: Int = 10_000
 
     package init(
         nodeID: String,

@@ -55,6 +55,7 @@ package final class ReplayReader: Sendable {
     private let state = Mutex(State())
     private let recent = Mutex(Recent())
     private let recentCapacity: Int
+    private let forgetHandlers = Mutex<[@Sendable () -> Void]>([])
 
     package init(bus: any EventBus, frames: any FrameEncoding, recentCapacity: Int = 10_000) {
         self.bus = bus
@@ -80,6 +81,12 @@ package final class ReplayReader: Sendable {
     /// After the log was lost, what this node saw before may not match the new log.
     package func forgetRecent() {
         recent.withLock { $0 = Recent() }
+        for handler in forgetHandlers.withLock({ $0 }) { handler() }
+    }
+
+    /// Also to do when the log was lost.
+    package func onForget(_ handler: @escaping @Sendable () -> Void) {
+        forgetHandlers.withLock { $0.append(handler) }
     }
 
     /// The events after `cursor` if memory holds `cursor` itself (so nothing between is
@@ -129,15 +136,32 @@ package final class ReplayReader: Sendable {
             let batch = state.withLock { state -> [Waiter] in
                 let batch = state.waiters
                 state.waiters = []
-                if batch.isEmpty { state.reading = false } else { state.reads += 1 }
+                if batch.isEmpty { state.reading = false } else { state.answered += batch.count }
                 return batch
             }
-            guard let oldest = batch.map(\.cursor).min() else { return }
+            guard !batch.isEmpty else { return }
+            // Only cursors the log still holds may set where the read starts: a bogus or
+            // ancient one must not make the node read (and frame) the whole log.
+            let held: Set<EventCursor>
+            do {
+                held = try await bus.logHolds(Array(Set(batch.map(\.cursor))))
+            } catch {
+                for waiter in batch { waiter.continuation.resume(throwing: error) }
+                continue
+            }
+            for waiter in batch where !held.contains(waiter.cursor) {
+                waiter.continuation.resume(returning: .outOfWindow)
+            }
+            let readers = batch.filter { held.contains($0.cursor) }
+            guard let oldest = readers.map({ $0.cursor }).min() else {
+                continue
+            }
+            state.withLock { $0.reads += 1 }
             let read: LogRead
             do {
                 read = try await bus.readLog(from: oldest)
             } catch {
-                for waiter in batch { waiter.continuation.resume(throwing: error) }
+                for waiter in readers { waiter.continuation.resume(throwing: error) }
                 continue
             }
             let end = read.entries.last?.cursor ?? oldest
@@ -146,10 +170,9 @@ package final class ReplayReader: Sendable {
                 let frame = frames.frame(event.envelope(cursor: entry.cursor).encoded())
                 return Replayed(cursor: entry.cursor, routing: event.routing, frame: frame)
             }
-            for waiter in batch {
+            for waiter in readers {
                 waiter.continuation.resume(returning: Self.outcome(for: waiter.cursor, oldest, read, replayed, end))
             }
-            state.withLock { $0.answered += batch.count }
         }
     }
 

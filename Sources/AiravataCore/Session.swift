@@ -69,7 +69,7 @@ package final class InMemorySessionStore: SessionStore {
 
     private let ttlNanos: UInt64
     private let clock: @Sendable () -> UInt64
-    private let sessions = Mutex<[String: Stored]>([:])
+    private let sessions = Mutex<(stored: [String: Stored], saves: Int)>(([:], 0))
 
     package init(ttlSeconds: Double, clock: @escaping @Sendable () -> UInt64 = { WallClock.monotonicNanos() }) {
         self.ttlNanos = UInt64(max(ttlSeconds, 0.001) * 1e9)
@@ -79,18 +79,19 @@ package final class InMemorySessionStore: SessionStore {
     package func save(_ id: String, _ record: SessionRecord) async throws {
         let now = clock()
         sessions.withLock { sessions in
-            sessions[id] = Stored(record: record, expiresAtNanos: now + ttlNanos)
-            // Sweep now and then so that abandoned sessions do not pile up.
-            if sessions.count % 1024 == 0 { sessions = sessions.filter { $0.value.expiresAtNanos > now } }
+            sessions.stored[id] = Stored(record: record, expiresAtNanos: now + ttlNanos)
+            // Sweep every 1,024 saves so that abandoned sessions do not pile up.
+            sessions.saves += 1
+            if sessions.saves % 1024 == 0 { sessions.stored = sessions.stored.filter { $0.value.expiresAtNanos > now } }
         }
     }
 
     package func load(_ id: String) async throws -> SessionRecord? {
         let now = clock()
         return sessions.withLock { sessions in
-            guard let stored = sessions[id] else { return nil }
+            guard let stored = sessions.stored[id] else { return nil }
             guard stored.expiresAtNanos > now else {
-                sessions[id] = nil
+                sessions.stored[id] = nil
                 return nil
             }
             return stored.record
@@ -100,8 +101,8 @@ package final class InMemorySessionStore: SessionStore {
     package func renew(_ ids: [String]) async throws {
         let now = clock()
         sessions.withLock { sessions in
-            for id in ids where sessions[id] != nil {
-                sessions[id]?.expiresAtNanos = now + ttlNanos
+            for id in ids where sessions.stored[id] != nil {
+                sessions.stored[id]?.expiresAtNanos = now + ttlNanos
             }
         }
     }

@@ -195,3 +195,39 @@ extension ResumeTests {
         }
     }
 }
+
+extension ResumeTests {
+    @Test("a cursor the log never held costs no log read and is reported out of the window")
+    func bogusCursorReadsNothing() async throws {
+        try await TestGateway.with { node in
+            let (first, connected) = try await Self.open(node, "/ws/user", user: "alice")
+            let session = try #require(connected["data"]?["sessionId"]?.stringValue)
+            first.close()
+            try await node.publish(Events.notification(user: "alice", title: "n"))
+            let readsBefore = node.gateway.replay.counts.reads
+            let (second, _) = try await Self.open(node, "/ws", user: "alice", query: "&session=\(session)&cursor=1-0")
+            defer { second.close() }
+            let outcome = try await second.nextMessage()
+            #expect(outcome["data"]?["reason"]?.stringValue == "cursor_out_of_window")
+            #expect(node.gateway.replay.counts.reads == readsBefore)
+        }
+    }
+
+    @Test("a replay larger than a client may take is refused with replay_too_large")
+    func replayTooLarge() async throws {
+        var configuration = GatewayConfiguration(nodeID: "test-node", statsIntervalSeconds: 0)
+        configuration.maxReplayEvents = 2
+        try await TestGateway.with(gateway: configuration) { node in
+            let (first, connected) = try await Self.open(node, "/ws/user", user: "alice")
+            let session = try #require(connected["data"]?["sessionId"]?.stringValue)
+            let cursor = try #require(connected["cursor"]?.stringValue)
+            first.close()
+            try await node.publish(.array((1...3).map { Events.notification(user: "alice", title: "n\($0)") }))
+            let (second, _) = try await Self.open(
+                node, "/ws", user: "alice", query: "&session=\(session)&cursor=\(cursor)")
+            defer { second.close() }
+            let outcome = try await second.nextMessage()
+            #expect(outcome["data"]?["reason"]?.stringValue == "replay_too_large")
+        }
+    }
+}
