@@ -143,6 +143,33 @@ package final class GatewayServer: Service {
         let metrics = self.metrics
         let logger = self.logger
         let api = GatewayHTTPAPI(gateway: gateway, readiness: readiness, metrics: metrics, logger: logger)
+        let makeUpgrader: @Sendable () -> NIOWebSocketServerUpgrader = {
+            NIOWebSocketServerUpgrader(
+                maxFrameSize: configuration.maxFrameSize,
+                automaticErrorHandling: true,
+                shouldUpgrade: { channel, head in
+                    channel.eventLoop.makeSucceededFuture(
+                        WebSocketRoute(head: head) == nil ? nil : HTTPHeaders())
+                },
+                upgradePipelineHandler: { channel, head in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let route = WebSocketRoute(head: head) else { return }
+                        let handler = WebSocketConnectionHandler(
+                            gateway: gateway,
+                            configuration: configuration,
+                            metrics: metrics,
+                            route: route,
+                            clientIP: configuration.trustedProxies.clientIP(
+                                peer: channel.remoteAddress?.ipAddress ?? "unknown",
+                                headers: head.headers
+                            ),
+                            logger: logger
+                        )
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                }
+            )
+        }
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -153,31 +180,7 @@ package final class GatewayServer: Service {
                     if let tls = configuration.tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    let upgrader = NIOWebSocketServerUpgrader(
-                        maxFrameSize: configuration.maxFrameSize,
-                        automaticErrorHandling: true,
-                        shouldUpgrade: { channel, head in
-                            channel.eventLoop.makeSucceededFuture(
-                                WebSocketRoute(head: head) == nil ? nil : HTTPHeaders())
-                        },
-                        upgradePipelineHandler: { channel, head in
-                            channel.eventLoop.makeCompletedFuture {
-                                guard let route = WebSocketRoute(head: head) else { return }
-                                let handler = WebSocketConnectionHandler(
-                                    gateway: gateway,
-                                    configuration: configuration,
-                                    metrics: metrics,
-                                    route: route,
-                                    clientIP: configuration.trustedProxies.clientIP(
-                                        peer: channel.remoteAddress?.ipAddress ?? "unknown",
-                                        headers: head.headers
-                                    ),
-                                    logger: logger
-                                )
-                                try channel.pipeline.syncOperations.addHandler(handler)
-                            }
-                        }
-                    )
+                    let upgrader = makeUpgrader()
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (
                             upgraders: [upgrader],
@@ -187,7 +190,8 @@ package final class GatewayServer: Service {
                         )
                     )
                     try channel.pipeline.syncOperations.addHandler(
-                        HTTPRequestHandler(api: api, maxBodySize: configuration.maxBodySize),
+                        HTTPRequestHandler(
+                            api: api, maxBodySize: configuration.maxBodySize, makeUpgrader: makeUpgrader),
                         name: "http-api"
                     )
                 }

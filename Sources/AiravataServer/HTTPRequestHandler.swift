@@ -1,9 +1,14 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 
 /// Collects plain HTTP requests (bounded), hands them to the API and writes the answer.
-/// WebSocket upgrades never reach it: the upgrade handler ahead of it takes those.
+///
+/// The upgrade handler ahead of it takes a connection's first request when it is a WebSocket
+/// upgrade, and leaves the pipeline after any other first request. An upgrade that comes
+/// later on a kept-alive connection (Node's fetch and WebSocket share a pool) reaches this
+/// handler instead: it puts a fresh upgrade handler back in front and hands it the request.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -14,6 +19,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// The body is over the limit: it is read and dropped, then the connection closes.
         case discarding(bytes: Int)
         case responding
+        /// A late WebSocket upgrade went to a fresh upgrade handler; the rest of it follows there.
+        case handedOff
     }
 
     private let api: GatewayHTTPAPI
@@ -23,13 +30,22 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A client that keeps sending after its 413 is cut off here.
     private static let maxDiscardedBytes = 64 << 20
 
-    init(api: GatewayHTTPAPI, maxBodySize: Int) {
+    private let makeUpgrader: @Sendable () -> NIOWebSocketServerUpgrader
+
+    init(api: GatewayHTTPAPI, maxBodySize: Int, makeUpgrader: @escaping @Sendable () -> NIOWebSocketServerUpgrader) {
         self.api = api
         self.maxBodySize = maxBodySize
+        self.makeUpgrader = makeUpgrader
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .idle) where Self.isWebSocketUpgrade(head):
+            if handOffUpgrade(context: context, head: data) {
+                state = .handedOff
+            } else {
+                state = .receiving(head, context.channel.allocator.buffer(capacity: 0))
+            }
         case (.head(let head), .idle):
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodySize {
                 tooLarge(context: context, bytes: 0)
@@ -55,8 +71,50 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 keepAlive: head.isKeepAlive)
         case (.end, .discarding):
             context.close(promise: nil)
+        case (_, .handedOff):
+            // Parts of the handed-off request that were already on their way to us.
+            break
         default:
             break
+        }
+    }
+
+    private static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
+        head.method == .GET && head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+            && WebSocketRoute(head: head) != nil
+    }
+
+    /// Rebuilds what `configureHTTPServerPipeline(withServerUpgrade:)` set up for the first
+    /// request, ahead of this handler, and passes the request head to it.
+    private func handOffUpgrade(context: ChannelHandlerContext, head: NIOAny) -> Bool {
+        let pipeline = context.pipeline.syncOperations
+        do {
+            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
+            var extras: [any RemovableChannelHandler] = [
+                try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            ]
+            if let handler = try? pipeline.handler(type: HTTPServerPipelineHandler.self) { extras.append(handler) }
+            if let handler = try? pipeline.handler(type: NIOHTTPResponseHeadersValidator.self) {
+                extras.append(handler)
+            }
+            if let handler = try? pipeline.handler(type: HTTPServerProtocolErrorHandler.self) {
+                extras.append(handler)
+            }
+            let upgrade = HTTPServerUpgradeHandler(
+                upgraders: [makeUpgrader()],
+                httpEncoder: encoder,
+                extraHTTPHandlers: extras,
+                upgradeCompletionHandler: { context in
+                    context.pipeline.removeHandler(name: "http-api", promise: nil)
+                }
+            )
+            let relay = Relay()
+            try pipeline.addHandler(relay, position: .before(self))
+            try pipeline.addHandler(upgrade, position: .before(self))
+            try pipeline.context(handler: relay).fireChannelRead(head)
+            return true
+        } catch {
+            return false
         }
     }
 
@@ -99,4 +157,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             done.whenComplete { _ in channel.close(promise: nil) }
         }
     }
+}
+
+/// A pass-through whose context lets a request part enter the pipeline just ahead of the
+/// upgrade handler placed after it.
+private final class Relay: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
 }

@@ -37,6 +37,20 @@ struct AuthenticationTests {
         }
     }
 
+    @Test("a WebSocket upgrade on a connection that already served plain HTTP requests works")
+    func upgradeAfterPlainRequests() async throws {
+        try await TestGateway.with { node in
+            let token = try await node.token("alice")
+            let socket = try await RawWebSocket.connect(
+                port: node.port, path: "/ws/user?token=\(token)", plainRequestsFirst: ["/healthz", "/readyz"])
+            defer { socket.close() }
+            let connected = try await socket.nextMessage()
+            #expect(connected["data"]?["action"]?.stringValue == "connected")
+            try await socket.send(.object(["type": .string("ping")]))
+            #expect(try await socket.nextMessage()["type"]?.stringValue == "pong")
+        }
+    }
+
     @Test("no token: 'Authentication required', then close 1008")
     func missingToken() async throws {
         try await TestGateway.with { node in

@@ -39,7 +39,8 @@ public final class RawWebSocket: Sendable {
         path: String,
         headers: [(String, String)] = [],
         answerPings: Bool = true,
-        tls: Bool = false
+        tls: Bool = false,
+        plainRequestsFirst: [String] = []
     ) async throws -> RawWebSocket {
         let inbox = Inbox()
         // Tests use self-signed certificates: encryption without verification.
@@ -55,12 +56,14 @@ public final class RawWebSocket: Sendable {
                         )
                     }
                     try channel.pipeline.syncOperations.addHandler(
-                        FrameReader(inbox: inbox, answerPings: answerPings)
+                        FrameReader(inbox: inbox, answerPings: answerPings, skipResponses: plainRequestsFirst.count)
                     )
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
-        var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        // Plain requests on the same connection first, as an HTTP client with a keep-alive pool does.
+        var request = plainRequestsFirst.map { "GET \($0) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n" }.joined()
+        request += "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
@@ -272,14 +275,30 @@ private final class FrameReader: ChannelInboundHandler {
     private var fragments: [UInt8]?
     private var fragmentOpcode: UInt8 = 0
 
-    init(inbox: Inbox, answerPings: Bool) {
+    /// Complete HTTP responses to plain requests, read and dropped before the handshake's.
+    private var skipResponses: Int
+
+    init(inbox: Inbox, answerPings: Bool, skipResponses: Int = 0) {
         self.inbox = inbox
         self.answerPings = answerPings
+        self.skipResponses = skipResponses
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var chunk = unwrapInboundIn(data)
         buffer.writeBuffer(&chunk)
+        while skipResponses > 0 {
+            let view = buffer.readableBytesView
+            guard let end = view.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+            let headerLength = end.upperBound - view.startIndex
+            let header = String(decoding: view.prefix(headerLength), as: UTF8.self).lowercased()
+            let length =
+                header.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                .flatMap { Int($0.dropFirst("content-length:".count).filter { $0 != " " }) } ?? 0
+            guard buffer.readableBytes >= headerLength + length else { return }
+            buffer.moveReaderIndex(forwardBy: headerLength + length)
+            skipResponses -= 1
+        }
         if !handshakeDone {
             let view = buffer.readableBytesView
             guard let end = view.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
