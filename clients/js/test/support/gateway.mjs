@@ -172,9 +172,9 @@ export async function startGateway(binary, { nodeId = 'node-1', redisUrl, args =
   }
 }
 
-// Plain node:http without keep-alive, not fetch: undici would hand the kept-alive
-// connection to the next WebSocket, and the gateway answers an upgrade on a connection
-// that already served a request with 426.
+// Plain node:http without keep-alive: each helper request on its own connection, so that
+// the tests' WebSockets never share one with them. (The gateway upgrades a kept-alive
+// connection too since it re-arms its upgrade handler; the Swift suite tests that case.)
 function request(port, method, path, { headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent: false, timeout: 5000 }, (response) => {
