@@ -98,14 +98,11 @@ public final class GatewayClient: Sendable {
             self.resourceID = resourceID
         }
 
-        var request: JSONValue {
-            var data: JSONObject = ["action": .string("subscribe"), "resourceType": .string(resourceType.rawValue)]
-            if let resourceID { data["resourceId"] = .string(resourceID) }
-            return .object(["type": .string("system_status"), "data": .object(data)])
-        }
+        var request: JSONValue { message("subscribe") }
+        var cancellation: JSONValue { message("unsubscribe") }
 
-        var cancellation: JSONValue {
-            var data: JSONObject = ["action": .string("unsubscribe"), "resourceType": .string(resourceType.rawValue)]
+        private func message(_ action: String) -> JSONValue {
+            var data: JSONObject = ["action": .string(action), "resourceType": .string(resourceType.rawValue)]
             if let resourceID { data["resourceId"] = .string(resourceID) }
             return .object(["type": .string("system_status"), "data": .object(data)])
         }

@@ -25,8 +25,6 @@ package final class Gateway: Sendable {
     private let sessions: any SessionStore
     /// Reads the replay log for resuming clients.
     package let replay: ReplayReader
-    /// The newest cursor routed here: where a new client's history starts.
-    private let lastRouted = Mutex<EventCursor?>(nil)
     /// The session of every open connection, renewed while it stays open.
     private let openSessions = Mutex<[ConnectionID: String]>([:])
 
@@ -54,8 +52,6 @@ package final class Gateway: Sendable {
         self.limiter = limiter
         self.validator = EventValidator(maximumBatchSize: configuration.maximumBatchSize)
         self.logger = logger
-        // A lost log: cursors of the old one must not be handed to new clients.
-        replay.onForget { [weak self] in self?.lastRouted.withLock { $0 = nil } }
     }
 
     /// Runs the bus's delivery until cancelled.
@@ -271,7 +267,7 @@ package final class Gateway: Sendable {
     }
 
     private func currentTip() async throws -> EventCursor {
-        if let routed = lastRouted.withLock({ $0 }) { return routed }
+        if let routed = replay.newestRemembered { return routed }
         return try await bus.logTip()
     }
 
@@ -544,7 +540,6 @@ package final class Gateway: Sendable {
             // its start (or finds the event in the replay memory), and drops the event should
             // it still reach it live.
             replay.remember(.init(cursor: cursor, routing: routing, frame: frame))
-            lastRouted.withLock { $0 = cursor }
         }
         let sinks = index.recipients(of: routing) { Authorization.mayReceive(routing, principal: $0) }
         dispatch(frame, cursor: delivered.cursor, to: sinks)

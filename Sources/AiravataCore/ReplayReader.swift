@@ -43,65 +43,41 @@ package final class ReplayReader: Sendable {
         var answered = 0
     }
 
-    /// The newest events routed here, oldest first, gapless: the bus delivers every event
-    /// in cursor order (filling its own gaps from the log).
-    private struct Recent {
-        var events: [Replayed] = []
-        var first = 0
-    }
-
     private let bus: any EventBus
     private let frames: any FrameEncoding
     private let state = Mutex(State())
-    private let recent = Mutex(Recent())
-    private let recentCapacity: Int
-    private let forgetHandlers = Mutex<[@Sendable () -> Void]>([])
+    /// The newest events routed here, gapless: the bus delivers every event in cursor order
+    /// (filling its own gaps from the log).
+    private let recent: Mutex<CursorRing<Replayed>>
 
     package init(bus: any EventBus, frames: any FrameEncoding, recentCapacity: Int = 10_000) {
         self.bus = bus
         self.frames = frames
-        self.recentCapacity = max(recentCapacity, 1)
+        self.recent = Mutex(CursorRing(capacity: recentCapacity))
         bus.onLogReset { [weak self] in self?.forgetRecent() }
     }
 
     /// Called for each routed event, in cursor order.
     package func remember(_ event: Replayed) {
-        recent.withLock { recent in
-            if recent.events.count - recent.first >= recentCapacity {
-                recent.first += 1
-                if recent.first >= recentCapacity {
-                    recent.events.removeFirst(recent.first)
-                    recent.first = 0
-                }
-            }
-            recent.events.append(event)
-        }
+        recent.withLock { $0.append(event) }
+    }
+
+    /// The newest cursor routed here: where a new client's history starts.
+    package var newestRemembered: EventCursor? {
+        recent.withLock { $0.newest?.cursor }
     }
 
     /// After the log was lost, what this node saw before may not match the new log.
     package func forgetRecent() {
-        recent.withLock { $0 = Recent() }
-        for handler in forgetHandlers.withLock({ $0 }) { handler() }
-    }
-
-    /// Also to do when the log was lost.
-    package func onForget(_ handler: @escaping @Sendable () -> Void) {
-        forgetHandlers.withLock { $0.append(handler) }
+        recent.withLock { $0.removeAll() }
     }
 
     /// The events after `cursor` if memory holds `cursor` itself (so nothing between is
     /// missing), with the newest cursor held.
     private func fromMemory(after cursor: EventCursor) -> Outcome? {
         recent.withLock { recent in
-            let held = recent.events[recent.first...]
-            var low = held.startIndex
-            var high = held.endIndex
-            while low < high {
-                let middle = (low + high) / 2
-                if held[middle].cursor < cursor { low = middle + 1 } else { high = middle }
-            }
-            guard low < held.endIndex, held[low].cursor == cursor, let end = held.last?.cursor else { return nil }
-            return .recovered(Array(held[(low + 1)...]), end: end)
+            guard let position = recent.position(of: cursor), let end = recent.newest?.cursor else { return nil }
+            return .recovered(Array(recent.entries[(position + 1)...]), end: end)
         }
     }
 
