@@ -1,7 +1,7 @@
-public import AiravataProtocol
-public import NIOCore
+import AiravataProtocol
+import NIOCore
 import NIOHTTP1
-public import NIOPosix
+import NIOPosix
 import NIOWebSocket
 import Synchronization
 
@@ -15,99 +15,6 @@ import Synchronization
 ///
 /// Callbacks run on the connection's event loop, one at a time and in arrival order.
 public final class GatewayClient: Sendable {
-    public struct Configuration: Sendable {
-        /// Where to connect; with several, each attempt takes the next (behind a load
-        /// balancer there is one).
-        public var endpoints: [(host: String, port: Int)]
-        /// `/ws`, or a path subscription such as `/ws/experiments/exp-1`.
-        public var path: String
-        /// Called before every connection attempt, so a refreshed token is picked up.
-        public var token: @Sendable () async throws -> String
-        /// Resume the session after a reconnect (the default). Off, the client starts a new
-        /// session each time and re-subscribes; events sent while it was away are missed.
-        public var resume: Bool = true
-        public var initialBackoff: Duration = .milliseconds(500)
-        public var maximumBackoff: Duration = .seconds(30)
-        /// After a server restart (close 1012) the first attempt waits at most this long;
-        /// the server already spreads its closes, this only breaks up ties.
-        public var restartJitter: Duration = .milliseconds(250)
-        /// nil: retry forever.
-        public var maximumAttempts: Int?
-        /// A connection on which nothing arrives this long (the server pings every 30 s by
-        /// default) is presumed dead (a half-open socket after a partition) and replaced.
-        /// It also bounds the wait for the upgrade answer. nil: never.
-        public var idleTimeout: Duration? = .seconds(75)
-        public var group: any EventLoopGroup
-
-        public init(
-            host: String,
-            port: Int,
-            path: String = "/ws",
-            group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-            token: @escaping @Sendable () async throws -> String
-        ) {
-            self.endpoints = [(host, port)]
-            self.path = path
-            self.group = group
-            self.token = token
-        }
-
-        /// From `ws://host:port/path`.
-        public init(
-            url: String,
-            group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-            token: @escaping @Sendable () async throws -> String
-        ) throws {
-            guard url.hasPrefix("ws://") else { throw GatewayClientError("only ws:// URLs are supported: \(url)") }
-            let rest = url.dropFirst("ws://".count)
-            let authority = rest.prefix { $0 != "/" }
-            let path = rest.dropFirst(authority.count)
-            let parts = authority.split(separator: ":", maxSplits: 1)
-            guard let host = parts.first.map(String.init), !host.isEmpty else {
-                throw GatewayClientError("no host in \(url)")
-            }
-            let port = parts.count > 1 ? Int(parts[1]) : 80
-            guard let port, (1...65535).contains(port) else { throw GatewayClientError("bad port in \(url)") }
-            self.init(host: host, port: port, path: path.isEmpty ? "/ws" : String(path), group: group, token: token)
-        }
-    }
-
-    /// What the client reports.
-    public enum Event: Sendable {
-        /// A connection was admitted. `resumed`: the session (subscriptions and the events
-        /// missed meanwhile) came back.
-        case connected(sessionID: String, nodeID: String, resumed: Bool)
-        /// An event or any other server message for the application.
-        case message(Envelope)
-        /// The events missed while away were all replayed.
-        case replayComplete(replayed: Int)
-        /// Some events missed while away cannot be replayed (`reason` says why): refetch the
-        /// state over REST. Live events continue.
-        case recoveryFailed(reason: String)
-        /// The connection ended; the next attempt starts after `retryIn` (nil: giving up).
-        case disconnected(code: UInt16?, reason: String, retryIn: Duration?)
-    }
-
-    /// A subscription the client keeps; `resourceID` nil for `system` and the own `user`.
-    public struct Subscription: Sendable, Hashable {
-        public var resourceType: ResourceType
-        public var resourceID: String?
-
-        public init(_ resourceType: ResourceType, _ resourceID: String?) {
-            self.resourceType = resourceType
-            self.resourceID = resourceID
-        }
-
-        var request: JSONValue { message("subscribe") }
-        var cancellation: JSONValue { message("unsubscribe") }
-
-        private func message(_ action: String) -> JSONValue {
-            var data: JSONObject = ["action": .string(action), "resourceType": .string(resourceType.rawValue)]
-            if let resourceID { data["resourceId"] = .string(resourceID) }
-            return .object(["type": .string("system_status"), "data": .object(data)])
-        }
-    }
-
     private struct State {
         var sessionID: String?
         var cursor: String?
@@ -314,7 +221,7 @@ public final class GatewayClient: Sendable {
 
     // MARK: Inbound, on the event loop
 
-    fileprivate func admitted(_ channel: any Channel, _ envelope: Envelope) {
+    func admitted(_ channel: any Channel, _ envelope: Envelope) {
         let data = envelope.data
         let resumed = data?["resumed"] == .bool(true)
         let sessionID = data?["sessionId"]?.stringValue ?? ""
@@ -382,7 +289,7 @@ public final class GatewayClient: Sendable {
 
     /// An error before admission that names the session: it was refused (another user's),
     /// and retrying it would be refused forever, so start afresh.
-    fileprivate func refusedBeforeAdmission(_ envelope: Envelope) {
+    func refusedBeforeAdmission(_ envelope: Envelope) {
         guard envelope.type == MessageType.error.rawValue, envelope.error == "Session belongs to another user"
         else { return }
         state.withLock { state in
@@ -393,7 +300,7 @@ public final class GatewayClient: Sendable {
         }
     }
 
-    fileprivate func received(_ envelope: Envelope) {
+    func received(_ envelope: Envelope) {
         if let cursor = envelope.cursor {
             state.withLock { $0.cursor = cursor }
         }
@@ -418,7 +325,7 @@ public final class GatewayClient: Sendable {
 
     // MARK: Outbound helpers
 
-    fileprivate static func send(_ value: JSONValue, on channel: any Channel) {
+    static func send(_ value: JSONValue, on channel: any Channel) {
         let bytes = Array(value.jsonString.utf8)
         channel.eventLoop.execute {
             var buffer = channel.allocator.buffer(capacity: bytes.count)
@@ -428,7 +335,7 @@ public final class GatewayClient: Sendable {
         }
     }
 
-    fileprivate static func sendClose(on channel: any Channel) {
+    static func sendClose(on channel: any Channel) {
         channel.eventLoop.execute {
             var buffer = channel.allocator.buffer(capacity: 2)
             buffer.write(webSocketErrorCode: .normalClosure)
@@ -453,166 +360,5 @@ public final class GatewayClient: Sendable {
             }
         }
         return result
-    }
-}
-
-/// Sends the upgrade request; reports a refused upgrade (an HTTP answer instead of 101).
-private final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHandler, Sendable {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
-
-    private let host: String
-    private let port: Int
-    private let target: String
-    private let closed: ClosedReport
-
-    init(host: String, port: Int, target: String, closed: ClosedReport) {
-        self.host = host
-        self.port = port
-        self.target = target
-        self.closed = closed
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target)
-        head.headers.add(name: "host", value: "\(host):\(port)")
-        head.headers.add(name: "content-length", value: "0")
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let head) = unwrapInboundIn(data) {
-            closed.succeed(
-                GatewayClient.Closed(code: nil, reason: "upgrade refused: HTTP \(head.status.code)", admitted: false))
-            context.close(promise: nil)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        closed.succeed(GatewayClient.Closed(code: nil, reason: "\(error)", admitted: false))
-        context.close(promise: nil)
-    }
-}
-
-/// The WebSocket after the upgrade: answers pings, hands messages to the client and
-/// reports how the connection closed.
-private final class ClientFrameHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
-
-    private let client: GatewayClient
-    private let closed: ClosedReport
-    private var admitted = false
-    private var fragments: ByteBuffer?
-
-    init(client: GatewayClient, closed: ClosedReport) {
-        self.client = client
-        self.closed = closed
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        switch frame.opcode {
-        case .text:
-            if frame.fin { text(context, frame.unmaskedData) } else { fragments = frame.unmaskedData }
-        case .continuation:
-            guard var buffer = fragments else { return }
-            var more = frame.unmaskedData
-            buffer.writeBuffer(&more)
-            if frame.fin {
-                fragments = nil
-                text(context, buffer)
-            } else {
-                fragments = buffer
-            }
-        case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
-            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
-        case .connectionClose:
-            var payload = frame.unmaskedData
-            let code = payload.readInteger(as: UInt16.self)
-            let reason = payload.readString(length: payload.readableBytes) ?? ""
-            closed.succeed(GatewayClient.Closed(code: code, reason: reason, admitted: admitted))
-            var echo = context.channel.allocator.buffer(capacity: 2)
-            echo.writeInteger(code ?? 1000)
-            let reply = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo)
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(reply)).whenComplete { _ in channel.close(promise: nil) }
-        default:
-            break
-        }
-    }
-
-    private func text(_ context: ChannelHandlerContext, _ buffer: ByteBuffer) {
-        guard let value = try? JSONValue(parsing: Array(buffer.readableBytesView)),
-            let envelope = try? Envelope(decoding: value)
-        else { return }
-        if envelope.type == MessageType.ping.rawValue {
-            GatewayClient.send(.object(["type": .string("pong")]), on: context.channel)
-            return
-        }
-        if !admitted, envelope.type == MessageType.systemStatus.rawValue,
-            envelope.data?["action"]?.stringValue == "connected"
-        {
-            admitted = true
-            client.admitted(context.channel, envelope)
-            return
-        }
-        if !admitted { client.refusedBeforeAdmission(envelope) }
-        client.received(envelope)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        closed.succeed(GatewayClient.Closed(code: nil, reason: "connection lost", admitted: admitted))
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        closed.succeed(GatewayClient.Closed(code: nil, reason: "\(error)", admitted: admitted))
-        context.close(promise: nil)
-    }
-}
-
-/// Completes the connection's outcome once, whichever of the handlers notices the end first.
-final class ClosedReport: Sendable {
-    private let promise: EventLoopPromise<GatewayClient.Closed>
-    private let done = Atomic<Bool>(false)
-
-    init(_ promise: EventLoopPromise<GatewayClient.Closed>) {
-        self.promise = promise
-    }
-
-    var futureResult: EventLoopFuture<GatewayClient.Closed> { promise.futureResult }
-
-    func succeed(_ closed: GatewayClient.Closed) {
-        guard done.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
-        promise.succeed(closed)
-    }
-
-    func fail(_ error: any Error) {
-        guard done.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
-        promise.fail(error)
-    }
-}
-
-/// Ends a connection on which nothing arrived for the idle timeout.
-private final class IdleCloser: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
-
-    private let closed: ClosedReport
-
-    init(closed: ClosedReport) {
-        self.closed = closed
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            closed.succeed(GatewayClient.Closed(code: nil, reason: "no data from the server", admitted: false))
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 }

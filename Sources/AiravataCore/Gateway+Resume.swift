@@ -1,0 +1,110 @@
+import AiravataProtocol
+import Logging
+import NIOCore
+import Synchronization
+
+/// Sessions and resume: what a reconnecting client is owed, and keeping sessions alive.
+extension Gateway {
+    /// The replayed events this connection is owed, and the outcome message after them.
+    func replayFrames(
+        after text: String,
+        keys: Set<SubscriptionKey>,
+        principal: Principal
+    ) async -> ([ByteBuffer], EventCursor?) {
+        var failure = "cursor_out_of_window"
+        if let cursor = EventCursor(text) {
+            do {
+                switch try await replay.replay(after: cursor) {
+                case .recovered(let events, let end):
+                    let owed = events.filter { replayed in
+                        let routing = replayed.routing
+                        guard routing.isBroadcast || routing.keys.contains(where: keys.contains) else { return false }
+                        return Authorization.mayReceive(routing, principal: principal)
+                    }
+                    // More than a client can take in one go: it refetches instead.
+                    guard owed.count <= configuration.maxReplayEvents else {
+                        statistics.resumed(recovered: false)
+                        return ([frame(resumeOutcome("recovery_failed", reason: "replay_too_large", cursor: end))], end)
+                    }
+                    var done = resumeOutcome("replay_complete", reason: nil, cursor: end)
+                    if case .object(var data)? = done.data {
+                        data["replayed"] = .number(String(owed.count))
+                        done.data = .object(data)
+                    }
+                    statistics.resumed(recovered: true)
+                    return (owed.map(\.frame) + [frame(done)], end)
+                case .outOfWindow:
+                    break
+                }
+            } catch {
+                logger.warning("replay log read failed", metadata: ["error": "\(error)"])
+                failure = "replay_unavailable"
+            }
+        } else {
+            failure = "invalid_cursor"
+        }
+        statistics.resumed(recovered: false)
+        // Live events continue from the log's end; the client refetches what it missed.
+        let tip = try? await currentTip()
+        return ([frame(resumeOutcome("recovery_failed", reason: failure, cursor: tip))], tip)
+    }
+
+    func resumeOutcome(_ action: String, reason: String?, cursor: EventCursor?) -> Envelope {
+        var data: JSONObject = ["action": .string(action)]
+        if let reason { data["reason"] = .string(reason) }
+        var envelope = control(.systemStatus, prefix: "system", data: .object(data))
+        envelope.cursor = cursor?.description
+        return envelope
+    }
+
+    func currentTip() async throws -> EventCursor {
+        if let routed = replay.newestRemembered { return routed }
+        return try await bus.logTip()
+    }
+
+    @discardableResult
+    func persist(_ sessionID: String, _ record: SessionRecord) async -> Bool {
+        do {
+            try await sessions.save(sessionID, record)
+            return true
+        } catch {
+            // The connection works on; only a later resume would miss this change.
+            logger.warning(
+                "could not save the session; a resume would restore an older state",
+                metadata: ["session.id": "\(sessionID)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Keeps the sessions of open connections from expiring.
+    package func renewSessions() async {
+        let ids = openSessions.withLock { Array($0.values) }
+        guard !ids.isEmpty else { return }
+        do {
+            try await sessions.renew(ids)
+        } catch {
+            logger.warning("could not renew sessions", metadata: ["error": "\(error)", "count": "\(ids.count)"])
+        }
+    }
+
+    /// 128 random bits, hex: unguessable, and safe in a Redis key and a URL.
+    package static func newSessionID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return [generator.next(), generator.next() as UInt64]
+            .map { word in
+                let hex = String(word, radix: 16)
+                return String(repeating: "0", count: 16 - hex.count) + hex
+            }
+            .joined()
+    }
+
+    package static func isWellFormedSessionID(_ text: String) -> Bool {
+        (8...128).contains(text.utf8.count)
+            && text.utf8.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
+                    || byte == UInt8(ascii: "_")
+            }
+    }
+}
