@@ -177,10 +177,7 @@ package final class Gateway: Sendable {
                 start = try await currentTip()
             } catch {
                 logger.error("replay log unavailable", metadata: ["error": "\(error)"])
-                index.remove(id)
-                openSessions.withLock { _ = $0.removeValue(forKey: id) }
-                statistics.connectionClosed()
-                await limiter.release(lease)
+                await unregister(id, lease: lease)
                 return .failure(.unavailable("Service temporarily unavailable"))
             }
         }
@@ -215,16 +212,21 @@ package final class Gateway: Sendable {
     }
 
     package func disconnect(_ admission: Admission) async {
-        index.remove(admission.id)
-        openSessions.withLock { _ = $0.removeValue(forKey: admission.id) }
-        statistics.connectionClosed()
+        await unregister(admission.id, lease: admission.lease)
         // The session's time to live counts from now.
         do {
             try await sessions.renew([admission.sessionID])
         } catch {
             logger.debug("could not renew a closed connection's session", metadata: ["error": "\(error)"])
         }
-        await limiter.release(admission.lease)
+    }
+
+    /// Undoes a registration: delivery, session renewal, counts and the limiter's lease.
+    private func unregister(_ id: ConnectionID, lease: ConnectionLease) async {
+        index.remove(id)
+        openSessions.withLock { _ = $0.removeValue(forKey: id) }
+        statistics.connectionClosed()
+        await limiter.release(lease)
     }
 
     // MARK: Delivery
