@@ -10,16 +10,55 @@ final class GatewayHTTPAPI: Sendable {
     private let readiness: Readiness
     private let metrics: GatewayMetrics
     private let logger: Logger
+    /// `/api/v1/stats` needs no token, so it must not cost Redis a read per request.
+    private let statistics: StatisticsCache
 
     init(gateway: Gateway, readiness: Readiness, metrics: GatewayMetrics, logger: Logger) {
         self.gateway = gateway
+        self.statistics = StatisticsCache(maxAgeSeconds: 1) { await gateway.clusterStatistics() }
         self.readiness = readiness
         self.metrics = metrics
         self.logger = logger
     }
 
+    static let ingestionPath: Substring = "/api/v1/events"
+
     func bodyTooLarge() {
         metrics.ingestRejected("too_large")
+    }
+
+    func requestTimedOut() {
+        metrics.httpRefused(.timeout)
+    }
+
+    func upgradeRefused(_ status: HTTPResponseStatus) {
+        metrics.httpRefused(.badUpgrade)
+    }
+
+    /// A producer's token refused, with the answer it gets.
+    struct PublisherRefusal: Error {
+        var response: HTTPResponse
+    }
+
+    /// Checks an ingestion request's bearer token and role, from its head alone.
+    func authenticatePublisher(_ headers: HTTPHeaders) async -> Result<Principal, PublisherRefusal> {
+        let principal: Principal
+        do {
+            guard let token = WebSocketRoute.bearerToken(headers) else { throw TokenError.missing }
+            principal = try await gateway.authenticate(token)
+        } catch {
+            metrics.ingestRejected("unauthenticated")
+            let message = (error as? TokenError)?.clientMessage ?? "Invalid or expired token"
+            var response = HTTPResponse.error(.unauthorized, message)
+            response.headers.add(name: "www-authenticate", value: "Bearer")
+            return .failure(PublisherRefusal(response: response))
+        }
+        guard principal.mayPublish else {
+            metrics.ingestRejected("forbidden")
+            return .failure(
+                PublisherRefusal(response: .error(.forbidden, "Publishing events requires the \"service\" role")))
+        }
+        return .success(principal)
     }
 
     func respond(to request: HTTPRequest) async -> HTTPResponse {
@@ -42,7 +81,7 @@ final class GatewayHTTPAPI: Sendable {
                 body: ByteBuffer(bytes: body)
             )
         case (.GET, "/api/v1/stats"):
-            return .json(.ok, await gateway.clusterStatistics().json)
+            return .json(.ok, await statistics.current().json)
         case (.POST, "/api/v1/events"):
             return await ingest(request)
         case (.GET, "/"):
@@ -94,20 +133,9 @@ final class GatewayHTTPAPI: Sendable {
     }
 
     private func ingest(_ request: HTTPRequest) async -> HTTPResponse {
-        let principal: Principal
-        do {
-            guard let token = WebSocketRoute.bearerToken(request.headers) else { throw TokenError.missing }
-            principal = try await gateway.authenticate(token)
-        } catch {
-            metrics.ingestRejected("unauthenticated")
-            let message = (error as? TokenError)?.clientMessage ?? "Invalid or expired token"
-            var response = HTTPResponse.error(.unauthorized, message)
-            response.headers.add(name: "www-authenticate", value: "Bearer")
-            return response
-        }
-        guard principal.mayPublish else {
-            metrics.ingestRejected("forbidden")
-            return .error(.forbidden, "Publishing events requires the \"service\" role")
+        // The request handler proves the token on the head, before the body is read.
+        guard request.publisher != nil else {
+            return .error(.unauthorized, "Authentication required")
         }
         let document: JSONValue
         do {

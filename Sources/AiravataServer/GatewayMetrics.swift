@@ -18,6 +18,7 @@ package final class GatewayMetrics: Sendable {
     private let oversized: Counter
     private let ingested: Counter
     private let ingestRejected: [String: Counter]
+    private let httpRefused: [String: Counter]
     private let activeConnections: Gauge
     private let routedEvents: Counter
     private let deliveries: Counter
@@ -89,6 +90,16 @@ package final class GatewayMetrics: Sendable {
             "forbidden": rejected("forbidden"), "too_large": rejected("too_large"),
             "unavailable": rejected("unavailable"),
         ]
+        func refusedHTTP(_ reason: String) -> Counter {
+            registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    metricName: "airavata_http_refused_total", unitName: "",
+                    helpText: "Connections or requests refused before any WebSocket existed"),
+                labels: [("reason", reason)]
+            )
+        }
+        httpRefused = Dictionary(
+            uniqueKeysWithValues: HTTPRefusal.allCases.map { ($0.rawValue, refusedHTTP($0.rawValue)) })
         activeConnections = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_connections_active", unitName: "", helpText: "Open WebSocket connections"))
@@ -161,6 +172,7 @@ package final class GatewayMetrics: Sendable {
     func oversizedMessage() { oversized.increment() }
     func eventsIngested(_ count: Int) { ingested.increment(by: Int64(count)) }
     func ingestRejected(_ reason: String) { ingestRejected[reason]?.increment() }
+    func httpRefused(_ reason: HTTPRefusal) { httpRefused[reason.rawValue]?.increment() }
 
     func connectionRefused(_ refusal: ConnectionRefusal) {
         switch refusal {
@@ -208,4 +220,15 @@ package final class GatewayMetrics: Sendable {
         averageLatency.set(statistics.averageLatencySeconds)
         return registry.emitToBuffer()
     }
+}
+
+/// Why a connection or request was turned away before any WebSocket existed; a metric label.
+enum HTTPRefusal: String, CaseIterable {
+    /// An upgrade that broke RFC 6455 or asked for no endpoint of ours.
+    case badUpgrade = "bad_upgrade"
+    /// A request not received within the request timeout.
+    case timeout
+    /// Too many connections not yet authenticated, in total or from one address.
+    case pendingTotal = "pending_total"
+    case pendingPerIP = "pending_per_ip"
 }

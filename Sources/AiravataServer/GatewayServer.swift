@@ -143,13 +143,18 @@ package final class GatewayServer: Service {
         let metrics = self.metrics
         let logger = self.logger
         let api = GatewayHTTPAPI(gateway: gateway, readiness: readiness, metrics: metrics, logger: logger)
+        let gate = PendingConnectionGate(limits: configuration.pendingConnections)
+        let httpLimits = HTTPRequestHandler.Limits(
+            maxBodySize: configuration.maxBodySize, requestTimeout: configuration.requestTimeoutSeconds,
+            idleTimeout: configuration.idleTimeoutSeconds)
         let makeUpgrader: @Sendable () -> NIOWebSocketServerUpgrader = {
             NIOWebSocketServerUpgrader(
                 maxFrameSize: configuration.maxFrameSize,
                 automaticErrorHandling: true,
                 shouldUpgrade: { channel, head in
+                    // A refused head goes on to HTTPRequestHandler, which answers it.
                     channel.eventLoop.makeSucceededFuture(
-                        WebSocketRoute(head: head) == nil ? nil : HTTPHeaders())
+                        WebSocketHandshake.refusal(for: head) == nil ? HTTPHeaders() : nil)
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
@@ -166,6 +171,7 @@ package final class GatewayServer: Service {
                             logger: logger
                         )
                         try channel.pipeline.syncOperations.addHandler(handler)
+                        channel.pipeline.syncOperations.triggerUserOutboundEvent(ConnectionSettled(), promise: nil)
                     }
                 }
             )
@@ -177,6 +183,13 @@ package final class GatewayServer: Service {
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+                    try channel.pipeline.syncOperations.addHandler(
+                        PendingConnectionHandler(
+                            gate: gate, ip: peer, countPerIP: !configuration.trustedProxies.trusts(peer),
+                            onRefused: { refusal in
+                                metrics.httpRefused(refusal == .total ? .pendingTotal : .pendingPerIP)
+                            }))
                     if let tls = configuration.tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
@@ -190,8 +203,7 @@ package final class GatewayServer: Service {
                         )
                     )
                     try channel.pipeline.syncOperations.addHandler(
-                        HTTPRequestHandler(
-                            api: api, maxBodySize: configuration.maxBodySize, makeUpgrader: makeUpgrader),
+                        HTTPRequestHandler(api: api, limits: httpLimits, makeUpgrader: makeUpgrader),
                         name: "http-api"
                     )
                 }

@@ -1,3 +1,4 @@
+package import AiravataCore
 package import AiravataProtocol
 package import NIOCore
 package import NIOHTTP1
@@ -8,8 +9,19 @@ package struct HTTPRequest: Sendable {
     package var uri: String
     package var headers: HTTPHeaders
     package var body: ByteBuffer
+    /// The producer proven by an ingestion request's token, checked on the request head.
+    package var publisher: Principal?
 
-    package var path: Substring { WebSocketRoute.split(uri).path }
+    package init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.body = body
+    }
+
+    package var path: Substring { Self.path(of: uri) }
+
+    package static func path(of uri: String) -> Substring { WebSocketRoute.split(uri).path }
 }
 
 /// A complete HTTP response.

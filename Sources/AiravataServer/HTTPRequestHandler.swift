@@ -1,76 +1,201 @@
+import AiravataCore
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 
-/// Collects plain HTTP requests (bounded), hands them to the API and writes the answer.
+/// Collects plain HTTP requests (bounded in size and time), hands them to the API and writes
+/// the answer; answers every WebSocket upgrade that cannot be made.
 ///
-/// The upgrade handler ahead of it takes a connection's first request when it is a WebSocket
-/// upgrade, and leaves the pipeline after any other first request. An upgrade that comes
-/// later on a kept-alive connection (Node's fetch and WebSocket share a pool) reaches this
-/// handler instead: it puts a fresh upgrade handler back in front and hands it the request.
+/// The upgrade handler ahead of it takes a connection's first request when it is a valid
+/// WebSocket upgrade, and leaves the pipeline after any other first request. An upgrade that
+/// comes later on a kept-alive connection (Node's fetch and WebSocket share a pool) reaches
+/// this handler instead: it puts a fresh upgrade handler back in front and hands it the request.
+/// A refused upgrade, first or later, gets one 400 (426 for a wrong version) and the close.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
         case idle
-        case receiving(HTTPRequestHead, ByteBuffer)
-        /// The body is over the limit: it is read and dropped, then the connection closes.
+        /// `publisher` is the producer proven by an ingestion request's token.
+        case receiving(HTTPRequestHead, ByteBuffer, publisher: Principal?)
+        /// An ingestion request whose token is being checked; its body waits, unread.
+        case authenticating(HTTPRequestHead, ByteBuffer, ended: Bool)
+        /// The request was refused before its end (too large, no valid token): what is left of
+        /// it is read and dropped, then the connection closes.
         case discarding(bytes: Int)
         case responding
-        /// A late WebSocket upgrade went to a fresh upgrade handler; the rest of it follows there.
+        /// A WebSocket upgrade went to a fresh upgrade handler; the rest of it follows there.
         case handedOff
     }
 
     private let api: GatewayHTTPAPI
-    private let maxBodySize: Int
+    private let limits: Limits
     private var state = State.idle
+    private var timer: Scheduled<Void>?
+    /// Bytes arrived since the connection last went idle: the request clock runs.
+    private var requestStarted = false
 
-    /// A client that keeps sending after its 413 is cut off here.
+    /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
 
     private let makeUpgrader: @Sendable () -> NIOWebSocketServerUpgrader
 
-    init(api: GatewayHTTPAPI, maxBodySize: Int, makeUpgrader: @escaping @Sendable () -> NIOWebSocketServerUpgrader) {
+    /// The bounds of one plain HTTP exchange.
+    struct Limits: Sendable {
+        var maxBodySize: Int
+        /// From the first byte of a request to its last.
+        var requestTimeout: Double
+        /// How long a kept-alive connection may wait for its next request.
+        var idleTimeout: Double
+    }
+
+    init(api: GatewayHTTPAPI, limits: Limits, makeUpgrader: @escaping @Sendable () -> NIOWebSocketServerUpgrader) {
         self.api = api
-        self.maxBodySize = maxBodySize
+        self.limits = limits
         self.makeUpgrader = makeUpgrader
     }
 
+    // MARK: Timeouts
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // A new connection owes us its request from the first moment.
+        startRequestClock(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimer()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        cancelTimer()
+        context.fireChannelInactive()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // The decoder passes this on even when the bytes did not make a whole head yet.
+        if case .idle = state, !requestStarted { startRequestClock(context: context) }
+        context.fireChannelReadComplete()
+    }
+
+    private enum Clock {
+        /// From the first byte of a request to its last, `limits.requestTimeout`.
+        case request
+        /// A kept-alive connection may sit idle this long before we close it.
+        case idle
+    }
+
+    private func startRequestClock(context: ChannelHandlerContext) {
+        requestStarted = true
+        schedule(.request, after: limits.requestTimeout, context: context)
+    }
+
+    private func startIdleClock(context: ChannelHandlerContext) {
+        requestStarted = false
+        schedule(.idle, after: limits.idleTimeout, context: context)
+    }
+
+    private func schedule(_ clock: Clock, after seconds: Double, context: ChannelHandlerContext) {
+        cancelTimer()
+        guard seconds > 0 else { return }
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+            bound.value.handler.expired(clock, context: bound.value.context)
+        }
+    }
+
+    private func expired(_ clock: Clock, context: ChannelHandlerContext) {
+        switch (clock, state) {
+        case (.request, .receiving):
+            api.requestTimedOut()
+            respondAndClose(.error(.requestTimeout, "Request not received in time"), context: context)
+        case (.request, .idle):
+            api.requestTimedOut()
+            writeTimeoutBeforeHead(context: context)
+        case (.idle, .idle) where !requestStarted:
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+
+    /// NIO's HTTP pipeline has no request to answer before a head is whole, so this answer
+    /// enters the pipeline below the HTTP encoder, as the bytes it would have written.
+    private func writeTimeoutBeforeHead(context: ChannelHandlerContext) {
+        cancelTimer()
+        state = .responding
+        let channel = context.channel
+        guard let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+            channel.close(promise: nil)
+            return
+        }
+        let body = #"{"error":"Request not received in time"}"# + "\n"
+        let response =
+            "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
+            + "connection: close\r\n\r\n" + body
+        below.writeAndFlush(NIOAny(ByteBuffer(string: response))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+    }
+
+    // MARK: Requests
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
-        case (.head(let head), .idle) where Self.isWebSocketUpgrade(head):
-            if handOffUpgrade(context: context, head: data) {
+        case (.head(let head), .idle) where WebSocketHandshake.isAttempt(head):
+            if let refusal = WebSocketHandshake.refusal(for: head) {
+                refuseUpgrade(refusal, context: context)
+            } else if handOffUpgrade(context: context, head: data) {
+                cancelTimer()
                 state = .handedOff
             } else {
-                state = .receiving(head, context.channel.allocator.buffer(capacity: 0))
+                refuseUpgrade(.init(status: .internalServerError, message: "Upgrade failed"), context: context)
             }
         case (.head(let head), .idle):
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodySize {
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodySize {
                 tooLarge(context: context, bytes: 0)
+            } else if head.method == .POST, HTTPRequest.path(of: head.uri) == GatewayHTTPAPI.ingestionPath {
+                authenticate(head, context: context)
             } else {
-                state = .receiving(head, context.channel.allocator.buffer(capacity: 0))
+                state = .receiving(head, context.channel.allocator.buffer(capacity: 0), publisher: nil)
             }
-        case (.body(var chunk), .receiving(let head, var body)):
-            if body.readableBytes + chunk.readableBytes > maxBodySize {
+        case (.body(var chunk), .receiving(let head, var body, let publisher)):
+            if body.readableBytes + chunk.readableBytes > limits.maxBodySize {
                 tooLarge(context: context, bytes: body.readableBytes + chunk.readableBytes)
             } else {
                 body.writeBuffer(&chunk)
-                state = .receiving(head, body)
+                state = .receiving(head, body, publisher: publisher)
+            }
+        case (.body(var chunk), .authenticating(let head, var body, let ended)):
+            // Only what one read already held arrives here: reading is paused.
+            if body.readableBytes + chunk.readableBytes > limits.maxBodySize {
+                tooLarge(context: context, bytes: body.readableBytes + chunk.readableBytes)
+            } else {
+                body.writeBuffer(&chunk)
+                state = .authenticating(head, body, ended: ended)
             }
         case (.body(let chunk), .discarding(let bytes)):
             let total = bytes + chunk.readableBytes
             state = .discarding(bytes: total)
             if total > Self.maxDiscardedBytes { context.close(promise: nil) }
-        case (.end, .receiving(let head, let body)):
+        case (.end, .receiving(let head, let body, let publisher)):
+            cancelTimer()
             state = .responding
-            dispatch(
-                context: context,
-                request: HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body),
-                keepAlive: head.isKeepAlive)
+            var request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
+            request.publisher = publisher
+            dispatch(context: context, request: request, keepAlive: head.isKeepAlive)
+        case (.end, .authenticating(let head, let body, _)):
+            cancelTimer()
+            state = .authenticating(head, body, ended: true)
         case (.end, .discarding):
             context.close(promise: nil)
+        case (.head, .handedOff):
+            // The fresh upgrade handler refused what we checked: answer once, never loop.
+            refuseUpgrade(.init(status: .badRequest, message: "WebSocket upgrade refused"), context: context)
         case (_, .handedOff):
             // Parts of the handed-off request that were already on their way to us.
             break
@@ -79,9 +204,60 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
-        head.method == .GET && head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
-            && WebSocketRoute(head: head) != nil
+    /// Checks a producer's token from the request head, before its body is read, so that
+    /// nobody without a token can make the node buffer a body.
+    private func authenticate(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        state = .authenticating(head, context.channel.allocator.buffer(capacity: 0), ended: false)
+        context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
+        let api = self.api
+        let headers = head.headers
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask { await api.authenticatePublisher(headers) }
+            .whenSuccess { result in
+                let (handler, context) = bound.value
+                guard case .authenticating(let head, let body, let ended) = handler.state else { return }
+                context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
+                switch result {
+                case .failure(let refusal):
+                    handler.refuseEarly(refusal.response, context: context, ended: ended)
+                case .success(let principal):
+                    // A proven producer no longer counts against the unauthenticated cap.
+                    context.triggerUserOutboundEvent(ConnectionSettled(), promise: nil)
+                    if ended {
+                        var request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
+                        request.publisher = principal
+                        handler.state = .responding
+                        handler.dispatch(context: context, request: request, keepAlive: head.isKeepAlive)
+                    } else {
+                        handler.state = .receiving(head, body, publisher: principal)
+                    }
+                }
+            }
+    }
+
+    private func refuseUpgrade(_ refusal: WebSocketHandshake.Refusal, context: ChannelHandlerContext) {
+        api.upgradeRefused(refusal.status)
+        var response = HTTPResponse.error(refusal.status, refusal.message)
+        for (name, value) in refusal.headers { response.headers.add(name: name, value: value) }
+        respondAndClose(response, context: context)
+    }
+
+    /// Answers and closes at once: nothing more of this connection is read.
+    private func respondAndClose(_ response: HTTPResponse, context: ChannelHandlerContext) {
+        cancelTimer()
+        state = .responding
+        write(response, keepAlive: false, context: context)
+    }
+
+    /// Answers a request whose body is still coming: the rest is read and dropped so that
+    /// the client sees our answer rather than a reset, then the connection closes.
+    private func refuseEarly(_ response: HTTPResponse, context: ChannelHandlerContext, ended: Bool) {
+        if ended {
+            respondAndClose(response, context: context)
+            return
+        }
+        state = .discarding(bytes: 0)
+        write(response, keepAlive: false, context: context)
     }
 
     /// Rebuilds what `configureHTTPServerPipeline(withServerUpgrade:)` set up for the first
@@ -119,12 +295,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func tooLarge(context: ChannelHandlerContext, bytes: Int) {
-        state = .discarding(bytes: bytes)
+        cancelTimer()
         api.bodyTooLarge()
         let response = HTTPResponse.error(
             .payloadTooLarge,
-            "Request body exceeds the limit of \(maxBodySize) bytes"
+            "Request body exceeds the limit of \(limits.maxBodySize) bytes"
         )
+        state = .discarding(bytes: bytes)
         write(response, keepAlive: false, context: context)
     }
 
@@ -134,8 +311,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.eventLoop.makeFutureWithTask { await api.respond(to: request) }
             .whenSuccess { response in
                 let (handler, context) = bound.value
+                guard case .responding = handler.state else { return }
                 handler.state = .idle
                 handler.write(response, keepAlive: keepAlive, context: context)
+                if keepAlive { handler.startIdleClock(context: context) }
             }
     }
 
@@ -149,7 +328,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive, case .discarding = state {
             // Keep reading the rest of the body so the client sees our answer, not a reset;
-            // the connection closes at its end (or past the discard cap).
+            // the connection closes at its end, past the discard cap, or at the request timeout.
+            let channel = context.channel
+            let timeout = TimeAmount.nanoseconds(Int64(max(limits.requestTimeout, 1) * 1e9))
+            context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
             return
         }
         if !keepAlive {

@@ -26,6 +26,14 @@ package struct ServerConfiguration: Sendable {
     package var drainSpreadSeconds: Double = 2
     /// After SIGTERM: the longest wait for clients to leave before exiting.
     package var drainTimeoutSeconds: Double
+    /// A plain HTTP request (or a WebSocket handshake), from its first byte to its last, must
+    /// arrive within this; slower ones get 408 and the close (slowloris). 0 turns it off.
+    package var requestTimeoutSeconds: Double = 10
+    /// A kept-alive HTTP connection with no request in flight is closed after this.
+    package var idleTimeoutSeconds: Double = 60
+    /// Connections that have not yet upgraded and authenticated, or sent an authenticated
+    /// request: in total and per client address.
+    package var pendingConnections = PendingConnectionGate.Limits()
 
     package init(
         host: String = "0.0.0.0",

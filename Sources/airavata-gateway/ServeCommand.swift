@@ -85,6 +85,26 @@ struct ServeCommand: AsyncParsableCommand {
     var sessionTtl: String?
     @Option(help: "Largest ingestion request body in bytes [AIRAVATA_MAX_BODY_SIZE, default 1048576].")
     var maxBodySize: String?
+    @Option(
+        help: ArgumentHelp(
+            "A plain HTTP request or WebSocket handshake must arrive whole within this; slower ones get 408 "
+                + "[AIRAVATA_REQUEST_TIMEOUT, default 10s; 0 turns it off].")
+    )
+    var requestTimeout: String?
+    @Option(help: "Close a kept-alive HTTP connection idle this long [AIRAVATA_IDLE_TIMEOUT, default 60s].")
+    var idleTimeout: String?
+    @Option(
+        help: ArgumentHelp(
+            "Connections not yet upgraded and authenticated, per node; more are closed at once "
+                + "[AIRAVATA_MAX_PENDING_CONNECTIONS, default 1024; 0 for no cap].")
+    )
+    var maxPendingConnections: String?
+    @Option(
+        help: ArgumentHelp(
+            "The same per client address; not applied to --trusted-proxies "
+                + "[AIRAVATA_MAX_PENDING_CONNECTIONS_PER_IP, default 256; 0 for no cap].")
+    )
+    var maxPendingConnectionsPerIp: String?
     @Option(help: "Event-loop threads serving connections [AIRAVATA_THREADS, default: one per available core].")
     var threads: String?
     @Option(help: "PEM certificate chain: serve wss:// and https:// directly [AIRAVATA_TLS_CERT].")

@@ -92,6 +92,16 @@ struct ServeSettings {
             .duration(default: server.drainTimeoutSeconds)
         server.drainSpreadSeconds = try setting("drain-spread", command.drainSpread)
             .duration(default: server.drainSpreadSeconds)
+        server.requestTimeoutSeconds = try setting("request-timeout", command.requestTimeout)
+            .duration(default: server.requestTimeoutSeconds)
+        server.idleTimeoutSeconds = try setting("idle-timeout", command.idleTimeout)
+            .duration(default: server.idleTimeoutSeconds)
+        server.pendingConnections = PendingConnectionGate.Limits(
+            total: try setting("max-pending-connections", command.maxPendingConnections)
+                .integer(default: server.pendingConnections.total, range: 0...10_000_000),
+            perIP: try setting("max-pending-connections-per-ip", command.maxPendingConnectionsPerIp)
+                .integer(default: server.pendingConnections.perIP, range: 0...10_000_000)
+        )
 
         var gateway = GatewayConfiguration(
             nodeID: setting("node-id", command.nodeID).string() ?? ProcessInfo.processInfo.hostName

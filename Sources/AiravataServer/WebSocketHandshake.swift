@@ -1,0 +1,66 @@
+import Foundation
+package import NIOHTTP1
+
+/// The RFC 6455 §4.2.1 checks of an opening handshake, made before anything is upgraded.
+///
+/// NIO's upgrader checks the version and the key's presence, and hands a head it refuses back
+/// down the pipeline; a request it must not upgrade (a POST, HTTP/1.0, a key of the wrong
+/// length) it upgrades all the same. Every upgrade attempt therefore passes through here
+/// first, and gets exactly one answer: 101, or the refusal below, after which the connection
+/// closes.
+package enum WebSocketHandshake {
+    package struct Refusal: Error, Equatable, Sendable {
+        package var status: HTTPResponseStatus
+        package var message: String
+        /// 426 tells the client which version we speak.
+        package var headers: [(String, String)] {
+            status == .upgradeRequired ? [("sec-websocket-version", "13")] : []
+        }
+
+        package static func == (lhs: Refusal, rhs: Refusal) -> Bool {
+            lhs.status == rhs.status && lhs.message == rhs.message
+        }
+    }
+
+    /// Whether the request asks for a WebSocket at all (`Upgrade: websocket`, any case).
+    package static func isAttempt(_ head: HTTPRequestHead) -> Bool {
+        head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+    }
+
+    /// Nil when the head is a valid opening handshake to one of our endpoints.
+    package static func refusal(for head: HTTPRequestHead) -> Refusal? {
+        guard head.method == .GET else {
+            return Refusal(status: .badRequest, message: "A WebSocket handshake must be a GET request")
+        }
+        guard head.version.major == 1, head.version.minor >= 1 else {
+            return Refusal(status: .badRequest, message: "A WebSocket handshake needs HTTP/1.1")
+        }
+        guard head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }) else {
+            return Refusal(status: .badRequest, message: "A WebSocket handshake needs 'Connection: Upgrade'")
+        }
+        let versions = head.headers["sec-websocket-version"]
+        guard versions.count == 1, versions[0].trimmingCharacters(in: .whitespaces) == "13" else {
+            return Refusal(status: .upgradeRequired, message: "Unsupported WebSocket version; this server speaks 13")
+        }
+        let keys = head.headers["sec-websocket-key"]
+        guard keys.count == 1 else {
+            return Refusal(
+                status: .badRequest,
+                message: keys.isEmpty ? "Sec-WebSocket-Key is missing" : "Sec-WebSocket-Key is given more than once")
+        }
+        guard isValidKey(keys[0]) else {
+            return Refusal(status: .badRequest, message: "Sec-WebSocket-Key must be 16 bytes in base64")
+        }
+        guard WebSocketRoute(head: head) != nil else {
+            return Refusal(status: .badRequest, message: "No WebSocket endpoint at this path")
+        }
+        return nil
+    }
+
+    /// A key is the base64 of 16 bytes: 24 characters, the last two `==`.
+    private static func isValidKey(_ key: String) -> Bool {
+        let trimmed = key.trimmingCharacters(in: .whitespaces)
+        guard trimmed.utf8.count == 24, let bytes = Data(base64Encoded: trimmed) else { return false }
+        return bytes.count == 16
+    }
+}

@@ -1,0 +1,183 @@
+import AiravataCore
+import AiravataProtocol
+import AiravataServer
+import AiravataTestSupport
+import Foundation
+import Testing
+
+/// Opening handshakes that must be refused, each with exactly one answer and the close,
+/// sent byte for byte as an attacker (or a broken client) would.
+@Suite("WebSocket handshake checks (RFC 6455 §4.2.1)")
+struct HandshakeTests {
+    static let key = "dGhlIHNhbXBsZSBub25jZQ=="
+
+    static func upgrade(
+        method: String = "GET", path: String = "/ws", version: String = "HTTP/1.1",
+        extra: [String] = ["Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: \(key)"],
+        connection: String = "Upgrade"
+    ) -> String {
+        var lines = ["\(method) \(path) \(version)", "Host: localhost", "Upgrade: websocket"]
+        if !connection.isEmpty { lines.append("Connection: \(connection)") }
+        return (lines + extra).joined(separator: "\r\n") + "\r\n\r\n"
+    }
+
+    /// Sends `request` and expects one response with `status`, then the server's close.
+    static func expectRefused(_ request: String, status: String, on node: TestGateway) async throws -> String {
+        let socket = try await RawTCP.connect(port: node.port)
+        defer { socket.close() }
+        try await socket.send(request)
+        let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+        #expect(text.hasPrefix("HTTP/1.1 \(status)"), "expected one \(status) answer, got: \(text.prefix(300))")
+        #expect(closed, "expected the server to close after its \(status); it kept the connection open")
+        #expect(text.components(separatedBy: "HTTP/1.1 ").count == 2, "expected exactly one response: \(text)")
+        return text
+    }
+
+    @Test("version 8: one 426 naming version 13, then the close (it used to spin a core forever)")
+    func wrongVersion() async throws {
+        try await TestGateway.with { node in
+            let request = Self.upgrade(extra: ["Sec-WebSocket-Version: 8", "Sec-WebSocket-Key: \(Self.key)"])
+            let text = try await Self.expectRefused(request, status: "426", on: node)
+            #expect(text.lowercased().contains("sec-websocket-version: 13"), "\(text)")
+            // The node is still well: a real client connects.
+            let socket = try await node.connect("/ws/user", user: "alice")
+            socket.close()
+        }
+    }
+
+    @Test("missing, duplicated or malformed keys, a POST, HTTP/1.0, no Connection: Upgrade, a bad path: 400")
+    func malformed() async throws {
+        try await TestGateway.with { node in
+            let cases: [(String, String)] = [
+                ("missing key", Self.upgrade(extra: ["Sec-WebSocket-Version: 13"])),
+                (
+                    "duplicated key",
+                    Self.upgrade(extra: [
+                        "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: \(Self.key)", "Sec-WebSocket-Key: \(Self.key)",
+                    ])
+                ),
+                (
+                    "key of 4 bytes",
+                    Self.upgrade(extra: ["Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: AAAAAA=="])
+                ),
+                ("key not base64", Self.upgrade(extra: ["Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: %%%%"])),
+                ("POST", Self.upgrade(method: "POST")),
+                ("HTTP/1.0", Self.upgrade(version: "HTTP/1.0")),
+                ("no Connection: Upgrade", Self.upgrade(connection: "")),
+                ("bad path", Self.upgrade(path: "/nowhere")),
+                ("unknown resource", Self.upgrade(path: "/ws/planets/p-1")),
+            ]
+            for (name, request) in cases {
+                let text = try await Self.expectRefused(request, status: "400", on: node)
+                #expect(text.contains("\"error\""), "\(name): expected a JSON error body, got \(text)")
+            }
+        }
+    }
+
+    @Test("a refused upgrade on a kept-alive connection that served a request first is answered too")
+    func refusedAfterPlainRequest() async throws {
+        try await TestGateway.with { node in
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            try await socket.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let first = try await socket.read(until: "\"ok\"")
+            #expect(first.hasPrefix("HTTP/1.1 200"), "\(first)")
+            try await socket.send(Self.upgrade(extra: ["Sec-WebSocket-Version: 8", "Sec-WebSocket-Key: \(Self.key)"]))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+            #expect(text.contains("HTTP/1.1 426"), "\(text)")
+            #expect(closed)
+        }
+    }
+
+    @Test("a request head that trickles in is cut off with 408 at the request timeout (slowloris)")
+    func slowHead() async throws {
+        var server = ServerConfiguration()
+        server.requestTimeoutSeconds = 0.5
+        try await TestGateway.with(server: server) { node in
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            try await socket.send("GET /heal")
+            let clock = ContinuousClock()
+            let start = clock.now
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+            #expect(text.hasPrefix("HTTP/1.1 408"), "\(text)")
+            #expect(closed)
+            #expect(clock.now - start < .seconds(3), "closed after \(clock.now - start), timeout is 0.5 s")
+        }
+    }
+
+    @Test("a silent connection is closed at the request timeout; an idle kept-alive one at the idle timeout")
+    func silentAndIdle() async throws {
+        var server = ServerConfiguration()
+        server.requestTimeoutSeconds = 0.5
+        server.idleTimeoutSeconds = 0.5
+        try await TestGateway.with(server: server) { node in
+            let silent = try await RawTCP.connect(port: node.port)
+            defer { silent.close() }
+            let (_, silentClosed) = try await silent.readUntilClosed(timeout: .seconds(5))
+            #expect(silentClosed, "a connection that never sent a byte stayed open")
+
+            let kept = try await RawTCP.connect(port: node.port)
+            defer { kept.close() }
+            try await kept.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let (text, keptClosed) = try await kept.readUntilClosed(timeout: .seconds(5))
+            #expect(text.hasPrefix("HTTP/1.1 200"), "\(text)")
+            #expect(text.lowercased().contains("connection: keep-alive"), "\(text)")
+            #expect(keptClosed, "an idle kept-alive connection stayed open")
+        }
+    }
+
+    @Test("connections that never authenticate are capped per address; a slot frees when one leaves")
+    func pendingCap() async throws {
+        var server = ServerConfiguration()
+        server.pendingConnections = .init(total: 100, perIP: 3)
+        try await TestGateway.with(server: server) { node in
+            var holders: [RawTCP] = []
+            for _ in 0..<3 {
+                // An answered request proves the node has counted the connection.
+                let holder = try await RawTCP.connect(port: node.port)
+                try await holder.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                let answer = try await holder.read(until: "\"ok\"")
+                #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+                holders.append(holder)
+            }
+            defer { for holder in holders { holder.close() } }
+            // The fourth is closed at once, without an answer.
+            let fourth = try await RawTCP.connect(port: node.port)
+            let (text, closed) = try await fourth.readUntilClosed(timeout: .seconds(5))
+            #expect(closed, "a fourth pending connection from one address was let in")
+            #expect(text.isEmpty, "\(text)")
+            // An admitted WebSocket stops counting: once one holder leaves, clients get in again.
+            holders.removeFirst().close()
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(5)
+            var admitted: RawWebSocket?
+            while admitted == nil, clock.now < deadline {
+                admitted = try? await node.connect("/ws/user", user: "alice")
+            }
+            let socket = try #require(admitted, "no WebSocket got in after a pending slot was freed")
+            socket.close()
+            let again = try await node.connect("/ws/user", user: "bob")
+            again.close()
+        }
+    }
+
+    @Test("ingestion checks the token on the request head: no body is read for a missing or bad token")
+    func ingestionTokenOnHead() async throws {
+        try await TestGateway.with { node in
+            for authorization in ["", "Authorization: Bearer not-a-token\r\n"] {
+                let socket = try await RawTCP.connect(port: node.port)
+                defer { socket.close() }
+                // Announce a large body and send none of it: the answer must come anyway.
+                try await socket.send(
+                    "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\n\(authorization)"
+                        + "Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n")
+                let text = try await socket.read(until: "\r\n\r\n", timeout: .seconds(5))
+                #expect(text.hasPrefix("HTTP/1.1 401"), "expected 401 before any body byte, got: \(text)")
+            }
+            // A producer with a good token is served as before.
+            let accepted = try await node.publish(Events.experiment(id: "exp-1", project: "p-1", owner: "alice"))
+            #expect(accepted["accepted"] == .integer(1), "\(accepted)")
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import NIOCore
+import NIOPosix
+
+/// A bare TCP connection for sending exactly the bytes a hostile client would and seeing
+/// exactly what comes back, including whether and when the server hung up.
+public final class RawTCP: Sendable {
+    private let channel: any Channel
+    private let collector: Collector
+
+    private init(channel: any Channel, collector: Collector) {
+        self.channel = channel
+        self.collector = collector
+    }
+
+    public static func connect(port: Int, host: String = "127.0.0.1") async throws -> RawTCP {
+        let collector = Collector()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+            .connect(host: host, port: port).get()
+        return RawTCP(channel: channel, collector: collector)
+    }
+
+    public func send(_ text: String) async throws {
+        try await send(Array(text.utf8))
+    }
+
+    public func send(_ bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    /// Waits until the server closes the connection (or `timeout` passes) and returns what it
+    /// sent; `closed` says whether the close came.
+    public func readUntilClosed(timeout: Duration = .seconds(10)) async throws -> (text: String, closed: Bool) {
+        let closed = try await collector.wait(on: channel.eventLoop, timeout: timeout) { _, open in !open }
+        return (collector.text(on: channel.eventLoop), closed)
+    }
+
+    /// Waits until the received bytes contain `marker`, or the connection closes, or `timeout`.
+    public func read(until marker: String, timeout: Duration = .seconds(10)) async throws -> String {
+        _ = try await collector.wait(on: channel.eventLoop, timeout: timeout) { text, open in
+            text.contains(marker) || !open
+        }
+        return collector.text(on: channel.eventLoop)
+    }
+
+    public var isOpen: Bool { channel.isActive }
+
+    public func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// Keeps what arrived, on the channel's loop, and wakes waiters whose condition now holds.
+private final class Collector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias Condition = @Sendable (String, Bool) -> Bool
+
+    // Touched only on the channel's event loop.
+    private var bytes: [UInt8] = []
+    private var open = true
+    private var waiters: [(condition: Condition, promise: EventLoopPromise<Bool>)] = []
+
+    func text(on loop: any EventLoop) -> String {
+        (try? loop.submit { String(decoding: self.bytes, as: UTF8.self) }.wait()) ?? ""
+    }
+
+    func wait(on loop: any EventLoop, timeout: Duration, until condition: @escaping Condition) async throws -> Bool {
+        let promise = loop.makePromise(of: Bool.self)
+        loop.execute {
+            if condition(String(decoding: self.bytes, as: UTF8.self), self.open) {
+                promise.succeed(true)
+                return
+            }
+            self.waiters.append((condition, promise))
+            let nanos = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+            loop.scheduleTask(in: .nanoseconds(nanos)) { promise.succeed(false) }
+        }
+        return try await promise.futureResult.get()
+    }
+
+    private func check() {
+        let text = String(decoding: bytes, as: UTF8.self)
+        waiters.removeAll { waiter in
+            guard waiter.condition(text, open) else { return false }
+            waiter.promise.succeed(true)
+            return true
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        bytes += unwrapInboundIn(data).readableBytesView
+        check()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        open = false
+        check()
+        context.fireChannelInactive()
+    }
+}
