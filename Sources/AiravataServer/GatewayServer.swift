@@ -146,7 +146,8 @@ package final class GatewayServer: Service {
         let makeUpgrader: @Sendable () -> NIOWebSocketServerUpgrader = {
             NIOWebSocketServerUpgrader(
                 maxFrameSize: configuration.maxFrameSize,
-                automaticErrorHandling: true,
+                // Decoder errors are answered by the handler's state machine, with a reason and a deadline.
+                automaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
                     channel.eventLoop.makeSucceededFuture(
                         WebSocketRoute(head: head) == nil ? nil : HTTPHeaders())
