@@ -150,7 +150,8 @@ package final class GatewayServer: Service {
         let makeUpgrader: @Sendable () -> NIOWebSocketServerUpgrader = {
             NIOWebSocketServerUpgrader(
                 maxFrameSize: configuration.maxFrameSize,
-                automaticErrorHandling: true,
+                // Decoder errors are answered by the handler's state machine, with a reason and a deadline.
+                automaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
                     // A refused head goes on to HTTPRequestHandler, which answers it.
                     channel.eventLoop.makeSucceededFuture(

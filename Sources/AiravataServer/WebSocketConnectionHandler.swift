@@ -4,18 +4,21 @@ import Logging
 import NIOCore
 import NIOWebSocket
 
-/// One client's WebSocket after the upgrade: admission, inbound messages, heartbeat,
-/// outbound delivery and the close handshake. Everything runs on the channel's loop.
+/// One client's WebSocket after the upgrade: admission, inbound messages, heartbeat and
+/// outbound delivery. The RFC 6455 rules and the close handshake are decided by
+/// `WebSocketStateMachine`; this handler performs its actions. Everything runs on the
+/// channel's loop.
 final class WebSocketConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
 
-    private enum State {
+    /// Where admission stands; the wire's state is `machine`'s.
+    private enum Admission {
         /// Waiting for authentication and admission; inbound messages and early
         /// deliveries wait here in order.
-        case admitting(inbound: [ByteBuffer], outbound: [(frame: ByteBuffer, cursor: EventCursor?)])
-        case open(Gateway.Admission)
-        case closing(Gateway.Admission?)
-        case closed
+        case pending(inbound: [ByteBuffer], outbound: [(frame: ByteBuffer, cursor: EventCursor?)])
+        case admitted(Gateway.Admission)
+        /// Refused, or given back when the connection closed.
+        case none
     }
 
     private let gateway: Gateway
@@ -25,17 +28,15 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private let clientIP: String
     private var logger: Logger
 
-    private var state = State.admitting(inbound: [], outbound: [])
+    private var admission = Admission.pending(inbound: [], outbound: [])
+    private var machine: WebSocketStateMachine
     private var context: ChannelHandlerContext?
     /// The frame encoder's context: writing through it skips the encoder, because our
     /// frames (events above all) arrive already framed, one shared buffer per event.
     private var wire: ChannelHandlerContext?
     private var outlet: ConnectionOutlet?
-    private var heartbeat: Heartbeat
-    private var rateLimiter: RateLimiter
-    private var rateLimitedInARow = 0
     private var pingTask: RepeatedTask?
-    private var fragments: ByteBuffer?
+    private var closeTimer: Scheduled<Void>?
     /// Mirrors the channel's writability, so the hot path need not ask the channel.
     private var writable = true
     /// Every event up to this cursor has reached the client (or precedes its start).
@@ -59,20 +60,17 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         clientIP: String,
         logger: Logger
     ) {
-        let now = NIODeadline.now().uptimeNanoseconds
         self.gateway = gateway
         self.configuration = configuration
         self.metrics = metrics
         self.route = route
         self.clientIP = clientIP
         self.logger = logger
-        self.heartbeat = Heartbeat(intervalNanos: Self.nanos(configuration.pingIntervalSeconds), nowNanos: now)
-        self.rateLimiter = RateLimiter(ratePerSecond: configuration.rateLimit, nowNanos: now)
+        self.machine = WebSocketStateMachine(
+            configuration: .init(configuration), nowNanos: NIODeadline.now().uptimeNanoseconds)
     }
 
-    private static func nanos(_ seconds: Double) -> UInt64 {
-        UInt64(max(0.001, seconds) * 1e9)
-    }
+    private static var nowNanos: UInt64 { NIODeadline.now().uptimeNanoseconds }
 
     // MARK: Lifecycle
 
@@ -95,35 +93,33 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let admission: Gateway.Admission?
-        switch state {
-        case .open(let open): admission = open
-        case .closing(let closing): admission = closing
-        case .admitting, .closed: admission = nil
-        }
-        state = .closed
+        machine.channelClosed()
         wire = nil
         pingTask?.cancel()
         pingTask = nil
+        closeTimer?.cancel()
+        closeTimer = nil
         outlet?.detach()
-        if let admission {
+        if case .admitted(let admitted) = admission {
             metrics.connectionClosed()
             let gateway = self.gateway
             // The limiter may be remote (Redis); releasing must not hold up the loop.
-            context.eventLoop.makeFutureWithTask { await gateway.disconnect(admission) }
+            context.eventLoop.makeFutureWithTask { await gateway.disconnect(admitted) }
                 .whenComplete { _ in }
         }
+        admission = .none
         context.fireChannelInactive()
     }
 
     private func admissionCompleted(_ result: Result<Gateway.Opening, ConnectionRefusal>) {
-        guard case .admitting(let inbound, let outbound) = state else {
-            // The client went away while we checked it: give its admission back.
+        guard case .pending(let inbound, let outbound) = admission, machine.isOpen else {
+            // The client went away (or was closed) while we checked it: give its admission back.
             if case .success(let opening) = result {
                 let gateway = self.gateway
                 context?.eventLoop.makeFutureWithTask { await gateway.disconnect(opening.admission) }
                     .whenComplete { _ in }
             }
+            admission = .none
             return
         }
         switch result {
@@ -133,28 +129,30 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
                 "websocket refused",
                 metadata: ["reason": "\(refusal.message)", "client.ip": "\(clientIP)"]
             )
-            state = .closing(nil)
+            admission = .none
             send(gateway.errorMessage(refusal.message))
             startClose(code: CloseCodes.code(for: refusal), reason: refusal.message)
         case .success(let opening):
-            let admission = opening.admission
+            let admitted = opening.admission
             metrics.connectionOpened()
-            logger[metadataKey: "connection.id"] = "\(admission.id)"
-            logger[metadataKey: "user.id"] = "\(admission.principal.userID)"
-            logger[metadataKey: "session.id"] = "\(admission.sessionID)"
+            logger[metadataKey: "connection.id"] = "\(admitted.id)"
+            logger[metadataKey: "user.id"] = "\(admitted.principal.userID)"
+            logger[metadataKey: "session.id"] = "\(admitted.sessionID)"
             logger.debug(
                 "websocket admitted",
                 metadata: [
-                    "subscription": "\(admission.subscription?.description ?? "none")",
+                    "subscription": "\(admitted.subscription?.description ?? "none")",
                     "resumed": "\(route.resume != nil)", "greeting.frames": "\(opening.greeting.count)",
                 ])
-            state = .open(admission)
+            admission = .admitted(admitted)
             highWater = opening.highWater
             startHeartbeat()
-            for frame in opening.greeting { writeRaw(frame) }
+            for frame in opening.greeting { write(frame) }
             if admissionOverflow {
-                metrics.slowConsumer()
-                startClose(code: CloseCodes.slowConsumer, reason: "Slow consumer: outbound queue overflow")
+                perform(
+                    machine.close(
+                        code: CloseCodes.slowConsumer, reason: "Slow consumer: outbound queue overflow",
+                        cause: .slowConsumer, closeWhenWritten: false, nowNanos: Self.nowNanos))
                 return
             }
             for (frame, cursor) in outbound { deliver(frame, cursor: cursor) }
@@ -166,54 +164,42 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        heartbeat.sawLife(nowNanos: NIODeadline.now().uptimeNanoseconds)
-        switch frame.opcode {
-        case .text, .binary:
-            if frame.fin {
-                fragments = nil
-                receive(frame.unmaskedData)
-            } else {
-                fragments = frame.unmaskedData
-            }
-        case .continuation:
-            guard var buffer = fragments else {
-                startClose(code: .protocolError, reason: "Unexpected continuation frame")
-                return
-            }
-            var payload = frame.unmaskedData
-            guard buffer.readableBytes + payload.readableBytes <= configuration.maxFrameSize else {
-                fragments = nil
-                metrics.oversizedMessage()
-                startClose(code: CloseCodes.messageTooLarge, reason: "Message too large")
-                return
-            }
-            buffer.writeBuffer(&payload)
-            if frame.fin {
-                fragments = nil
-                receive(buffer)
-            } else {
-                fragments = buffer
-            }
-        case .ping:
-            guard frame.fin else { return }
-            writeRaw(WebSocketWireFrame.encode(opcode: .pong, payload: frame.unmaskedData))
-        case .pong:
+        perform(machine.received(unwrapInboundIn(data), nowNanos: Self.nowNanos))
+    }
+
+    /// Carries out what the state machine decided.
+    private func perform(_ action: WebSocketStateMachine.Action) {
+        switch action {
+        case .none:
             break
-        case .connectionClose:
-            receivedClose(frame)
-        default:
-            startClose(code: .protocolError, reason: "Unknown opcode")
+        case .receivedMessage(let message):
+            receive(message)
+        case .handle(let message):
+            handleMessage(message)
+        case .writePong(let payload):
+            write(WebSocketWireFrame.encode(opcode: .pong, payload: payload))
+        case .replyRateLimited:
+            metrics.rateLimited()
+            // Before admission the client has no greeting yet; the excess is just dropped.
+            guard case .admitted = admission else { return }
+            send(gateway.errorMessage("Rate limit exceeded"))
+        case .sendPings:
+            send(gateway.control(.ping, prefix: "ping"))
+            write(WebSocketWireFrame.encode(opcode: .ping, payload: EmptyCollection<UInt8>()))
+        case .sendClose(let close):
+            sendClose(close)
+        case .closeChannel:
+            context?.close(promise: nil)
         }
     }
 
     private func receive(_ message: ByteBuffer) {
-        switch state {
-        case .admitting(var inbound, let outbound):
+        switch admission {
+        case .pending(var inbound, let outbound):
             guard inbound.count < Self.maxPendingInbound else { return }
             inbound.append(message)
-            state = .admitting(inbound: inbound, outbound: outbound)
-        case .open:
+            admission = .pending(inbound: inbound, outbound: outbound)
+        case .admitted:
             if awaitingReply {
                 guard queued.count < Self.maxPendingInbound else {
                     send(gateway.errorMessage("Too many messages in flight; wait for the replies"))
@@ -221,17 +207,22 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
                 }
                 queued.append(message)
             } else {
-                handleMessage(message)
+                process(message)
             }
-        case .closing, .closed:
+        case .none:
             break
         }
     }
 
+    private func process(_ message: ByteBuffer) {
+        metrics.messageReceived()
+        perform(machine.process(message, nowNanos: Self.nowNanos))
+    }
+
     /// Handles waiting messages in order until one needs an asynchronous reply.
     private func processQueued() {
-        while !awaitingReply, !queued.isEmpty {
-            handleMessage(queued.removeFirst())
+        while !awaitingReply, !queued.isEmpty, machine.isOpen {
+            process(queued.removeFirst())
         }
     }
 
@@ -245,26 +236,14 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             .whenSuccess { envelope in
                 let handler = bound.value
                 handler.awaitingReply = false
-                handler.sendIfOpen(envelope)
+                handler.send(envelope)
                 handler.processQueued()
             }
     }
 
+    /// A message within the rate limit: parse it and act on it.
     private func handleMessage(_ message: ByteBuffer) {
-        guard case .open(let admission) = state else { return }
-        metrics.messageReceived()
-        guard rateLimiter.allow(nowNanos: NIODeadline.now().uptimeNanoseconds) else {
-            rateLimitedInARow += 1
-            metrics.rateLimited()
-            // Persistent flooding is not a client bug any more: cut it off.
-            if rateLimitedInARow > max(100, Int(configuration.rateLimit * 10)) {
-                startClose(code: CloseCodes.rateLimitAbuse, reason: "Rate limit exceeded")
-            } else {
-                send(gateway.errorMessage("Rate limit exceeded"))
-            }
-            return
-        }
-        rateLimitedInARow = 0
+        guard case .admitted(let admitted) = admission else { return }
         let parsed: Result<ClientMessage, ClientMessage.ParseError> =
             message.readableBytesView.withContiguousStorageIfAvailable {
                 bytes in
@@ -284,17 +263,17 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             break
         case .success(.subscribe(let request)):
             let gateway = self.gateway
-            reply { await gateway.subscribe(request, for: admission) }
+            reply { await gateway.subscribe(request, for: admitted) }
         case .success(.unsubscribe(let request)):
             let gateway = self.gateway
-            reply { await gateway.unsubscribe(request, for: admission) }
+            reply { await gateway.unsubscribe(request, for: admitted) }
         case .success(.statusRequest):
             // Cluster figures come from Redis: answer when they arrive, on this loop.
             guard let context else { return }
             let gateway = self.gateway
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             context.eventLoop.makeFutureWithTask { await gateway.statusMessage() }
-                .whenSuccess { bound.value.sendIfOpen($0) }
+                .whenSuccess { bound.value.send($0) }
         }
     }
 
@@ -302,112 +281,101 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     /// Called by the gateway, on this loop, with an encoded event shared by all recipients.
     func deliver(_ frame: ByteBuffer, cursor: EventCursor?) {
-        switch state {
-        case .admitting(let inbound, var outbound):
+        switch admission {
+        case .pending(let inbound, var outbound):
             guard outbound.count < Self.maxPendingOutbound else {
                 admissionOverflow = true
                 return
             }
             outbound.append((frame, cursor))
-            state = .admitting(inbound: inbound, outbound: outbound)
-        case .open:
-            guard let context else { return }
+            admission = .pending(inbound: inbound, outbound: outbound)
+        case .admitted:
             if let cursor {
                 // At most once, in order: replay and live delivery meet here.
                 if let highWater, cursor <= highWater { return }
                 highWater = cursor
             }
-            if !writable,
-                let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
-                buffered > configuration.maxOutboundBytes
-            {
-                metrics.slowConsumer()
-                logger.info("closing slow consumer", metadata: ["buffered.bytes": "\(buffered)"])
-                startClose(code: CloseCodes.slowConsumer, reason: "Slow consumer: outbound queue overflow")
-                return
-            }
-            writeRaw(frame)
-        case .closing, .closed:
+            write(frame)
+        case .none:
             break
         }
     }
 
-    private func sendIfOpen(_ envelope: Envelope) {
-        guard case .open = state else { return }
-        send(envelope)
-    }
-
     private func send(_ envelope: Envelope) {
-        writeRaw(gateway.frame(envelope))
+        write(gateway.frame(envelope))
     }
 
-    /// Writes bytes that are already a complete WebSocket frame.
-    private func writeRaw(_ bytes: ByteBuffer) {
-        guard let target = wire ?? context else { return }
-        target.writeAndFlush(NIOAny(bytes), promise: nil)
+    /// Writes bytes that are already a complete WebSocket frame, if the state machine lets
+    /// them through: nothing after our close frame, nothing past the outbound budget.
+    private func write(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        // Below the high watermark the queue is small: skip asking the channel.
+        let buffered = writable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        switch machine.outbound(bytes: bytes.readableBytes, bufferedBytes: buffered, nowNanos: Self.nowNanos) {
+        case .write:
+            (wire ?? context).writeAndFlush(NIOAny(bytes), promise: nil)
+        case .drop:
+            break
+        case .sendClose(let close):
+            sendClose(close)
+        }
     }
 
     // MARK: Heartbeat
 
     private func startHeartbeat() {
         guard let context else { return }
-        let interval = TimeAmount.nanoseconds(Int64(Self.nanos(configuration.pingIntervalSeconds)))
+        let interval = TimeAmount.nanoseconds(Int64(machine.configuration.pingIntervalNanos))
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            bound.value.heartbeatTick()
-        }
-    }
-
-    private func heartbeatTick() {
-        guard case .open = state else { return }
-        switch heartbeat.tick(nowNanos: NIODeadline.now().uptimeNanoseconds) {
-        case .sendPing:
-            send(gateway.control(.ping, prefix: "ping"))
-            writeRaw(WebSocketWireFrame.encode(opcode: .ping, payload: EmptyCollection<UInt8>()))
-        case .close:
-            metrics.pingTimeout()
-            logger.info(
-                "closing silent client", metadata: ["after.seconds": "\(2 * configuration.pingIntervalSeconds)"])
-            startClose(code: CloseCodes.pingTimeout, reason: "Ping timeout")
-            // A silent peer will not answer the close frame either.
-            context?.close(promise: nil)
+            let handler = bound.value
+            handler.perform(handler.machine.tick(nowNanos: Self.nowNanos))
         }
     }
 
     // MARK: Closing
 
-    /// Sends a close frame and waits (bounded) for the client's reply.
+    /// Closes with `code` (refusal, restart, shutdown), unless a close is already under way.
     func startClose(code: WebSocketErrorCode, reason: String) {
-        guard let context else { return }
-        switch state {
-        case .open(let admission): state = .closing(admission)
-        case .admitting: state = .closing(nil)
-        case .closing: break
-        case .closed: return
+        perform(machine.close(code: code, reason: reason, nowNanos: Self.nowNanos))
+    }
+
+    /// Writes our one close frame and makes sure the channel is closed by its deadline,
+    /// whether or not the peer reads or answers.
+    private func sendClose(_ close: WebSocketStateMachine.Close) {
+        switch close.cause {
+        case .protocolViolation:
+            logger.info("websocket protocol violation", metadata: ["reason": "\(close.reason)"])
+        case .messageTooLarge:
+            metrics.oversizedMessage()
+        case .rateLimitAbuse:
+            metrics.rateLimited()
+            logger.info("closing flooding client")
+        case .slowConsumer:
+            metrics.slowConsumer()
+            logger.info("closing slow consumer")
+        case .pingTimeout:
+            metrics.pingTimeout()
+            logger.info(
+                "closing silent client", metadata: ["after.seconds": "\(2 * configuration.pingIntervalSeconds)"])
+        case .peerClosed, .requested:
+            break
         }
         pingTask?.cancel()
         pingTask = nil
-        let channel = context.channel
-        let target = wire ?? context
-        target.writeAndFlush(NIOAny(WebSocketWireFrame.close(code: code, reason: reason)))
-            .whenFailure { _ in channel.close(promise: nil) }
-        let timeout = TimeAmount.nanoseconds(Int64(Self.nanos(configuration.closeTimeoutSeconds)))
-        context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
-    }
-
-    private func receivedClose(_ frame: WebSocketFrame) {
         guard let context else { return }
-        switch state {
-        case .closing, .closed:
-            context.close(promise: nil)
-        case .open, .admitting:
-            if case .open(let admission) = state { state = .closing(admission) } else { state = .closing(nil) }
-            // Echo the client's code, as RFC 6455 asks, then hang up.
-            var data = frame.unmaskedData
-            let code = data.readWebSocketErrorCode() ?? .normalClosure
-            let channel = context.channel
-            (wire ?? context).writeAndFlush(NIOAny(WebSocketWireFrame.close(code: code, reason: "")))
-                .whenComplete { _ in channel.close(promise: nil) }
+        let channel = context.channel
+        let written = (wire ?? context).writeAndFlush(
+            NIOAny(WebSocketWireFrame.close(code: close.code, reason: close.reason)))
+        if close.closeWhenWritten {
+            written.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            written.whenFailure { _ in channel.close(promise: nil) }
+        }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        closeTimer = context.eventLoop.scheduleTask(deadline: .uptimeNanoseconds(close.deadlineNanos)) {
+            let handler = bound.value
+            handler.perform(handler.machine.tick(nowNanos: Self.nowNanos))
         }
     }
 
@@ -417,14 +385,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let protocolError = error as? NIOWebSocketError {
-            // WebSocketProtocolErrorHandler, ahead of us, already sent the close frame
-            // (1009 for an oversized frame) and closes once it is written.
-            if case .invalidFrameLength = protocolError { metrics.oversizedMessage() }
-            logger.info("websocket protocol error", metadata: ["error": "\(protocolError)"])
-            if case .open(let admission) = state { state = .closing(admission) }
+        if let decoderError = error as? NIOWebSocketError {
+            logger.info("websocket protocol error", metadata: ["error": "\(decoderError)"])
+            perform(machine.decoderFailed(decoderError, nowNanos: Self.nowNanos))
             return
         }
+        // The decoder reads nothing after its own error; our close frame is already on its way.
+        if error is ByteToMessageDecoderError, !machine.isOpen { return }
         logger.debug("websocket error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }

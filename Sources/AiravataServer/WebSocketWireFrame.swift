@@ -26,8 +26,18 @@ package enum WebSocketWireFrame {
     package static func close(code: WebSocketErrorCode, reason: String) -> ByteBuffer {
         var payload = ByteBuffer()
         payload.write(webSocketErrorCode: code)
-        // Control frames carry at most 125 bytes.
-        payload.writeBytes(reason.utf8.prefix(123))
+        // Control frames carry at most 125 bytes; cut on a character boundary, since a
+        // reason that is not UTF-8 is itself a protocol error.
+        var cut = reason.utf8.count
+        if cut > 123 {
+            cut = 0
+            for character in reason {
+                let next = cut + character.utf8.count
+                guard next <= 123 else { break }
+                cut = next
+            }
+        }
+        payload.writeBytes(reason.utf8.prefix(cut))
         return encode(opcode: .connectionClose, payload: payload)
     }
 

@@ -34,20 +34,29 @@ public final class RawWebSocket: Sendable {
 
     /// Opens a WebSocket to `path`; throws unless the server answers 101.
     /// With `answerPings`, ping frames are answered with pongs (as browsers do).
+    /// `receiveBufferBytes` shrinks the socket's receive buffer (a client that reads
+    /// little, see `pauseReading`, then fills up after that many bytes).
     public static func connect(
         port: Int,
         path: String,
         headers: [(String, String)] = [],
         answerPings: Bool = true,
         tls: Bool = false,
-        plainRequestsFirst: [String] = []
+        plainRequestsFirst: [String] = [],
+        receiveBufferBytes: Int? = nil
     ) async throws -> RawWebSocket {
         let inbox = Inbox()
         // Tests use self-signed certificates: encryption without verification.
         var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
         tlsConfiguration.certificateVerification = .none
         let tlsContext = tls ? try NIOSSLContext(configuration: tlsConfiguration) : nil
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let receiveBufferBytes {
+            // Before connecting, so that the window the server sees is small from the start.
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferBytes))
+        }
+        let channel =
+            try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tlsContext {
@@ -84,30 +93,60 @@ public final class RawWebSocket: Sendable {
         try await send(value.jsonString)
     }
 
-    /// Sends one masked frame, as a client must.
-    public func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true) async throws {
+    /// Sends one frame: masked with no reserved bits, as a client must, unless a test asks
+    /// for an unmasked frame or for reserved bits (`rsv` holds them in place: 0x40, 0x20, 0x10).
+    public func sendFrame(
+        opcode: UInt8, payload: [UInt8], fin: Bool = true, masked: Bool = true, rsv: UInt8 = 0
+    ) async throws {
+        try await sendRaw(Self.frame(opcode: opcode, payload: payload, fin: fin, masked: masked, rsv: rsv))
+    }
+
+    /// The bytes of one client frame, for tests that batch many frames into one write.
+    public static func frame(
+        opcode: UInt8, payload: [UInt8], fin: Bool = true, masked: Bool = true, rsv: UInt8 = 0
+    ) -> ByteBuffer {
         var buffer = ByteBuffer()
-        buffer.writeInteger((fin ? 0x80 : 0) | opcode)
+        buffer.writeInteger((fin ? 0x80 : 0) | (rsv & 0x70) | opcode)
+        let maskBit: UInt8 = masked ? 0x80 : 0
         if payload.count < 126 {
-            buffer.writeInteger(UInt8(0x80 | payload.count))
+            buffer.writeInteger(maskBit | UInt8(payload.count))
         } else if payload.count <= 0xFFFF {
-            buffer.writeInteger(UInt8(0x80 | 126))
+            buffer.writeInteger(maskBit | 126)
             buffer.writeInteger(UInt16(payload.count))
         } else {
-            buffer.writeInteger(UInt8(0x80 | 127))
+            buffer.writeInteger(maskBit | 127)
             buffer.writeInteger(UInt64(payload.count))
+        }
+        guard masked else {
+            buffer.writeBytes(payload)
+            return buffer
         }
         let mask: [UInt8] = [0x12, 0x34, 0x56, 0x78]
         buffer.writeBytes(mask)
         buffer.writeBytes(payload.enumerated().map { $0.element ^ mask[$0.offset % 4] })
-        try await channel.writeAndFlush(buffer)
+        return buffer
     }
 
-    public func sendClose(code: UInt16 = 1000) async throws {
+    /// Writes bytes as they are.
+    public func sendRaw(_ bytes: ByteBuffer) async throws {
+        try await channel.writeAndFlush(bytes)
+    }
+
+    /// Stops reading from the socket, as a client that never reads: what the server sends
+    /// piles up in the kernel's buffers and then in the server.
+    public func pauseReading() async throws {
+        try await channel.setOption(.autoRead, value: false).get()
+    }
+
+    public func resumeReading() async throws {
+        try await channel.setOption(.autoRead, value: true).get()
+    }
+
+    public func sendClose(code: UInt16 = 1000, reason: [UInt8] = []) async throws {
         var payload: [UInt8] = []
         payload.append(UInt8(code >> 8))
         payload.append(UInt8(code & 0xFF))
-        try await sendFrame(opcode: 0x8, payload: payload)
+        try await sendFrame(opcode: 0x8, payload: payload + reason)
     }
 
     /// The next event, whatever it is.
