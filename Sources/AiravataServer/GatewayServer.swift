@@ -172,7 +172,6 @@ package final class GatewayServer: Service {
                             logger: logger
                         )
                         try channel.pipeline.syncOperations.addHandler(handler)
-                        channel.pipeline.syncOperations.triggerUserOutboundEvent(ConnectionSettled(), promise: nil)
                     }
                 }
             )

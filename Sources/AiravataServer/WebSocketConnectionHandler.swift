@@ -134,6 +134,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             startClose(code: CloseCodes.code(for: refusal), reason: refusal.message)
         case .success(let opening):
             let admitted = opening.admission
+            // Authenticated and admitted: no longer one of the node's pending connections.
+            context?.triggerUserOutboundEvent(ConnectionSettled(), promise: nil)
             metrics.connectionOpened()
             logger[metadataKey: "connection.id"] = "\(admitted.id)"
             logger[metadataKey: "user.id"] = "\(admitted.principal.userID)"
