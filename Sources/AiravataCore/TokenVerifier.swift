@@ -1,3 +1,4 @@
+import AiravataProtocol
 import Foundation
 import JWTKit
 
@@ -82,9 +83,10 @@ package struct TokenVerifier: Sendable {
         guard let userID = claims.sub ?? claims.userID, !userID.isEmpty else {
             throw .invalid(reason: "no sub or user_id claim")
         }
-        var roles = Set(claims.roles ?? [])
-        if claims.isAdmin == true { roles.insert(Principal.Role.admin) }
-        return Principal(userID: userID, projects: Set(claims.projects ?? []), roles: roles)
+        guard Identifier.isValidUserID(userID) else { throw .invalid(reason: "user id \(Identifier.userIDRule)") }
+        var roles = claims.roles ?? []
+        if claims.isAdmin == true { roles.append(Principal.Role.admin.value) }
+        return Principal(userID: userID, projects: claims.projects ?? [], roles: roles)
     }
 
     private static func headerAlgorithm(of token: String) -> String? {
