@@ -4,7 +4,8 @@ package import AiravataProtocol
 ///
 /// Accepted shape: `{type, data, id?, timestamp?, routing?}` or an array of those, where
 /// `routing` may name `experimentId`, `projectId` and `ownerId` for events that do not
-/// carry them (task events, progress events).
+/// carry them (task events, progress events). Ids follow `Identifier`'s rules, a
+/// `timestamp` is a real UTC instant, and a `system_status` may not carry a `ControlAction`.
 package struct EventValidator: Sendable {
     package var maximumBatchSize: Int
 
@@ -69,9 +70,19 @@ package struct EventValidator: Sendable {
         var timestamp: String?
         if let timestampValue = object["timestamp"], !timestampValue.isNull {
             guard let text = timestampValue.stringValue, Timestamp.isValidISO8601(text) else {
-                throw IngestionError(field: field("timestamp"), message: "must be an ISO 8601 date-time string")
+                throw IngestionError(
+                    field: field("timestamp"),
+                    message: "must be an ISO 8601 UTC date-time such as 2024-01-15T10:30:00Z"
+                )
             }
             timestamp = text
+        }
+        if type == .systemStatus, let action = dataObject["action"]?.stringValue, ControlAction(rawValue: action) != nil
+        {
+            throw IngestionError(
+                field: field("data.action"),
+                message: "\"\(action)\" is a gateway control action; producers may not publish it"
+            )
         }
         var routing = try routingFields(for: type, data: dataObject, path: field("data"))
         if let explicit = object["routing"], !explicit.isNull {

@@ -74,6 +74,10 @@ package struct TokenVerifier: Sendable {
         if let nbf = claims.nbf, nbf.value.timeIntervalSince(now) > leeway {
             throw .invalid(reason: "not yet valid")
         }
+        // A token from the future was minted with a wrong clock or forged to outlive its key.
+        if let iat = claims.iat, iat.value.timeIntervalSince(now) > leeway {
+            throw .invalid(reason: "issued in the future")
+        }
         if let issuer = configuration.issuer, claims.iss?.value != issuer {
             throw .invalid(reason: "issuer mismatch")
         }
