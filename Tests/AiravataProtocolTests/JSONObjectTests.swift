@@ -8,7 +8,8 @@ struct JSONObjectTests {
 
     @Test("an object of 200,000 members parses in linear time")
     func linearParsing() throws {
-        // Quadratic member insertion takes minutes on this size; linear parsing well under a second.
+        // Quadratic insertion makes 2·10^10 name comparisons here, minutes even optimised; the
+        // linear parse takes under a second in a debug build, which leaves the bound ample room.
         let count = 200_000
         var text = "{"
         for index in 0..<count {
@@ -23,7 +24,7 @@ struct JSONObjectTests {
         let object = try #require(value.objectValue)
         #expect(object.count == count)
         #expect(object["k199999"] == .number("199999"))
-        #expect(elapsed < .seconds(20), "expected a linear parse of \(count) members, it took \(elapsed)")
+        #expect(elapsed < .seconds(10), "expected a linear parse of \(count) members, it took \(elapsed)")
     }
 
     @Test(
