@@ -1,7 +1,8 @@
 package import AiravataProtocol
 
 /// Who may subscribe to what and who may see which event (design §3). Events are
-/// checked at delivery, because only the event knows its owner and project.
+/// checked at delivery, because only the event knows its owner and project. Identities
+/// compare as bytes (`Principal.isUser`, `Principal.isMember(ofProject:)`).
 package enum Authorization {
     package enum SubscribeDecision: Equatable, Sendable {
         case allowed(SubscriptionKey)
@@ -12,6 +13,10 @@ package enum Authorization {
         _ request: ClientMessage.SubscriptionRequest,
         principal: Principal
     ) -> SubscribeDecision {
+        // Path subscriptions and restored sessions arrive here without passing `ClientMessage`.
+        if let problem = request.resourceIDProblem {
+            return .refused(ClientMessage.ParseError.invalidSubscription(problem).message)
+        }
         switch request.resourceType {
         case .experiment, .task:
             // Ownership is unknown here; each event is checked when it is delivered.
@@ -19,13 +24,13 @@ package enum Authorization {
             return .allowed(SubscriptionKey(request.resourceType, id))
         case .project:
             guard let id = request.resourceID else { return .refused("resourceId is required") }
-            guard principal.isAdmin || principal.projects.contains(id) else {
+            guard principal.isAdmin || principal.isMember(ofProject: id) else {
                 return .refused("Not authorized for project \(id)")
             }
             return .allowed(SubscriptionKey(.project, id))
         case .user:
             let id = request.resourceID ?? principal.userID
-            guard principal.isAdmin || id == principal.userID else {
+            guard principal.isAdmin || principal.isUser(id) else {
                 return .refused("Not authorized for user \(id)")
             }
             return .allowed(SubscriptionKey(.user, id))
@@ -45,13 +50,13 @@ package enum Authorization {
         case .system, .control:
             return true
         case .experiment, .task:
-            if let ownerID = routing.ownerID, ownerID == principal.userID { return true }
-            if let projectID = routing.projectID, principal.projects.contains(projectID) { return true }
+            if let ownerID = routing.ownerID, principal.isUser(ownerID) { return true }
+            if let projectID = routing.projectID, principal.isMember(ofProject: projectID) { return true }
             return false
         case .worker:
             return false
         case .user:
-            return routing.userID == principal.userID
+            return routing.userID.map(principal.isUser) ?? false
         }
     }
 }

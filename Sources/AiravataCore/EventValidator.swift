@@ -4,7 +4,8 @@ package import AiravataProtocol
 ///
 /// Accepted shape: `{type, data, id?, timestamp?, routing?}` or an array of those, where
 /// `routing` may name `experimentId`, `projectId` and `ownerId` for events that do not
-/// carry them (task events, progress events).
+/// carry them (task events, progress events). Ids follow `Identifier`'s rules, a
+/// `timestamp` is a real UTC instant, and a `system_status` may not carry a `ControlAction`.
 package struct EventValidator: Sendable {
     package var maximumBatchSize: Int
 
@@ -69,9 +70,19 @@ package struct EventValidator: Sendable {
         var timestamp: String?
         if let timestampValue = object["timestamp"], !timestampValue.isNull {
             guard let text = timestampValue.stringValue, Timestamp.isValidISO8601(text) else {
-                throw IngestionError(field: field("timestamp"), message: "must be an ISO 8601 date-time string")
+                throw IngestionError(
+                    field: field("timestamp"),
+                    message: "must be an ISO 8601 UTC date-time such as 2024-01-15T10:30:00Z"
+                )
             }
             timestamp = text
+        }
+        if type == .systemStatus, let action = dataObject["action"]?.stringValue, ControlAction(rawValue: action) != nil
+        {
+            throw IngestionError(
+                field: field("data.action"),
+                message: "\"\(action)\" is a gateway control action; producers may not publish it"
+            )
         }
         var routing = try routingFields(for: type, data: dataObject, path: field("data"))
         if let explicit = object["routing"], !explicit.isNull {
@@ -89,27 +100,27 @@ package struct EventValidator: Sendable {
         switch type.category {
         case .experiment:
             if type.isProgress {
-                routing.experimentID = try requiredString(data, "experimentId", path: path)
+                routing.experimentID = try requiredID(data, "experimentId", .resource, path: path)
             } else {
                 let experiment = try requiredObject(data, "experiment", path: path)
-                routing.experimentID = try requiredString(experiment, "id", path: "\(path).experiment")
-                routing.projectID = try optionalString(experiment, "projectId", path: "\(path).experiment")
-                routing.ownerID = try optionalString(experiment, "ownerId", path: "\(path).experiment")
+                routing.experimentID = try requiredID(experiment, "id", .resource, path: "\(path).experiment")
+                routing.projectID = try optionalID(experiment, "projectId", .resource, path: "\(path).experiment")
+                routing.ownerID = try optionalID(experiment, "ownerId", .user, path: "\(path).experiment")
             }
         case .task:
             if type.isProgress {
-                routing.taskID = try requiredString(data, "taskId", path: path)
-                routing.experimentID = try optionalString(data, "experimentId", path: path)
+                routing.taskID = try requiredID(data, "taskId", .resource, path: path)
+                routing.experimentID = try optionalID(data, "experimentId", .resource, path: path)
             } else {
                 let task = try requiredObject(data, "task", path: path)
-                routing.taskID = try requiredString(task, "id", path: "\(path).task")
-                routing.experimentID = try optionalString(task, "experimentId", path: "\(path).task")
+                routing.taskID = try requiredID(task, "id", .resource, path: "\(path).task")
+                routing.experimentID = try optionalID(task, "experimentId", .resource, path: "\(path).task")
             }
         case .worker:
             let worker = try requiredObject(data, "worker", path: path)
-            routing.workerID = try requiredString(worker, "id", path: "\(path).worker")
+            routing.workerID = try requiredID(worker, "id", .resource, path: "\(path).worker")
         case .user:
-            routing.userID = try requiredString(data, "userId", path: path)
+            routing.userID = try requiredID(data, "userId", .user, path: path)
         case .system, .control:
             break
         }
@@ -122,11 +133,11 @@ package struct EventValidator: Sendable {
         path: String
     ) throws(IngestionError) {
         guard let object = value.objectValue else { throw IngestionError(field: path, message: "must be an object") }
-        if let experimentID = try optionalString(object, "experimentId", path: path) {
+        if let experimentID = try optionalID(object, "experimentId", .resource, path: path) {
             routing.experimentID = experimentID
         }
-        if let projectID = try optionalString(object, "projectId", path: path) { routing.projectID = projectID }
-        if let ownerID = try optionalString(object, "ownerId", path: path) { routing.ownerID = ownerID }
+        if let projectID = try optionalID(object, "projectId", .resource, path: path) { routing.projectID = projectID }
+        if let ownerID = try optionalID(object, "ownerId", .user, path: path) { routing.ownerID = ownerID }
     }
 
     private func requiredObject(_ object: JSONObject, _ key: String, path: String) throws(IngestionError) -> JSONObject
@@ -138,17 +149,43 @@ package struct EventValidator: Sendable {
         return nested
     }
 
-    private func requiredString(_ object: JSONObject, _ key: String, path: String) throws(IngestionError) -> String {
-        guard let value = try optionalString(object, key, path: path) else {
+    /// Which rule of `Identifier` an id follows.
+    private enum IDKind {
+        case resource
+        case user
+    }
+
+    private func requiredID(
+        _ object: JSONObject,
+        _ key: String,
+        _ kind: IDKind,
+        path: String
+    ) throws(IngestionError) -> String {
+        guard let value = try optionalID(object, key, kind, path: path) else {
             throw IngestionError(field: "\(path).\(key)", message: "is missing")
         }
         return value
     }
 
-    private func optionalString(_ object: JSONObject, _ key: String, path: String) throws(IngestionError) -> String? {
+    private func optionalID(
+        _ object: JSONObject,
+        _ key: String,
+        _ kind: IDKind,
+        path: String
+    ) throws(IngestionError) -> String? {
         guard let value = object[key], !value.isNull else { return nil }
         guard let text = value.stringValue, !text.isEmpty else {
             throw IngestionError(field: "\(path).\(key)", message: "must be a non-empty string")
+        }
+        switch kind {
+        case .resource:
+            guard Identifier.isValidResourceID(text) else {
+                throw IngestionError(field: "\(path).\(key)", message: Identifier.resourceIDRule)
+            }
+        case .user:
+            guard Identifier.isValidUserID(text) else {
+                throw IngestionError(field: "\(path).\(key)", message: Identifier.userIDRule)
+            }
         }
         return text
     }

@@ -30,6 +30,7 @@ extension Gateway {
             else { return nil }
             return routing.experimentID
         }
+        // `String` keys are byte-exact here: validated experiment ids are ASCII.
         let known = unknown.isEmpty ? [:] : try await ownership.lookup(experimentIDs: Array(Set(unknown)))
         let events = candidates.map { candidate in
             var routing = candidate.routing

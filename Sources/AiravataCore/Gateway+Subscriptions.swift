@@ -9,14 +9,14 @@ extension Gateway {
     package func subscribe(_ request: ClientMessage.SubscriptionRequest, for admission: Admission) async -> Envelope {
         switch Authorization.subscribe(request, principal: admission.principal) {
         case .refused(let reason):
-            return subscriptionError(reason, action: "subscribe", request: request)
+            return subscriptionError(reason, action: .subscribe, request: request)
         case .allowed(let key):
             let current = index.subscriptions(of: admission.id)
             if !current.contains(key) {
                 guard current.count < configuration.maxSubscriptionsPerConnection else {
                     return subscriptionError(
                         "Subscription limit reached: at most \(configuration.maxSubscriptionsPerConnection) per connection",
-                        action: "subscribe",
+                        action: .subscribe,
                         request: request
                     )
                 }
@@ -26,21 +26,21 @@ extension Gateway {
                     SessionRecord(userID: admission.principal.userID, subscriptions: Array(current) + [key]))
                 guard saved else {
                     return subscriptionError(
-                        "Service temporarily unavailable: the subscription could not be saved", action: "subscribe",
+                        "Service temporarily unavailable: the subscription could not be saved", action: .subscribe,
                         request: request)
                 }
             }
             switch index.subscribe(admission.id, to: key, limit: configuration.maxSubscriptionsPerConnection) {
             case .added, .alreadySubscribed:
-                return subscriptionReply(action: "subscribed", key: key)
+                return subscriptionReply(action: .subscribed, key: key)
             case .limitReached:
                 return subscriptionError(
                     "Subscription limit reached: at most \(configuration.maxSubscriptionsPerConnection) per connection",
-                    action: "subscribe",
+                    action: .subscribe,
                     request: request
                 )
             case .unknownConnection:
-                return subscriptionError("Connection is closing", action: "subscribe", request: request)
+                return subscriptionError("Connection is closing", action: .subscribe, request: request)
             }
         }
     }
@@ -57,11 +57,11 @@ extension Gateway {
             await persist(
                 admission.sessionID, SessionRecord(userID: admission.principal.userID, subscriptions: remaining))
         }
-        return subscriptionReply(action: "unsubscribed", key: key)
+        return subscriptionReply(action: .unsubscribed, key: key)
     }
 
-    func subscriptionReply(action: String, key: SubscriptionKey) -> Envelope {
-        var data: JSONObject = ["action": .string(action), "resourceType": .string(key.resource.rawValue)]
+    func subscriptionReply(action: ControlAction, key: SubscriptionKey) -> Envelope {
+        var data: JSONObject = ["action": .string(action.rawValue), "resourceType": .string(key.resource.rawValue)]
         if key.resource != .system { data["resourceId"] = .string(key.id) }
         data["status"] = .string("success")
         return control(.systemStatus, prefix: "sub-response", data: .object(data))
@@ -69,11 +69,14 @@ extension Gateway {
 
     func subscriptionError(
         _ reason: String,
-        action: String,
+        action: ControlAction,
         request: ClientMessage.SubscriptionRequest
     ) -> Envelope {
-        var data: JSONObject = ["action": .string(action), "resourceType": .string(request.resourceType.rawValue)]
-        if let id = request.resourceID { data["resourceId"] = .string(id) }
+        var data: JSONObject = [
+            "action": .string(action.rawValue), "resourceType": .string(request.resourceType.rawValue),
+        ]
+        // An id that breaks the rules is not echoed: it may be long, and the error says why.
+        if let id = request.resourceID, request.resourceIDProblem == nil { data["resourceId"] = .string(id) }
         data["status"] = .string("error")
         var envelope = control(.error, prefix: "error", data: .object(data))
         envelope.error = reason

@@ -127,7 +127,7 @@ package final class Gateway: Sendable {
                     return .failure(.unavailable("Service temporarily unavailable"))
                 }
             }
-            if let restored, restored.userID != principal.userID {
+            if let restored, !principal.isUser(restored.userID) {
                 logger.notice(
                     "refused to resume another user's session",
                     metadata: ["user.id": "\(principal.userID)", "session.id": "\(resume.sessionID)"])

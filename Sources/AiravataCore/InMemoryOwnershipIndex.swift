@@ -1,10 +1,12 @@
+import AiravataProtocol
 import Synchronization
 
 /// The single-node ownership index: bounded, oldest entries evicted first.
 package final class InMemoryOwnershipIndex: OwnershipIndex {
     private struct State {
-        var entries: [String: ExperimentOwnership] = [:]
-        var order: [String] = []
+        /// Keyed by bytes, like every identity (`ExactString`).
+        var entries: [ExactString: ExperimentOwnership] = [:]
+        var order: [ExactString] = []
         var head = 0
     }
 
@@ -16,9 +18,10 @@ package final class InMemoryOwnershipIndex: OwnershipIndex {
     }
 
     package func record(experimentID: String, ownership: ExperimentOwnership) async {
+        let key = ExactString(experimentID)
         state.withLock { state in
-            if state.entries.updateValue(ownership, forKey: experimentID) == nil {
-                state.order.append(experimentID)
+            if state.entries.updateValue(ownership, forKey: key) == nil {
+                state.order.append(key)
             }
             while state.entries.count > capacity, state.head < state.order.count {
                 state.entries[state.order[state.head]] = nil
@@ -35,7 +38,7 @@ package final class InMemoryOwnershipIndex: OwnershipIndex {
         state.withLock { state in
             var found: [String: ExperimentOwnership] = [:]
             for id in experimentIDs {
-                if let ownership = state.entries[id] { found[id] = ownership }
+                if let ownership = state.entries[ExactString(id)] { found[id] = ownership }
             }
             return found
         }

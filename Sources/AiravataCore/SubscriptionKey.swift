@@ -12,6 +12,16 @@ package struct SubscriptionKey: Sendable, Hashable, CustomStringConvertible {
 
     package static let system = SubscriptionKey(.system, "")
 
+    /// By bytes, like every identity (`ExactString`): `user:café` in NFC and in NFD are two keys.
+    package static func == (lhs: SubscriptionKey, rhs: SubscriptionKey) -> Bool {
+        lhs.resource == rhs.resource && lhs.id.hasSameBytes(as: rhs.id)
+    }
+
+    package func hash(into hasher: inout Hasher) {
+        hasher.combine(resource)
+        hasher.combine(ExactString(id))
+    }
+
     package var description: String {
         resource == .system ? "system" : "\(resource.rawValue):\(id)"
     }

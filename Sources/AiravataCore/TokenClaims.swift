@@ -10,6 +10,7 @@ struct TokenClaims: JWTPayload {
     var isAdmin: Bool?
     var exp: ExpirationClaim?
     var nbf: NotBeforeClaim?
+    var iat: IssuedAtClaim?
     var iss: IssuerClaim?
     var aud: AudienceClaim?
 
@@ -21,6 +22,7 @@ struct TokenClaims: JWTPayload {
         case isAdmin = "is_admin"
         case exp
         case nbf
+        case iat
         case iss
         case aud
     }

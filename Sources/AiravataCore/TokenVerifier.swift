@@ -1,3 +1,4 @@
+import AiravataProtocol
 import Foundation
 import JWTKit
 
@@ -73,6 +74,10 @@ package struct TokenVerifier: Sendable {
         if let nbf = claims.nbf, nbf.value.timeIntervalSince(now) > leeway {
             throw .invalid(reason: "not yet valid")
         }
+        // A token from the future was minted with a wrong clock or forged to outlive its key.
+        if let iat = claims.iat, iat.value.timeIntervalSince(now) > leeway {
+            throw .invalid(reason: "issued in the future")
+        }
         if let issuer = configuration.issuer, claims.iss?.value != issuer {
             throw .invalid(reason: "issuer mismatch")
         }
@@ -82,9 +87,10 @@ package struct TokenVerifier: Sendable {
         guard let userID = claims.sub ?? claims.userID, !userID.isEmpty else {
             throw .invalid(reason: "no sub or user_id claim")
         }
-        var roles = Set(claims.roles ?? [])
-        if claims.isAdmin == true { roles.insert(Principal.Role.admin) }
-        return Principal(userID: userID, projects: Set(claims.projects ?? []), roles: roles)
+        guard Identifier.isValidUserID(userID) else { throw .invalid(reason: "user id \(Identifier.userIDRule)") }
+        var roles = claims.roles ?? []
+        if claims.isAdmin == true { roles.append(Principal.Role.admin.value) }
+        return Principal(userID: userID, projects: claims.projects ?? [], roles: roles)
     }
 
     private static func headerAlgorithm(of token: String) -> String? {

@@ -92,6 +92,8 @@ public enum ClientMessage: Sendable, Equatable {
         if resourceID == nil, resourceType != .user, resourceType != .system {
             throw .invalidSubscription("resourceId is required for \(typeName)")
         }
-        return SubscriptionRequest(resourceType: resourceType, resourceID: resourceID)
+        let request = SubscriptionRequest(resourceType: resourceType, resourceID: resourceID)
+        if let problem = request.resourceIDProblem { throw .invalidSubscription(problem) }
+        return request
     }
 }

@@ -83,33 +83,40 @@ private struct JSONParser {
         index += count
     }
 
+    /// Members are appended as read, and each name is checked once against the names
+    /// before it, so an object parses in time linear in its size.
     private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONObject {
         guard depth <= JSONValue.maximumDepth else { throw failure("nesting too deep") }
         index += 1
-        var object = JSONObject()
+        var members: [JSONObject.Member] = []
+        var names = MemberNames()
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return object
+            return JSONObject(uniqueMembers: members)
         }
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
                 throw failure("expected a member name")
             }
+            let nameOffset = index
             let key = try parseString()
+            guard names.insert(key, after: members) else {
+                throw JSONParseError(offset: nameOffset, reason: "duplicate member name")
+            }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':'") }
             index += 1
             skipWhitespace()
-            object[key] = try parseValue(depth: depth)
+            members.append(JSONObject.Member(key: key, value: try parseValue(depth: depth)))
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") {
                 index += 1
             } else if bytes[index] == UInt8(ascii: "}") {
                 index += 1
-                return object
+                return JSONObject(uniqueMembers: members)
             } else {
                 throw failure("expected ',' or '}'")
             }
@@ -268,5 +275,28 @@ private struct JSONParser {
             throw JSONParseError(offset: offset, reason: "invalid UTF-8 in string")
         }
         return string
+    }
+}
+
+/// The member names of one object being parsed.
+///
+/// Duplicate names are refused rather than resolved: RFC 8259 leaves the winner to each
+/// parser, and a gateway that picks a different one than the producer or the browser
+/// would route or authorise on a value nobody else sees.
+private struct MemberNames {
+    /// Up to this many members a scan costs less than hashing, and most objects are this small.
+    static let scanLimit = 16
+
+    private var hashed: Set<ExactString> = []
+
+    /// Records `name`; false when one of `members` already has it.
+    mutating func insert(_ name: String, after members: [JSONObject.Member]) -> Bool {
+        if members.count < Self.scanLimit {
+            return !members.contains { $0.key.hasSameBytes(as: name) }
+        }
+        if hashed.isEmpty {
+            for member in members { hashed.insert(ExactString(member.key)) }
+        }
+        return hashed.insert(ExactString(name)).inserted
     }
 }

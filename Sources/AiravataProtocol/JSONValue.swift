@@ -63,19 +63,43 @@ public enum JSONValue: Sendable, Equatable {
     public subscript(key: String) -> JSONValue? {
         objectValue?[key]
     }
+
+    /// Strings compare as bytes, like member names: a document equals another only when it
+    /// says the same thing byte for byte (numbers by their literal text).
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): true
+        case (.bool(let left), .bool(let right)): left == right
+        case (.number(let left), .number(let right)): left.hasSameBytes(as: right)
+        case (.string(let left), .string(let right)): left.hasSameBytes(as: right)
+        case (.array(let left), .array(let right)): left == right
+        case (.object(let left), .object(let right)): left == right
+        default: false
+        }
+    }
 }
 
-/// A JSON object whose members keep their insertion order.
+/// A JSON object whose members keep their insertion order. Member names compare as bytes
+/// (see `ExactString`), and a parsed object never holds two members of one name.
 public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     public private(set) var members: [Member]
 
     public struct Member: Sendable, Equatable {
         public var key: String
         public var value: JSONValue
+
+        public static func == (lhs: Member, rhs: Member) -> Bool {
+            lhs.key.hasSameBytes(as: rhs.key) && lhs.value == rhs.value
+        }
     }
 
     public init() {
         self.members = []
+    }
+
+    /// For the parser, which has already refused duplicate names.
+    init(uniqueMembers: [Member]) {
+        self.members = uniqueMembers
     }
 
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
@@ -86,11 +110,12 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     public var keys: [String] { members.map(\.key) }
     public var count: Int { members.count }
 
-    /// Objects are small, so a linear scan beats hashing here.
+    /// A linear scan: objects built in code are small, and a parsed object is read by a few
+    /// known names. Setting an existing name replaces its value in place; setting nil removes it.
     public subscript(key: String) -> JSONValue? {
-        get { members.first { $0.key == key }?.value }
+        get { members.first { $0.key.hasSameBytes(as: key) }?.value }
         set {
-            if let index = members.firstIndex(where: { $0.key == key }) {
+            if let index = members.firstIndex(where: { $0.key.hasSameBytes(as: key) }) {
                 if let newValue {
                     members[index].value = newValue
                 } else {

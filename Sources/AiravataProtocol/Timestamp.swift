@@ -12,31 +12,50 @@ public enum Timestamp {
         return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2))Z"
     }
 
-    /// Accepts `YYYY-MM-DDTHH:MM:SS`, an optional fraction, then `Z` or `±HH:MM`.
+    /// The most fraction digits a producer's timestamp may carry (nanoseconds).
+    public static let maximumFractionDigits = 9
+
+    /// Accepts a real UTC instant: `YYYY-MM-DDTHH:MM:SS`, an optional fraction of 1 to
+    /// `maximumFractionDigits` digits, then `Z`. The date must exist (leap years counted),
+    /// hours run 0–23 and minutes and seconds 0–59: a leap second (`:60`) is refused,
+    /// because browsers' `Date` cannot read it.
     public static func isValidISO8601(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
-        func digits(_ range: Range<Int>) -> Bool {
-            range.upperBound <= bytes.count
-                && bytes[range].allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count else { return nil }
+            var value = 0
+            for byte in bytes[range] {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            return value
         }
         func byte(_ index: Int, _ expected: Character) -> Bool {
             index < bytes.count && bytes[index] == expected.asciiValue
         }
-        guard digits(0..<4), byte(4, "-"), digits(5..<7), byte(7, "-"), digits(8..<10),
-            byte(10, "T") || byte(10, "t"), digits(11..<13), byte(13, ":"), digits(14..<16), byte(16, ":"),
-            digits(17..<19)
+        guard let year = number(0..<4), byte(4, "-"), let month = number(5..<7), byte(7, "-"),
+            let day = number(8..<10), byte(10, "T"), let hour = number(11..<13), byte(13, ":"),
+            let minute = number(14..<16), byte(16, ":"), let second = number(17..<19)
+        else { return false }
+        guard (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day), hour <= 23,
+            minute <= 59, second <= 59
         else { return false }
         var index = 19
         if byte(index, ".") {
             index += 1
             let start = index
-            while digits(index..<(index + 1)) { index += 1 }
+            while index - start < maximumFractionDigits, number(index..<(index + 1)) != nil { index += 1 }
             guard index > start else { return false }
         }
-        if byte(index, "Z") || byte(index, "z") { return index + 1 == bytes.count }
-        guard byte(index, "+") || byte(index, "-") else { return false }
-        return digits((index + 1)..<(index + 3)) && byte(index + 3, ":") && digits((index + 4)..<(index + 6))
-            && index + 6 == bytes.count
+        return byte(index, "Z") && index + 1 == bytes.count
+    }
+
+    private static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 
     private static func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {

@@ -46,6 +46,34 @@ struct ClientMessageTests {
         }
     }
 
+    @Test("a resourceId outside the identifier rules is an invalid subscription request")
+    func resourceIDRules() throws {
+        func request(_ action: String, _ type: String, _ id: String) -> String {
+            #"{"type":"system_status","data":{"action":"\#(action)","resourceType":"\#(type)","resourceId":"\#(id)"}}"#
+        }
+        let long = String(repeating: "x", count: Identifier.maximumResourceIDBytes + 1)
+        for text in [
+            request("subscribe", "experiment", long), request("unsubscribe", "task", "t 1"),
+            request("subscribe", "project", "p/1"), request("subscribe", "worker", "w\\u0000"),
+            request("subscribe", "user", String(repeating: "u", count: Identifier.maximumUserIDBytes + 1)),
+            request("subscribe", "user", "a\\nb"),
+        ] {
+            do {
+                let message = try parse(text)
+                Issue.record("expected an invalid subscription request, got \(message) for \(text.prefix(120))")
+            } catch {
+                #expect(error.message.hasPrefix("Invalid subscription request: resourceId must be"), "got \(error)")
+            }
+        }
+        let atLimit = String(repeating: "x", count: Identifier.maximumResourceIDBytes)
+        #expect(
+            try parse(request("subscribe", "experiment", atLimit))
+                == .subscribe(.init(resourceType: .experiment, resourceID: atLimit)))
+        #expect(
+            try parse(request("subscribe", "user", "caf\\u00e9"))
+                == .subscribe(.init(resourceType: .user, resourceID: "caf\u{E9}")))
+    }
+
     @Test("the envelope is written in the protocol's field order")
     func envelopeEncoding() throws {
         var envelope = Envelope(type: .error, id: "error-1", timestamp: "2024-01-15T10:30:00Z")

@@ -11,13 +11,24 @@ struct TimestampTests {
         #expect(Timestamp.iso8601(unixSeconds: 4_102_444_799) == "2099-12-31T23:59:59Z")
     }
 
-    @Test("validation of producer timestamps")
+    @Test("a producer's timestamp is a real UTC instant")
     func validation() {
-        for good in ["2024-01-15T10:30:00Z", "2024-01-15T10:30:00.123Z", "2024-01-15T10:30:00+02:00"] {
-            #expect(Timestamp.isValidISO8601(good), "\(good)")
+        let good = [
+            "2024-01-15T10:30:00Z", "2024-01-15T10:30:00.123Z", "2024-02-29T23:59:59Z", "2000-02-29T00:00:00Z",
+            "1999-12-31T23:59:59.123456789Z", "2024-04-30T00:00:00Z",
+        ]
+        for text in good {
+            #expect(Timestamp.isValidISO8601(text), "expected \(text) to be accepted")
         }
-        for bad in ["2024-01-15", "2024-01-15 10:30:00Z", "yesterday", "2024-01-15T10:30:00", "2024-01-15T10:30:00.Z"] {
-            #expect(!Timestamp.isValidISO8601(bad), "\(bad)")
+        let bad = [
+            "2024-01-15", "2024-01-15 10:30:00Z", "yesterday", "2024-01-15T10:30:00", "2024-01-15T10:30:00.Z",
+            "2024-13-45T99:99:99Z", "2024-00-10T10:00:00Z", "2024-01-00T10:00:00Z", "2023-02-29T10:00:00Z",
+            "1900-02-29T10:00:00Z", "2024-04-31T10:00:00Z", "2024-01-15T24:00:00Z", "2024-01-15T10:60:00Z",
+            "2016-12-31T23:59:60Z", "2024-01-15T10:30:00+02:00", "2024-01-15t10:30:00z",
+            "2024-01-15T10:30:00.1234567890Z", "2024-01-15T10:30:00Zjunk", "+024-01-15T10:30:00Z",
+        ]
+        for text in bad {
+            #expect(!Timestamp.isValidISO8601(text), "expected \(text) to be refused")
         }
     }
 
