@@ -65,6 +65,9 @@ package struct EventValidator: Sendable {
             guard let text = idValue.stringValue, !text.isEmpty else {
                 throw IngestionError(field: field("id"), message: "must be a non-empty string")
             }
+            guard Identifier.isValidEventID(text) else {
+                throw IngestionError(field: field("id"), message: Identifier.eventIDRule)
+            }
             id = text
         }
         var timestamp: String?

@@ -10,12 +10,26 @@ package enum Identifier {
     /// The longest user id (`sub`, `user_id`, `ownerId`, `userId`), in UTF-8 bytes.
     package static let maximumUserIDBytes = 256
 
+    /// The longest event id a producer may supply, in bytes; ids become part of every
+    /// frame and, for deduplication and replay, of what the cluster stores.
+    package static let maximumEventIDBytes = 256
+
     /// How a client or producer is told what a resource id may be.
     package static let resourceIDRule =
         "must be 1 to \(maximumResourceIDBytes) characters from A-Z a-z 0-9 . _ : @ ~ + = -"
     /// How a client or producer is told what a user id may be.
     package static let userIDRule =
         "must be 1 to \(maximumUserIDBytes) UTF-8 bytes without control characters"
+
+    /// How a producer is told what an event id may be.
+    package static let eventIDRule =
+        "must be 1 to \(maximumEventIDBytes) characters from A-Z a-z 0-9 . _ : @ ~ + = -"
+
+    /// A producer-supplied event id: the resource-id characters, a longer bound.
+    package static func isValidEventID(_ id: String) -> Bool {
+        let utf8 = id.utf8
+        return !utf8.isEmpty && utf8.count <= maximumEventIDBytes && utf8.allSatisfy(isResourceIDByte)
+    }
 
     /// Experiment, task, project and worker ids: printable ASCII from a small set.
     package static func isValidResourceID(_ id: String) -> Bool {

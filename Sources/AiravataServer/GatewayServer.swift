@@ -111,7 +111,9 @@ package final class GatewayServer: Service {
         let notice = gateway.control(
             .systemStatus,
             prefix: "system",
-            data: .object(["action": .string("reconnect"), "reason": .string("server shutting down")])
+            data: .object([
+                "action": .string(ControlAction.reconnect.rawValue), "reason": .string("server shutting down"),
+            ])
         )
         let frame = gateway.frame(notice)
         // Spread the closes so the other nodes do not take every reconnect in the same instant.

@@ -48,6 +48,21 @@ struct InputValidationTests {
         }
     }
 
+    @Test("a producer's event id is bounded in length and characters")
+    func eventIDs() async throws {
+        try await TestGateway.with { node in
+            let long = String(repeating: "e", count: Identifier.maximumEventIDBytes + 1)
+            for id in [long, "evt\\n1", "évt-1", "a b"] {
+                let body = #"{"type":"system_status","data":{},"id":"\#(id)"}"#
+                let answer = try await Self.post(node, body)
+                #expect(answer.status == 400, "id \(id.prefix(20)): expected 400, got \(answer.status)")
+                #expect(answer.body["field"]?.stringValue == "id", "\(answer.body.jsonString)")
+            }
+            let good = try await Self.post(node, #"{"type":"system_status","data":{},"id":"evt-2024.01_x"}"#)
+            #expect(good.status == 202, "\(good.body.jsonString)")
+        }
+    }
+
     @Test("resource ids over the bound are refused in messages, paths and events")
     func resourceIDs() async throws {
         try await TestGateway.with { node in
