@@ -22,12 +22,17 @@ extension Gateway {
     }
 
     package func statusMessage() async -> Envelope {
+        statusMessage(await clusterStatistics())
+    }
+
+    /// A `system_status` message with these figures.
+    package func statusMessage(_ statistics: StatisticsSnapshot) -> Envelope {
         let now = WallClock.nowMicros()
         return Envelope(
             type: .systemStatus,
             id: MessageID.system(unixMillis: now / 1000),
             timestamp: Timestamp.iso8601(unixSeconds: now / 1_000_000),
-            data: await clusterStatistics().json
+            data: statistics.json
         )
     }
 

@@ -13,9 +13,11 @@ final class GatewayHTTPAPI: Sendable {
     /// `/api/v1/stats` needs no token, so it must not cost Redis a read per request.
     private let statistics: StatisticsCache
 
-    init(gateway: Gateway, readiness: Readiness, metrics: GatewayMetrics, logger: Logger) {
+    init(
+        gateway: Gateway, readiness: Readiness, metrics: GatewayMetrics, statistics: StatisticsCache, logger: Logger
+    ) {
         self.gateway = gateway
-        self.statistics = StatisticsCache(maxAgeSeconds: 1) { await gateway.clusterStatistics() }
+        self.statistics = statistics
         self.readiness = readiness
         self.metrics = metrics
         self.logger = logger

@@ -18,6 +18,8 @@ package final class GatewayServer: Service {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let boundPromise: EventLoopPromise<Int>
+    /// Cluster figures cost Redis 2 + N commands: everyone who asks shares one snapshot a second.
+    private let statistics: StatisticsCache
 
     /// The port actually bound; useful with port 0.
     package var boundPort: EventLoopFuture<Int> { boundPromise.futureResult }
@@ -37,6 +39,7 @@ package final class GatewayServer: Service {
         self.group = group
         self.logger = logger
         self.boundPromise = group.next().makePromise(of: Int.self)
+        self.statistics = StatisticsCache(maxAgeSeconds: 1) { await gateway.clusterStatistics() }
     }
 
     package func run() async throws {
@@ -143,8 +146,10 @@ package final class GatewayServer: Service {
         let gateway = self.gateway
         let configuration = self.configuration
         let metrics = self.metrics
+        let statistics = self.statistics
         let logger = self.logger
-        let api = GatewayHTTPAPI(gateway: gateway, readiness: readiness, metrics: metrics, logger: logger)
+        let api = GatewayHTTPAPI(
+            gateway: gateway, readiness: readiness, metrics: metrics, statistics: statistics, logger: logger)
         let gate = PendingConnectionGate(limits: configuration.pendingConnections)
         let httpLimits = HTTPRequestHandler.Limits(
             maxBodySize: configuration.maxBodySize, requestTimeout: configuration.requestTimeoutSeconds,
@@ -166,6 +171,7 @@ package final class GatewayServer: Service {
                             gateway: gateway,
                             configuration: configuration,
                             metrics: metrics,
+                            statistics: statistics,
                             route: route,
                             clientIP: configuration.trustedProxies.clientIP(
                                 peer: channel.remoteAddress?.ipAddress ?? "unknown",

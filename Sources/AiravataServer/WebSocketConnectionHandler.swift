@@ -24,6 +24,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private let gateway: Gateway
     private let configuration: ServerConfiguration
     private let metrics: GatewayMetrics
+    private let statistics: StatisticsCache
     private let route: WebSocketRoute
     private let clientIP: String
     private var logger: Logger
@@ -56,11 +57,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         gateway: Gateway,
         configuration: ServerConfiguration,
         metrics: GatewayMetrics,
+        statistics: StatisticsCache,
         route: WebSocketRoute,
         clientIP: String,
         logger: Logger
     ) {
         self.gateway = gateway
+        self.statistics = statistics
         self.configuration = configuration
         self.metrics = metrics
         self.route = route
@@ -270,11 +273,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             let gateway = self.gateway
             reply { await gateway.unsubscribe(request, for: admitted) }
         case .success(.statusRequest):
-            // Cluster figures come from Redis: answer when they arrive, on this loop.
+            // Cluster figures come from Redis (through the node's one-second snapshot): answer
+            // when they arrive, on this loop.
             guard let context else { return }
             let gateway = self.gateway
+            let statistics = self.statistics
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            context.eventLoop.makeFutureWithTask { await gateway.statusMessage() }
+            context.eventLoop.makeFutureWithTask { gateway.statusMessage(await statistics.current()) }
                 .whenSuccess { bound.value.send($0) }
         }
     }

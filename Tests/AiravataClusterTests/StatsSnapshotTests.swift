@@ -15,20 +15,30 @@ struct StatsSnapshotTests {
         return count
     }
 
-    @Test("200 stats requests cost Redis a handful of reads, not 200 × (2 + nodes)")
+    @Test("200 stats requests and 80 status messages cost Redis a handful of reads, not one collection each")
     func snapshot() async throws {
         try await ClusterHarness.with(nodes: 2) { harness in
-            let before = try await Self.calls("hgetall", in: harness)
+            let before = try await Self.calls("zrange", in: harness)
             let clock = ContinuousClock()
             let start = clock.now
             for _ in 0..<200 {
                 let stats = try await harness.stats(0)
                 #expect(stats["activeConnections"] != nil, "\(stats)")
             }
+            // Status requests over WebSockets share the same snapshot.
+            for user in ["u1", "u2", "u3", "u4"] {
+                let socket = try await harness.connect(1, "/ws", user: user)
+                defer { socket.close() }
+                for _ in 0..<20 { try await socket.send(.object(["type": .string("system_status")])) }
+                for _ in 0..<20 {
+                    let status = try await socket.nextMessage(ofType: "system_status")
+                    #expect(status["data"]?["activeConnections"] != nil, "\(status)")
+                }
+            }
             let seconds = Int((clock.now - start).components.seconds) + 1
-            let reads = try await Self.calls("hgetall", in: harness) - before
-            // One refresh per second at most, each reading every node's hash.
-            #expect(reads <= 2 * (seconds + 1), "200 requests in ~\(seconds) s cost \(reads) HGETALL")
+            let reads = try await Self.calls("zrange", in: harness) - before
+            // One collection (its ZRANGE of the reporting nodes) per second per node at most.
+            #expect(reads <= 2 * (seconds + 1), "280 requests in ~\(seconds) s cost \(reads) collections")
         }
     }
 }
