@@ -176,7 +176,8 @@ struct WebSocketProtocolTests {
         } catch {
             // The node hung up mid-flood: that is one of the outcomes under test.
         }
-        try await flooder.resumeReading()
+        // The node may have hung up already; what it sent before is in the inbox either way.
+        try? await flooder.resumeReading()
         var pongs = 0
         while true {
             switch try await flooder.next(timeout: .seconds(5)) {
