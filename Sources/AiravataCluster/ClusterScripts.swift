@@ -49,10 +49,13 @@ enum ClusterScripts {
         return 'ok'
         """
 
-    /// KEYS: the three hashes. ARGV: instance. Gives one connection back.
+    /// KEYS: the hashes. ARGV: instance, how many connections to give back (1 if absent).
+    /// A count that reaches zero or below is removed, so an owed release given back after an
+    /// absolute rewrite cannot leave a negative count.
     static let release = """
-        for i = 1, 3 do
-          if redis.call('HINCRBY', KEYS[i], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[i], ARGV[1]) end
+        local n = tonumber(ARGV[2]) or 1
+        for i = 1, #KEYS do
+          if redis.call('HINCRBY', KEYS[i], ARGV[1], -n) <= 0 then redis.call('HDEL', KEYS[i], ARGV[1]) end
         end
         return 'ok'
         """

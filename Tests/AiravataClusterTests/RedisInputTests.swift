@@ -1,0 +1,88 @@
+import AiravataCore
+import AiravataProtocol
+import AiravataTestSupport
+import Testing
+
+/// What a node reads from Redis is input like any other: bad messages on the events
+/// channel, failed releases during an outage, and sessions that would grow without bound.
+@Suite("Cluster: Redis as input", .serialized)
+struct RedisInputTests {
+    static let channel = "airavata:events"
+
+    /// A bus message as the publish script writes it, with a chosen cursor and body.
+    static func busMessage(_ cursor: String, notice: String, accepted: String = "1") -> String {
+        cursor + "\n"
+            + #"{"t":"system_status","i":"forged-\#(notice)","s":"2024-01-01T00:00:00Z","a":\#(accepted),"r":{},"d":{"notice":"\#(notice)"}}"#
+    }
+
+    /// Opens a connection and says whether it was admitted (its first message is `connected`).
+    static func admitted(_ cluster: ClusterHarness, user: String) async throws -> RawWebSocket? {
+        let token = try await cluster.token(user)
+        let socket = try await RawWebSocket.connect(port: cluster.node(0).port, path: "/ws?token=\(token)")
+        let first = try await socket.nextMessage()
+        guard first["data"]?["action"]?.stringValue == "connected" else {
+            socket.close()
+            return nil
+        }
+        return socket
+    }
+
+    static func noPermissionErrors(_ cluster: ClusterHarness) async throws -> Int {
+        let info = try await cluster.redis.cli("INFO", "errorstats")
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("errorstat_NOPERM:") }),
+            let count = line.split(separator: "=").last.flatMap({ Int($0) })
+        else { return 0 }
+        return count
+    }
+
+    @Test("releases refused during an outage are given back: the user can connect again without a restart")
+    func releasesAfterOutage() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-connections-per-user", "2"]) { cluster in
+            var open = [
+                try await cluster.connect(0, "/ws", user: "carol"), try await cluster.connect(0, "/ws", user: "carol"),
+            ]
+            // The releases' script fails as it would while Redis is away.
+            let before = try await Self.noPermissionErrors(cluster)
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "-eval", "-evalsha")
+            open.forEach { $0.close() }
+            open = []
+            let failed = await eventually(within: .seconds(10)) {
+                (try? await Self.noPermissionErrors(cluster)) ?? 0 >= before + 2
+            }
+            #expect(failed, "the node's two releases did not reach Redis and fail")
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "+eval", "+evalsha")
+
+            for attempt in 1...2 {
+                let socket = try await Self.admitted(cluster, user: "carol")
+                #expect(socket != nil, "connection \(attempt) of 2 was refused: a stale count survived the outage")
+                if let socket { open.append(socket) }
+            }
+            defer { open.forEach { $0.close() } }
+            #expect(try await Self.admitted(cluster, user: "carol") == nil, "the limit of 2 must still hold")
+        }
+    }
+
+    @Test("after a reconnect the node rewrites its counts, clearing users it no longer counts")
+    func reconnectRewritesCounts() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-connections-per-user", "2"]) { cluster in
+            let sockets = [
+                try await cluster.connect(0, "/ws", user: "carol"), try await cluster.connect(0, "/ws", user: "carol"),
+            ]
+            let before = try await Self.noPermissionErrors(cluster)
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "-eval", "-evalsha")
+            sockets.forEach { $0.close() }
+            #expect(
+                await eventually(within: .seconds(10)) {
+                    (try? await Self.noPermissionErrors(cluster)) ?? 0 >= before + 2
+                })
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "+eval", "+evalsha")
+            #expect(try await cluster.redis.cli("HLEN", "airavata:conn:user:carol") == "1")
+            // Drop the node's command connection: the reconnect writes the node's true counts.
+            try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "normal")
+            let cleared = await eventually(within: .seconds(10)) {
+                (try? await cluster.redis.cli("HLEN", "airavata:conn:user:carol")) == "0"
+            }
+            #expect(cleared, "the stale count for carol outlived the reconnect")
+        }
+    }
+}
