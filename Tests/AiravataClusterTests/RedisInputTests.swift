@@ -35,6 +35,46 @@ struct RedisInputTests {
         return count
     }
 
+    @Test("bad messages on the events channel neither crash nor wedge the node, and are not delivered")
+    func hostileBusMessages() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            let listener = try await cluster.connect(0, "/ws", user: "u")
+            defer { listener.close() }
+            try await cluster.publish(0, ClusterEvents.system("first"))
+            let first = try await listener.nextMessage()
+            let cursor = try #require(first["cursor"]?.stringValue.flatMap { EventCursor($0) })
+            let next = "\(cursor.milliseconds)-\(cursor.sequence + 1)"
+
+            for payload in [
+                // Numbers out of Int64's range used to trap the decoder, killing the node.
+                Self.busMessage(next, notice: "huge-number", accepted: "1e300"),
+                Self.busMessage(next, notice: "negative-huge", accepted: "-9.3e18"),
+                // Cursors far beyond the log would make the node drop every real event below them.
+                Self.busMessage("99999999999999-0", notice: "future"),
+                Self.busMessage("18446744073709551615-18446744073709551615", notice: "max"),
+                Self.busMessage("not-a-cursor", notice: "malformed"),
+                "no newline at all",
+                "\(cursor.milliseconds)-\(cursor.sequence + 2)\n{\"t\":7}",
+            ] {
+                try await cluster.redis.cli("PUBLISH", Self.channel, payload)
+            }
+
+            try await cluster.publish(0, ClusterEvents.system("second"))
+            let second = try await listener.nextMessage()
+            #expect(
+                second["data"]?["notice"]?.stringValue == "second",
+                "expected the real event after the forged ones, got \(second.jsonString)")
+            let secondCursor = try #require(second["cursor"]?.stringValue.flatMap { EventCursor($0) })
+            #expect(secondCursor > cursor)
+            #expect(await cluster.readiness(0) == 200)
+
+            // And the node keeps its position: later events still flow.
+            try await cluster.publish(0, ClusterEvents.system("third"))
+            let third = try await listener.nextMessage()
+            #expect(third["data"]?["notice"]?.stringValue == "third", "got \(third.jsonString)")
+        }
+    }
+
     @Test("releases refused during an outage are given back: the user can connect again without a restart")
     func releasesAfterOutage() async throws {
         try await ClusterHarness.with(nodes: 1, arguments: ["--max-connections-per-user", "2"]) { cluster in
