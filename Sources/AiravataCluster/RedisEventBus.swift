@@ -337,37 +337,32 @@ package final class RedisEventBus: EventBus {
 
     // MARK: Replay log
 
-    package func readLog(from start: EventCursor) async throws -> LogRead {
-        let page = 1000
-        var entries: [LogEntry] = []
+    package func readLog(from start: EventCursor, limit: Int) async throws -> LogRead {
+        let limit = max(limit, 1)
+        // From `start` itself, to learn whether the log still holds it.
+        let reply = try await client.send(
+            RedisCommand(
+                "XRANGE", RedisArgument(keys.eventStream), RedisArgument(start.description), "+", "COUNT",
+                RedisArgument(limit + 1))
+        )
+        if case .error(let message) = reply { throw RedisError(.server, message) }
         var holdsStart = false
-        var from = start.description
-        var first = true
-        while true {
-            let reply = try await client.send(
-                RedisCommand(
-                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument(from), "+", "COUNT", RedisArgument(page))
-            )
-            if case .error(let message) = reply { throw RedisError(.server, message) }
-            let items = reply.array ?? []
-            for item in items {
-                guard let (id, body) = Self.streamEntry(item) else { continue }
-                if first, id == start {
-                    holdsStart = true
-                    continue
-                }
-                var event: GatewayEvent?
-                if let body {
-                    event = EventWireFormat.decode(Array(body.readableBytesView))
-                    if event == nil {
-                        logger.warning("undecodable event in the replay log", metadata: ["cursor": "\(id)"])
-                    }
-                }
-                entries.append(LogEntry(cursor: id, event: event))
+        var entries: [LogEntry] = []
+        for item in reply.array ?? [] {
+            guard let (id, body) = Self.streamEntry(item) else { continue }
+            if id == start {
+                holdsStart = true
+                continue
             }
-            first = false
-            guard items.count == page, let last = entries.last?.cursor ?? (holdsStart ? start : nil) else { break }
-            from = "(\(last)"
+            guard entries.count < limit else { break }
+            var event: GatewayEvent?
+            if let body {
+                event = EventWireFormat.decode(Array(body.readableBytesView))
+                if event == nil {
+                    logger.warning("undecodable event in the replay log", metadata: ["cursor": "\(id)"])
+                }
+            }
+            entries.append(LogEntry(cursor: id, event: event))
         }
         return LogRead(holdsStart: holdsStart, entries: entries)
     }

@@ -13,19 +13,13 @@ extension Gateway {
     ) async -> ([ByteBuffer], EventCursor?) {
         var failure = "cursor_out_of_window"
         if let cursor = EventCursor(text) {
+            let request = ReplayReader.Request(after: cursor, limit: configuration.maxReplayEvents) { routing in
+                guard routing.isBroadcast || routing.keys.contains(where: keys.contains) else { return false }
+                return Authorization.mayReceive(routing, principal: principal)
+            }
             do {
-                switch try await replay.replay(after: cursor) {
-                case .recovered(let events, let end):
-                    let owed = events.filter { replayed in
-                        let routing = replayed.routing
-                        guard routing.isBroadcast || routing.keys.contains(where: keys.contains) else { return false }
-                        return Authorization.mayReceive(routing, principal: principal)
-                    }
-                    // More than a client can take in one go: it refetches instead.
-                    guard owed.count <= configuration.maxReplayEvents else {
-                        statistics.resumed(recovered: false)
-                        return ([frame(resumeOutcome("recovery_failed", reason: "replay_too_large", cursor: end))], end)
-                    }
+                switch try await replay.replay(request) {
+                case .recovered(let owed, let end):
                     var done = resumeOutcome("replay_complete", reason: nil, cursor: end)
                     if case .object(var data)? = done.data {
                         data["replayed"] = .number(String(owed.count))
@@ -33,6 +27,9 @@ extension Gateway {
                     }
                     statistics.resumed(recovered: true)
                     return (owed.map(\.frame) + [frame(done)], end)
+                case .tooLarge:
+                    // More than a client can take in one go: it refetches instead.
+                    failure = "replay_too_large"
                 case .outOfWindow:
                     break
                 }
