@@ -61,8 +61,15 @@ extension Gateway {
 
     @discardableResult
     func persist(_ sessionID: String, _ record: SessionRecord) async -> Bool {
+        // Callers refuse what would not fit; this keeps any other path from writing it.
+        guard record.fitsInStore else {
+            logger.warning(
+                "refused to save a session over the size bound",
+                metadata: ["session.id": "\(sessionID)", "bound": "\(SessionRecord.maxEncodedBytes)"])
+            return false
+        }
         do {
-            try await sessions.save(sessionID, record)
+            try await sessions.save(sessionID, record, sessionsPerUser: configuration.maxSessionsPerUser)
             return true
         } catch {
             // The connection works on; only a later resume would miss this change.
@@ -75,12 +82,12 @@ extension Gateway {
 
     /// Keeps the sessions of open connections from expiring.
     package func renewSessions() async {
-        let ids = openSessions.withLock { Array($0.values) }
-        guard !ids.isEmpty else { return }
+        let handles = openSessions.withLock { Array($0.values) }
+        guard !handles.isEmpty else { return }
         do {
-            try await sessions.renew(ids)
+            try await sessions.renew(handles)
         } catch {
-            logger.warning("could not renew sessions", metadata: ["error": "\(error)", "count": "\(ids.count)"])
+            logger.warning("could not renew sessions", metadata: ["error": "\(error)", "count": "\(handles.count)"])
         }
     }
 

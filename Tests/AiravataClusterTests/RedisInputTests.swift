@@ -125,4 +125,57 @@ struct RedisInputTests {
             #expect(cleared, "the stale count for carol outlived the reconnect")
         }
     }
+
+    @Test("a user keeps at most --max-sessions-per-user sessions; the oldest are evicted")
+    func sessionsPerUser() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-sessions-per-user", "3"]) { cluster in
+            var ids: [String] = []
+            for _ in 0..<5 {
+                let token = try await cluster.token("dave")
+                let socket = try await RawWebSocket.connect(port: cluster.node(0).port, path: "/ws?token=\(token)")
+                let connected = try await socket.nextMessage()
+                ids.append(try #require(connected["data"]?["sessionId"]?.stringValue))
+                socket.close()
+            }
+            #expect(try await cluster.redis.cli("ZCARD", "airavata:sessions:user:dave") == "3")
+            for (index, id) in ids.enumerated() {
+                let exists = try await cluster.redis.cli("EXISTS", "airavata:session:\(id)")
+                #expect(exists == (index < 2 ? "0" : "1"), "session \(index) of 5: EXISTS answered \(exists)")
+            }
+        }
+    }
+
+    @Test("a subscription that would push the session past its size bound is refused")
+    func sessionSize() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-subscriptions", "1000", "--rate-limit", "10000"]) {
+            cluster in
+            let token = try await cluster.token("erin")
+            let socket = try await RawWebSocket.connect(port: cluster.node(0).port, path: "/ws?token=\(token)")
+            defer { socket.close() }
+            let connected = try await socket.nextMessage()
+            let session = try #require(connected["data"]?["sessionId"]?.stringValue)
+            var refusal: JSONValue?
+            for index in 0..<200 {
+                let id = String(repeating: "x", count: 120) + "\(index)"
+                try await socket.send(
+                    .object([
+                        "type": .string("system_status"),
+                        "data": .object([
+                            "action": .string("subscribe"), "resourceType": .string("experiment"),
+                            "resourceId": .string(id),
+                        ]),
+                    ]))
+                let reply = try await socket.nextMessage()
+                if reply["type"]?.stringValue == "error" {
+                    refusal = reply
+                    break
+                }
+            }
+            let refused = try #require(refusal, "200 subscriptions of 120-byte ids were all accepted")
+            #expect(refused["error"]?.stringValue == SessionRecord.tooLargeMessage, "got \(refused.jsonString)")
+            #expect(refused["data"]?["status"]?.stringValue == "error")
+            let stored = Int(try await cluster.redis.cli("STRLEN", "airavata:session:\(session)")) ?? .max
+            #expect(stored <= SessionRecord.maxEncodedBytes, "the stored session is \(stored) bytes")
+        }
+    }
 }

@@ -60,4 +60,29 @@ struct ReplayAndSessionBoundsTests {
         #expect(every.count == count)
         #expect(zip(every, every.dropFirst()).allSatisfy { $0.cursor < $1.cursor }, "replay out of cursor order")
     }
+
+    @Test("the in-memory store keeps at most the cap of sessions per user, evicting the oldest")
+    func sessionsPerUser() async throws {
+        let store = InMemorySessionStore(ttlSeconds: 60)
+        for index in 0..<8 {
+            try await store.save(
+                "session-\(index)", SessionRecord(userID: "dave", subscriptions: []), sessionsPerUser: 3)
+        }
+        try await store.save("other-0", SessionRecord(userID: "erin", subscriptions: []), sessionsPerUser: 3)
+        #expect(store.count(of: "dave") == 3)
+        #expect(try await store.load("session-0") == nil, "the oldest session should have been evicted")
+        #expect(try await store.load("session-7") != nil, "the newest session must stay")
+        #expect(try await store.load("other-0") != nil, "another user's session must not be evicted")
+    }
+
+    @Test("a session record's size is bounded")
+    func recordSize() {
+        let small = SessionRecord(
+            userID: "alice",
+            subscriptions: (0..<100).map { SubscriptionKey(.experiment, String(repeating: "x", count: 128) + "\($0)") })
+        #expect(small.fitsInStore, "100 subscriptions with 128-byte ids must fit")
+        let large = SessionRecord(
+            userID: "alice", subscriptions: [SubscriptionKey(.experiment, String(repeating: "x", count: 20_000))])
+        #expect(!large.fitsInStore)
+    }
 }
