@@ -103,21 +103,33 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
             return (ledger.owed, ledger.generation)
         }
         guard !owed.isEmpty else { return }
+        let entries = Array(owed)
+        var unsettled: [(String, Int)]
         do {
-            _ = try await client.pipeline(
-                owed.map { hash, count in
+            let replies = try await client.pipeline(
+                entries.map { hash, count in
                     RedisCommand(
                         "EVAL", RedisArgument(ClusterScripts.release), 1, RedisArgument(hash), RedisArgument(instance),
                         RedisArgument(count))
                 })
-            logger.info("gave back connection leases owed since an outage", metadata: ["keys": "\(owed.count)"])
+            // An error reply (a script refused) gave nothing back.
+            unsettled = zip(entries, replies).compactMap { entry, reply in
+                if case .error = reply { entry } else { nil }
+            }
+            if unsettled.count < entries.count {
+                logger.info(
+                    "gave back connection leases owed since an outage",
+                    metadata: ["keys": "\(entries.count - unsettled.count)"])
+            }
         } catch {
-            ledger.withLock { ledger in
-                for (hash, count) in owed {
-                    // A rewrite since then set this key absolutely, which already settled it.
-                    if ledger.generation != generation, ledger.rewritten.contains(hash) { continue }
-                    ledger.owed[hash, default: 0] += count
-                }
+            unsettled = entries
+        }
+        guard !unsettled.isEmpty else { return }
+        ledger.withLock { ledger in
+            for (hash, count) in unsettled {
+                // A rewrite since then set this key absolutely, which already settled it.
+                if ledger.generation != generation, ledger.rewritten.contains(hash) { continue }
+                ledger.owed[hash, default: 0] += count
             }
         }
     }

@@ -90,6 +90,8 @@ struct RedisInputTests {
                 (try? await Self.noPermissionErrors(cluster)) ?? 0 >= before + 2
             }
             #expect(failed, "the node's two releases did not reach Redis and fail")
+            // Tried while Redis still refuses: refused, and what is owed stays owed.
+            #expect(try await Self.admitted(cluster, user: "carol") == nil)
             try await cluster.redis.cli("ACL", "SETUSER", "default", "+eval", "+evalsha")
 
             for attempt in 1...2 {
