@@ -49,9 +49,13 @@ package final class RedisEventBus: EventBus {
     /// How far ahead of both the node's clock and its newest delivered cursor a live message's
     /// cursor may be before it is checked against the log. Redis assigns cursors from its
     /// clock, so a real one is not far ahead; an unchecked forged one would make the node drop
-    /// every real event below it. A forged cursor within the tolerance costs at most the
-    /// events of that interval on this node, and their resumes still read the log.
+    /// every real event below it. A forged cursor within the tolerance can still cost this
+    /// node's clients the real events of at most that interval: the price of not reading the
+    /// log for every message.
     package static let futureCursorToleranceMillis: UInt64 = 1_000
+
+    /// The longest cursor on the events channel: two 20-digit numbers and a dash.
+    private static let maxCursorLength = 41
 
     package init(client: RedisClient, configuration: ClusterConfiguration, instance: String, logger: Logger) {
         self.client = client
@@ -123,7 +127,7 @@ package final class RedisEventBus: EventBus {
     private func received(channel: String, payload: ByteBuffer) {
         if channel == keys.eventChannel {
             let bytes = Array(payload.readableBytesView)
-            guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")), newline <= 41,
+            guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")), newline <= Self.maxCursorLength,
                 let cursor = EventCursor(String(decoding: bytes[..<newline], as: UTF8.self))
             else {
                 reject("malformed message on the events channel", bytes)
