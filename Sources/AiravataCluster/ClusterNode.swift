@@ -99,6 +99,7 @@ package final class ClusterNode: Service {
                         RedisArgument(leaseMillis)
                     )
                 )
+                await limiter.settleOwed()
             } catch {
                 logger.debug("node lease renewal failed", metadata: ["error": "\(error)"])
             }

@@ -49,11 +49,40 @@ enum ClusterScripts {
         return 'ok'
         """
 
-    /// KEYS: the three hashes. ARGV: instance. Gives one connection back.
+    /// KEYS: the hashes. ARGV: instance, how many connections to give back (1 if absent).
+    /// A count that reaches zero or below is removed, so an owed release given back after an
+    /// absolute rewrite cannot leave a negative count.
     static let release = """
-        for i = 1, 3 do
-          if redis.call('HINCRBY', KEYS[i], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[i], ARGV[1]) end
+        local n = tonumber(ARGV[2]) or 1
+        for i = 1, #KEYS do
+          if redis.call('HINCRBY', KEYS[i], ARGV[1], -n) <= 0 then redis.call('HDEL', KEYS[i], ARGV[1]) end
         end
         return 'ok'
+        """
+
+    /// KEYS: session, the user's session index. ARGV: record, ttl ms, session id, most
+    /// sessions per user, session key prefix, now ms. Saves the session, drops expired ids
+    /// from the index and evicts the user's oldest sessions beyond the bound. Returns how
+    /// many it evicted.
+    static let saveSession = """
+        local ttl = tonumber(ARGV[2])
+        local now = tonumber(ARGV[6])
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+        redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+        local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+        local evicted = 0
+        if excess > 0 then
+          -- Oldest first, never the session being saved (it may tie on the score).
+          for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess)) do
+            if evicted < excess and id ~= ARGV[3] then
+              redis.call('DEL', ARGV[5] .. id)
+              redis.call('ZREM', KEYS[2], id)
+              evicted = evicted + 1
+            end
+          end
+        end
+        redis.call('PEXPIRE', KEYS[2], ttl)
+        return evicted
         """
 }

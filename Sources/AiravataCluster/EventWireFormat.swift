@@ -22,13 +22,31 @@ enum EventWireFormat {
         return bytes
     }
 
+    /// The year 3000: later acceptance times are corrupt, and would skew the latency figures.
+    static let maxAcceptedAtMicros: Int64 = 32_503_680_000_000_000
+
+    /// Nil for anything but what `encode` writes: the bytes come from Redis, where anyone
+    /// with access can publish, so every field is checked as strictly as client input.
     static func decode(_ bytes: [UInt8]) -> GatewayEvent? {
         guard let value = try? JSONValue(parsing: bytes), let object = value.objectValue,
             let typeName = object["t"]?.stringValue, let type = MessageType(rawValue: typeName),
             let id = object["i"]?.stringValue, let timestamp = object["s"]?.stringValue,
-            let data = object["d"]
+            let data = object["d"], case .number(let acceptedText)? = object["a"],
+            let acceptedAtMicros = Int64(acceptedText), (0...maxAcceptedAtMicros).contains(acceptedAtMicros)
         else { return nil }
-        let routing = object["r"]?.objectValue ?? JSONObject()
+        var routing: [String: String] = [:]
+        switch object["r"] {
+        case nil:
+            break
+        case .object(let fields)?:
+            for key in ["e", "k", "w", "p", "o", "u"] {
+                guard let field = fields[key] else { continue }
+                guard let text = field.stringValue else { return nil }
+                routing[key] = text
+            }
+        default:
+            return nil
+        }
         return GatewayEvent(
             type: type,
             id: id,
@@ -36,14 +54,14 @@ enum EventWireFormat {
             data: data,
             routing: EventRouting(
                 category: type.category,
-                experimentID: routing["e"]?.stringValue,
-                taskID: routing["k"]?.stringValue,
-                workerID: routing["w"]?.stringValue,
-                projectID: routing["p"]?.stringValue,
-                ownerID: routing["o"]?.stringValue,
-                userID: routing["u"]?.stringValue
+                experimentID: routing["e"],
+                taskID: routing["k"],
+                workerID: routing["w"],
+                projectID: routing["p"],
+                ownerID: routing["o"],
+                userID: routing["u"]
             ),
-            acceptedAtMicros: Int64(object["a"]?.doubleValue ?? 0)
+            acceptedAtMicros: acceptedAtMicros
         )
     }
 }

@@ -7,14 +7,29 @@ import Synchronization
 /// checked and incremented by one Lua script, so concurrent connects on different nodes
 /// cannot overshoot. Counts of a node whose lease has expired are ignored and removed,
 /// so a node killed with SIGKILL stops counting within its lease time.
+///
+/// This node's own tallies are the truth about its share. A release that cannot reach Redis
+/// is kept as owed and given back later (before the next admission, on the lease renewal, or
+/// by the absolute rewrite after a reconnect), so an outage never leaves a stale count that
+/// locks a user out.
 package final class RedisConnectionLimiter: ConnectionLimiter {
+    private struct Ledger {
+        /// This node's open connections per hash key.
+        var tallies: [String: Int] = [:]
+        /// Releases that may not have reached Redis, per hash key.
+        var owed: [String: Int] = [:]
+        /// Bumped by every absolute rewrite (`restore`), which settles everything owed.
+        var generation = 0
+        /// The keys the latest rewrite set absolutely.
+        var rewritten: Set<String> = []
+    }
+
     private let client: RedisClient
     private let keys: RedisKeys
     private let instance: String
     private let limits: ConnectionLimits
     private let logger: Logger
-    /// This node's own counts per hash key, to restore them after Redis lost them.
-    private let tallies = Mutex<[String: Int]>([:])
+    private let ledger = Mutex(Ledger())
 
     package init(client: RedisClient, keyPrefix: String, instance: String, limits: ConnectionLimits, logger: Logger) {
         self.client = client
@@ -29,6 +44,8 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
     }
 
     package func admit(_ lease: ConnectionLease) async throws -> Result<Void, ConnectionLimitExceeded> {
+        // Owed releases first, on the same connection, so they count before this check.
+        await settleOwed()
         let hashes = hashes(for: lease)
         let reply = try await client.send(
             RedisCommand(
@@ -41,8 +58,8 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
         )
         switch reply.string {
         case "ok":
-            tallies.withLock { tallies in
-                for hash in hashes { tallies[hash, default: 0] += 1 }
+            ledger.withLock { ledger in
+                for hash in hashes { ledger.tallies[hash, default: 0] += 1 }
             }
             return .success(())
         case "user": return .failure(.perUser(limit: limits.perUser))
@@ -54,10 +71,10 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
 
     package func release(_ lease: ConnectionLease) async {
         let hashes = hashes(for: lease)
-        tallies.withLock { tallies in
+        ledger.withLock { ledger in
             for hash in hashes {
-                tallies[hash, default: 1] -= 1
-                if tallies[hash] == 0 { tallies[hash] = nil }
+                ledger.tallies[hash, default: 1] -= 1
+                if ledger.tallies[hash] == 0 { ledger.tallies[hash] = nil }
             }
         }
         do {
@@ -65,30 +82,88 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
                 RedisCommand(
                     "EVAL",
                     [RedisArgument(ClusterScripts.release), 3] + hashes.map { RedisArgument($0) } + [
-                        RedisArgument(instance)
+                        RedisArgument(instance), 1,
                     ]
                 )
             )
         } catch {
-            // The tally is already down; `restore()` writes the true counts once Redis is back.
-            logger.debug("could not release a connection lease now", metadata: ["error": "\(error)"])
+            ledger.withLock { ledger in
+                for hash in hashes { ledger.owed[hash, default: 0] += 1 }
+            }
+            logger.debug(
+                "could not release a connection lease now; owed until Redis answers", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Writes this node's true counts (after a reconnect: Redis may have restarted empty,
-    /// or missed releases while it was away).
+    /// Gives back the releases that failed earlier. Called before each admission and on
+    /// each lease renewal; cheap when nothing is owed.
+    package func settleOwed() async {
+        let (owed, generation) = ledger.withLock { ledger in
+            defer { ledger.owed = [:] }
+            return (ledger.owed, ledger.generation)
+        }
+        guard !owed.isEmpty else { return }
+        let entries = Array(owed)
+        var unsettled: [(String, Int)]
+        do {
+            let replies = try await client.pipeline(
+                entries.map { hash, count in
+                    RedisCommand(
+                        "EVAL", RedisArgument(ClusterScripts.release), 1, RedisArgument(hash), RedisArgument(instance),
+                        RedisArgument(count))
+                })
+            // An error reply (a script refused) gave nothing back.
+            unsettled = zip(entries, replies).compactMap { entry, reply in
+                if case .error = reply { entry } else { nil }
+            }
+            if unsettled.count < entries.count {
+                logger.info(
+                    "gave back connection leases owed since an outage",
+                    metadata: ["keys": "\(entries.count - unsettled.count)"])
+            }
+        } catch {
+            unsettled = entries
+        }
+        guard !unsettled.isEmpty else { return }
+        ledger.withLock { ledger in
+            for (hash, count) in unsettled {
+                // A rewrite since then set this key absolutely, which already settled it.
+                if ledger.generation != generation, ledger.rewritten.contains(hash) { continue }
+                ledger.owed[hash, default: 0] += count
+            }
+        }
+    }
+
+    /// Writes this node's true counts, before any other command uses the new connection
+    /// (after a reconnect: Redis may have restarted empty, or missed releases while it was
+    /// away). Keys this node no longer counts in but may still owe are cleared.
     package func restore(on connection: RedisConnection) async throws {
-        let snapshot = tallies.withLock { $0 }
-        guard !snapshot.isEmpty else { return }
-        let commands = snapshot.map { hash, count in
+        let (tallies, owed) = ledger.withLock { ledger in
+            ledger.generation += 1
+            ledger.rewritten = Set(ledger.tallies.keys).union(ledger.owed.keys)
+            defer { ledger.owed = [:] }
+            return (ledger.tallies, ledger.owed)
+        }
+        var commands = tallies.map { hash, count in
             RedisCommand("HSET", RedisArgument(hash), RedisArgument(instance), RedisArgument(count))
         }
-        _ = try await connection.pipeline(commands)
+        for hash in owed.keys where tallies[hash] == nil {
+            commands.append(RedisCommand("HDEL", RedisArgument(hash), RedisArgument(instance)))
+        }
+        guard !commands.isEmpty else { return }
+        do {
+            _ = try await connection.pipeline(commands)
+        } catch {
+            ledger.withLock { ledger in
+                for (hash, count) in owed { ledger.owed[hash, default: 0] += count }
+            }
+            throw error
+        }
     }
 
     /// Removes this node's counts (graceful shutdown).
     package func withdraw() async {
-        let hashes = tallies.withLock { $0.keys }
+        let hashes = ledger.withLock { Set($0.tallies.keys).union($0.owed.keys) }
         _ = try? await client.pipeline(hashes.map { RedisCommand("HDEL", RedisArgument($0), RedisArgument(instance)) })
     }
 }

@@ -15,8 +15,15 @@ package final class RedisEventBus: EventBus {
         /// While a gap is being filled from the stream, live messages wait here.
         var filling = false
         var held: [(EventCursor, [UInt8])] = []
+        /// How many of `held` arrived before the fill's latest log read was sent: a real event
+        /// among them was already in the log for that read, so it is delivered from there.
+        var heldBeforeLastRead = 0
+        /// The fill held `maxHeldMessages` and dropped what came after: it reads the log again.
+        var heldOverflowed = false
         var subscribedOnce = false
+        /// Whether the running fill repairs an outage (counted) rather than checks a cursor.
         var countNextFill = false
+        var rejectedMessages = 0
         var lastHeartbeatNanos: UInt64 = 0
         var gapFills = 0
         var replayed = 0
@@ -32,6 +39,23 @@ package final class RedisEventBus: EventBus {
     private let state = Mutex(State())
     private let fillRequests: AsyncStream<Void>.Continuation
     private let fillStream: AsyncStream<Void>
+    private let rejections = LogThrottle(interval: .seconds(10))
+
+    /// Most live messages held while a gap fill runs (it may keep failing while Redis
+    /// commands are down but pub/sub is up). Past it the node stops holding and reads the log
+    /// again once the fill succeeds, so nothing is lost that the log still holds.
+    package static let maxHeldMessages = 10_000
+
+    /// How far ahead of both the node's clock and its newest delivered cursor a live message's
+    /// cursor may be before it is checked against the log. Redis assigns cursors from its
+    /// clock, so a real one is not far ahead; an unchecked forged one would make the node drop
+    /// every real event below it. A forged cursor within the tolerance can still cost this
+    /// node's clients the real events of at most that interval: the price of not reading the
+    /// log for every message.
+    package static let futureCursorToleranceMillis: UInt64 = 1_000
+
+    /// The longest cursor on the events channel: two 20-digit numbers and a dash.
+    private static let maxCursorLength = 41
 
     package init(client: RedisClient, configuration: ClusterConfiguration, instance: String, logger: Logger) {
         self.client = client
@@ -103,24 +127,69 @@ package final class RedisEventBus: EventBus {
     private func received(channel: String, payload: ByteBuffer) {
         if channel == keys.eventChannel {
             let bytes = Array(payload.readableBytesView)
-            guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")),
+            guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")), newline <= Self.maxCursorLength,
                 let cursor = EventCursor(String(decoding: bytes[..<newline], as: UTF8.self))
             else {
-                logger.warning("malformed message on the events channel")
+                reject("malformed message on the events channel", bytes)
                 return
             }
             let body = Array(bytes[(newline + 1)...])
-            state.withLock { state in
+            let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
+            let needsFill = state.withLock { state -> Bool in
                 if state.filling {
-                    state.held.append((cursor, body))
-                } else {
-                    deliver(cursor, body, state: &state)
+                    hold(cursor, body, state: &state)
+                    return false
                 }
+                guard Self.isPlausible(cursor, after: state.lastCursor, nowMillis: nowMillis) else {
+                    // Checked against the log before it may move this node's position.
+                    state.filling = true
+                    state.countNextFill = false
+                    state.heldBeforeLastRead = 0
+                    hold(cursor, body, state: &state)
+                    return true
+                }
+                deliver(cursor, body, state: &state)
+                return false
             }
+            if needsFill { fillRequests.yield() }
         } else {
             let now = NIODeadline.now().uptimeNanoseconds
             state.withLock { $0.lastHeartbeatNanos = now }
         }
+    }
+
+    /// A cursor not far ahead of the clock that assigns cursors (Redis's, seen through the
+    /// newest delivered cursor and this node's own clock).
+    static func isPlausible(_ cursor: EventCursor, after last: EventCursor?, nowMillis: UInt64) -> Bool {
+        let reference = max(last?.milliseconds ?? 0, nowMillis)
+        return cursor.milliseconds <= reference &+ futureCursorToleranceMillis
+            || reference > .max - futureCursorToleranceMillis
+    }
+
+    private func hold(_ cursor: EventCursor, _ body: [UInt8], state: inout State) {
+        guard !state.heldOverflowed else { return }
+        guard state.held.count < Self.maxHeldMessages else {
+            state.heldOverflowed = true
+            state.held = []
+            state.heldBeforeLastRead = 0
+            logger.warning(
+                "too many live events held while filling a gap; the node will read them from the replay log instead",
+                metadata: ["held": "\(Self.maxHeldMessages)"])
+            return
+        }
+        state.held.append((cursor, body))
+    }
+
+    /// Logs a bad message from Redis at most once per interval, escaped, and counts it.
+    private func reject(_ what: String, _ bytes: [UInt8]) {
+        state.withLock { $0.rejectedMessages += 1 }
+        guard let suppressed = rejections.permit() else { return }
+        logger.warning(
+            "\(what); skipped",
+            metadata: [
+                "payload.prefix": "\(LogThrottle.escaped(bytes.prefix(64)))", "payload.bytes": "\(bytes.count)",
+                "suppressed": "\(suppressed)",
+            ])
     }
 
     /// Under the lock, so that stream fills and live messages leave in cursor order.
@@ -128,7 +197,12 @@ package final class RedisEventBus: EventBus {
         if let last = state.lastCursor, cursor <= last { return }
         state.lastCursor = cursor
         guard let event = EventWireFormat.decode(body) else {
-            logger.warning("undecodable event on the bus", metadata: ["cursor": "\(cursor)"])
+            state.rejectedMessages += 1
+            if let suppressed = rejections.permit() {
+                logger.warning(
+                    "undecodable event on the bus; skipped",
+                    metadata: ["cursor": "\(cursor)", "suppressed": "\(suppressed)"])
+            }
             return
         }
         state.sink?(DeliveredEvent(event: event, cursor: cursor))
@@ -153,7 +227,7 @@ package final class RedisEventBus: EventBus {
             var attempts = 0
             while !Task.isCancelled {
                 do {
-                    try await fillGap()
+                    if try await fillGap() { fillRequests.yield() }
                     break
                 } catch {
                     attempts += 1
@@ -167,14 +241,23 @@ package final class RedisEventBus: EventBus {
     }
 
     /// Reads the stream after the last delivered cursor, delivers it, then releases the live
-    /// messages that arrived meanwhile.
-    private func fillGap() async throws {
+    /// messages that arrived meanwhile. Returns whether another fill must follow (the held
+    /// messages overflowed, or one of them needs its cursor checked).
+    private func fillGap() async throws -> Bool {
         let page = 500
         var replayed = 0
         var resetDetected = false
         var first = true
+        if state.withLock({ $0.lastCursor }) == nil {
+            // Start-up could not read the tip: a cursor to check held messages against.
+            let tip = try await logTip()
+            state.withLock { state in
+                if state.lastCursor == nil { state.lastCursor = tip }
+            }
+        }
         while true {
             guard let after = state.withLock({ $0.lastCursor }) else { break }
+            state.withLock { $0.heldBeforeLastRead = $0.held.count }
             // The first page includes the last delivered entry: if the log no longer holds
             // it (trimmed during a long outage, or lost with Redis), events may be missing.
             let reply = try await client.send(
@@ -206,14 +289,35 @@ package final class RedisEventBus: EventBus {
             }
             if entries.count < page - 1 { break }
         }
-        let released = state.withLock { state -> Int in
-            let held = state.held
-            state.held = []
-            state.filling = false
-            for (cursor, body) in held { deliver(cursor, body, state: &state) }
+        let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
+        let (released, again) = state.withLock { state -> (Int, Bool) in
             if state.countNextFill { state.gapFills += 1 }
+            state.countNextFill = false
             state.replayed += replayed
-            return held.count
+            if state.heldOverflowed {
+                state.heldOverflowed = false
+                state.heldBeforeLastRead = 0
+                return (0, true)
+            }
+            // A real event held before the last read was in that read and is delivered already;
+            // one above the node's position now was never in the log: forged or corrupt.
+            for (cursor, _) in state.held.prefix(state.heldBeforeLastRead) {
+                if let last = state.lastCursor, cursor > last { state.rejectedMessages += 1 }
+            }
+            var released = 0
+            var position = state.heldBeforeLastRead
+            while position < state.held.count {
+                let (cursor, body) = state.held[position]
+                guard Self.isPlausible(cursor, after: state.lastCursor, nowMillis: nowMillis) else { break }
+                deliver(cursor, body, state: &state)
+                released += 1
+                position += 1
+            }
+            state.held.removeFirst(position)
+            state.heldBeforeLastRead = 0
+            guard state.held.isEmpty else { return (released, true) }
+            state.filling = false
+            return (released, false)
         }
         logger.info(
             "filled the pub/sub gap from the replay log", metadata: ["replayed": "\(replayed)", "held": "\(released)"])
@@ -223,6 +327,7 @@ package final class RedisEventBus: EventBus {
             )
             state.withLock { $0.logReset }?()
         }
+        return again
     }
 
     /// An XRANGE entry: its id and the event payload (nil for the epoch mark).
@@ -236,37 +341,32 @@ package final class RedisEventBus: EventBus {
 
     // MARK: Replay log
 
-    package func readLog(from start: EventCursor) async throws -> LogRead {
-        let page = 1000
-        var entries: [LogEntry] = []
+    package func readLog(from start: EventCursor, limit: Int) async throws -> LogRead {
+        let limit = max(limit, 1)
+        // From `start` itself, to learn whether the log still holds it.
+        let reply = try await client.send(
+            RedisCommand(
+                "XRANGE", RedisArgument(keys.eventStream), RedisArgument(start.description), "+", "COUNT",
+                RedisArgument(limit + 1))
+        )
+        if case .error(let message) = reply { throw RedisError(.server, message) }
         var holdsStart = false
-        var from = start.description
-        var first = true
-        while true {
-            let reply = try await client.send(
-                RedisCommand(
-                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument(from), "+", "COUNT", RedisArgument(page))
-            )
-            if case .error(let message) = reply { throw RedisError(.server, message) }
-            let items = reply.array ?? []
-            for item in items {
-                guard let (id, body) = Self.streamEntry(item) else { continue }
-                if first, id == start {
-                    holdsStart = true
-                    continue
-                }
-                var event: GatewayEvent?
-                if let body {
-                    event = EventWireFormat.decode(Array(body.readableBytesView))
-                    if event == nil {
-                        logger.warning("undecodable event in the replay log", metadata: ["cursor": "\(id)"])
-                    }
-                }
-                entries.append(LogEntry(cursor: id, event: event))
+        var entries: [LogEntry] = []
+        for item in reply.array ?? [] {
+            guard let (id, body) = Self.streamEntry(item) else { continue }
+            if id == start {
+                holdsStart = true
+                continue
             }
-            first = false
-            guard items.count == page, let last = entries.last?.cursor ?? (holdsStart ? start : nil) else { break }
-            from = "(\(last)"
+            guard entries.count < limit else { break }
+            var event: GatewayEvent?
+            if let body {
+                event = EventWireFormat.decode(Array(body.readableBytesView))
+                if event == nil {
+                    logger.warning("undecodable event in the replay log", metadata: ["cursor": "\(id)"])
+                }
+            }
+            entries.append(LogEntry(cursor: id, event: event))
         }
         return LogRead(holdsStart: holdsStart, entries: entries)
     }
@@ -329,8 +429,8 @@ package final class RedisEventBus: EventBus {
 
     package func health() -> EventBusHealth {
         let now = NIODeadline.now().uptimeNanoseconds
-        let (subscribedOnce, lastHeartbeat, gapFills, replayed) = state.withLock {
-            ($0.subscribedOnce, $0.lastHeartbeatNanos, $0.gapFills, $0.replayed)
+        let (subscribedOnce, lastHeartbeat, gapFills, replayed, rejected, held) = state.withLock {
+            ($0.subscribedOnce, $0.lastHeartbeatNanos, $0.gapFills, $0.replayed, $0.rejectedMessages, $0.held.count)
         }
         let grace = UInt64(configuration.outageGraceSeconds * 1e9)
         func down(_ link: RedisLinkState) -> UInt64? {
@@ -353,7 +453,7 @@ package final class RedisEventBus: EventBus {
         {
             reason = "no heartbeat through Redis pub/sub for \(Int(heartbeatAge)) s"
         }
-        return EventBusHealth(
+        var health = EventBusHealth(
             ready: reason == nil,
             reason: reason,
             links: [
@@ -364,5 +464,8 @@ package final class RedisEventBus: EventBus {
             gapFills: gapFills,
             replayedEvents: replayed
         )
+        health.rejectedMessages = rejected
+        health.heldMessages = held
+        return health
     }
 }

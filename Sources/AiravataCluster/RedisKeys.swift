@@ -22,6 +22,8 @@ struct RedisKeys: Sendable {
 
     /// A client's session for resume: its user and subscriptions, expiring.
     func session(_ id: String) -> String { "\(prefix):session:\(id)" }
+    /// A user's session ids, scored by expiry (milliseconds), to bound how many one user keeps.
+    func userSessions(_ user: String) -> String { "\(prefix):sessions:user:\(user)" }
 
     func nodeStatistics(instance: String) -> String { "\(prefix):stats:node:\(instance)" }
     var reportingNodes: String { "\(prefix):stats:nodes" }

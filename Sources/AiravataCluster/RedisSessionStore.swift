@@ -4,6 +4,8 @@ package import AiravataRedis
 import NIOCore
 
 /// Sessions as small JSON strings that expire in Redis, so a client can resume on any node.
+/// Each user's sessions are indexed in a sorted set by expiry, which bounds how many a user
+/// keeps: the save script evicts the oldest beyond the bound.
 package final class RedisSessionStore: SessionStore {
     private let client: RedisClient
     private let keys: RedisKeys
@@ -15,11 +17,13 @@ package final class RedisSessionStore: SessionStore {
         self.ttlMillis = max(1, Int(ttlSeconds * 1000))
     }
 
-    package func save(_ id: String, _ record: SessionRecord) async throws {
+    package func save(_ id: String, _ record: SessionRecord, sessionsPerUser: Int) async throws {
         let reply = try await client.send(
             RedisCommand(
-                "SET", RedisArgument(keys.session(id)), RedisArgument(record.json.jsonString), "PX",
-                RedisArgument(ttlMillis))
+                "EVAL", RedisArgument(ClusterScripts.saveSession), 2, RedisArgument(keys.session(id)),
+                RedisArgument(keys.userSessions(record.userID)), RedisArgument(record.json.jsonString),
+                RedisArgument(ttlMillis), RedisArgument(id), RedisArgument(max(sessionsPerUser, 1)),
+                RedisArgument(keys.session("")), RedisArgument(Self.nowMillis()))
         )
         if case .error(let message) = reply { throw RedisError(.server, message) }
     }
@@ -37,15 +41,30 @@ package final class RedisSessionStore: SessionStore {
         }
     }
 
-    /// One pipelined PEXPIRE per session, in batches; a session already gone stays gone.
-    package func renew(_ ids: [String]) async throws {
+    /// One pipelined PEXPIRE per session and a fresh score in its user's index, in batches;
+    /// a session already gone stays gone.
+    package func renew(_ sessions: [SessionHandle]) async throws {
         let batch = 1000
+        let expiry = Self.nowMillis() + ttlMillis
         var start = 0
-        while start < ids.count {
-            let slice = ids[start..<min(start + batch, ids.count)]
+        while start < sessions.count {
+            let slice = sessions[start..<min(start + batch, sessions.count)]
             _ = try await client.pipeline(
-                slice.map { RedisCommand("PEXPIRE", RedisArgument(keys.session($0)), RedisArgument(ttlMillis)) })
+                slice.flatMap { session in
+                    [
+                        RedisCommand("PEXPIRE", RedisArgument(keys.session(session.id)), RedisArgument(ttlMillis)),
+                        RedisCommand(
+                            "ZADD", RedisArgument(keys.userSessions(session.userID)), "XX", RedisArgument(expiry),
+                            RedisArgument(session.id)),
+                        RedisCommand(
+                            "PEXPIRE", RedisArgument(keys.userSessions(session.userID)), RedisArgument(ttlMillis)),
+                    ]
+                })
             start += batch
         }
+    }
+
+    private static func nowMillis() -> Int {
+        Int(WallClock.nowMicros() / 1000)
     }
 }

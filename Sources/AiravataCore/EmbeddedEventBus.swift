@@ -44,13 +44,13 @@ package final class EmbeddedEventBus: EventBus {
         }
     }
 
-    package func readLog(from start: EventCursor) async throws -> LogRead {
+    package func readLog(from start: EventCursor, limit: Int) async throws -> LogRead {
         state.withLock { state in
             let live = state.log.entries
             guard let position = state.log.position(of: start) else {
-                return LogRead(holdsStart: false, entries: Array(live.drop { $0.cursor <= start }))
+                return LogRead(holdsStart: false, entries: Array(live.drop { $0.cursor <= start }.prefix(limit)))
             }
-            return LogRead(holdsStart: true, entries: Array(live[(position + 1)...]))
+            return LogRead(holdsStart: true, entries: Array(live[(position + 1)...].prefix(limit)))
         }
     }
 

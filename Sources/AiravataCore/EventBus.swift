@@ -12,8 +12,9 @@ package protocol EventBus: Sendable {
 
     func health() -> EventBusHealth
 
-    /// Reads the replay log from `start` to its current end.
-    func readLog(from start: EventCursor) async throws -> LogRead
+    /// Reads at most `limit` entries of the replay log after `start`; fewer means the read
+    /// reached the log's current end. Callers read on in chunks from the last cursor read.
+    func readLog(from start: EventCursor, limit: Int) async throws -> LogRead
 
     /// Which of these cursors the replay log still holds (cheap: no range is read).
     func logHolds(_ cursors: [EventCursor]) async throws -> Set<EventCursor>
@@ -50,7 +51,7 @@ package struct LogRead: Sendable {
     /// Whether the log still holds the entry at the start cursor; when it does not, the
     /// events after that cursor are no longer all there.
     package var holdsStart: Bool
-    /// The entries after the start cursor, oldest first, up to the end of the log.
+    /// The entries after the start cursor, oldest first, up to the read's limit.
     package var entries: [LogEntry]
 
     package init(holdsStart: Bool, entries: [LogEntry]) {

@@ -20,6 +20,11 @@ package struct EventBusHealth: Sendable, Equatable {
     package var gapFills: Int
     /// Events delivered from the replay log rather than from pub/sub.
     package var replayedEvents: Int
+    /// Messages read from the bus and skipped: malformed, undecodable, or with a cursor the
+    /// replay log does not hold.
+    package var rejectedMessages: Int = 0
+    /// Live messages waiting for a gap fill to finish (bounded).
+    package var heldMessages: Int = 0
 
     package init(
         ready: Bool,

@@ -13,19 +13,13 @@ extension Gateway {
     ) async -> ([ByteBuffer], EventCursor?) {
         var failure = "cursor_out_of_window"
         if let cursor = EventCursor(text) {
+            let request = ReplayReader.Request(after: cursor, limit: configuration.maxReplayEvents) { routing in
+                guard routing.isBroadcast || routing.keys.contains(where: keys.contains) else { return false }
+                return Authorization.mayReceive(routing, principal: principal)
+            }
             do {
-                switch try await replay.replay(after: cursor) {
-                case .recovered(let events, let end):
-                    let owed = events.filter { replayed in
-                        let routing = replayed.routing
-                        guard routing.isBroadcast || routing.keys.contains(where: keys.contains) else { return false }
-                        return Authorization.mayReceive(routing, principal: principal)
-                    }
-                    // More than a client can take in one go: it refetches instead.
-                    guard owed.count <= configuration.maxReplayEvents else {
-                        statistics.resumed(recovered: false)
-                        return ([frame(resumeOutcome("recovery_failed", reason: "replay_too_large", cursor: end))], end)
-                    }
+                switch try await replay.replay(request) {
+                case .recovered(let owed, let end):
                     var done = resumeOutcome("replay_complete", reason: nil, cursor: end)
                     if case .object(var data)? = done.data {
                         data["replayed"] = .number(String(owed.count))
@@ -33,6 +27,9 @@ extension Gateway {
                     }
                     statistics.resumed(recovered: true)
                     return (owed.map(\.frame) + [frame(done)], end)
+                case .tooLarge:
+                    // More than a client can take in one go: it refetches instead.
+                    failure = "replay_too_large"
                 case .outOfWindow:
                     break
                 }
@@ -64,8 +61,15 @@ extension Gateway {
 
     @discardableResult
     func persist(_ sessionID: String, _ record: SessionRecord) async -> Bool {
+        // Callers refuse what would not fit; this keeps any other path from writing it.
+        guard record.fitsInStore else {
+            logger.warning(
+                "refused to save a session over the size bound",
+                metadata: ["session.id": "\(sessionID)", "bound": "\(SessionRecord.maxEncodedBytes)"])
+            return false
+        }
         do {
-            try await sessions.save(sessionID, record)
+            try await sessions.save(sessionID, record, sessionsPerUser: configuration.maxSessionsPerUser)
             return true
         } catch {
             // The connection works on; only a later resume would miss this change.
@@ -78,12 +82,12 @@ extension Gateway {
 
     /// Keeps the sessions of open connections from expiring.
     package func renewSessions() async {
-        let ids = openSessions.withLock { Array($0.values) }
-        guard !ids.isEmpty else { return }
+        let handles = openSessions.withLock { Array($0.values) }
+        guard !handles.isEmpty else { return }
         do {
-            try await sessions.renew(ids)
+            try await sessions.renew(handles)
         } catch {
-            logger.warning("could not renew sessions", metadata: ["error": "\(error)", "count": "\(ids.count)"])
+            logger.warning("could not renew sessions", metadata: ["error": "\(error)", "count": "\(handles.count)"])
         }
     }
 

@@ -20,10 +20,12 @@ extension Gateway {
                         request: request
                     )
                 }
+                let record = SessionRecord(userID: admission.principal.userID, subscriptions: Array(current) + [key])
+                guard record.fitsInStore else {
+                    return subscriptionError(SessionRecord.tooLargeMessage, action: "subscribe", request: request)
+                }
                 // A confirmed subscription must survive a reconnect: unsaved, it is refused.
-                let saved = await persist(
-                    admission.sessionID,
-                    SessionRecord(userID: admission.principal.userID, subscriptions: Array(current) + [key]))
+                let saved = await persist(admission.sessionID, record)
                 guard saved else {
                     return subscriptionError(
                         "Service temporarily unavailable: the subscription could not be saved", action: .subscribe,

@@ -26,7 +26,7 @@ package final class Gateway: Sendable {
     /// Reads the replay log for resuming clients.
     package let replay: ReplayReader
     /// The session of every open connection, renewed while it stays open.
-    let openSessions = Mutex<[ConnectionID: String]>([:])
+    let openSessions = Mutex<[ConnectionID: SessionHandle]>([:])
 
     package init(
         configuration: GatewayConfiguration,
@@ -150,6 +150,10 @@ package final class Gateway: Sendable {
             guard keys.count < configuration.maxSubscriptionsPerConnection else { break }
             keys.append(key)
         }
+        // A path subscription on top of a full restored session must not push it past the bound.
+        while keys.count > 1, !SessionRecord(userID: principal.userID, subscriptions: keys).fitsInStore {
+            keys.removeLast()
+        }
         let replayFrom = restored != nil ? resume?.cursor : nil
         let id = connectionSequence.add(1, ordering: .relaxed).newValue
         let lease = ConnectionLease(id: id, userID: principal.userID, ip: ip)
@@ -166,7 +170,7 @@ package final class Gateway: Sendable {
         for key in keys {
             _ = index.subscribe(id, to: key, limit: configuration.maxSubscriptionsPerConnection)
         }
-        openSessions.withLock { $0[id] = sessionID }
+        openSessions.withLock { $0[id] = SessionHandle(id: sessionID, userID: principal.userID) }
         statistics.connectionOpened()
         // A new client's history starts here. Read after registering: every later event is
         // delivered live, and live events at or below this cursor are dropped (they precede
@@ -215,7 +219,7 @@ package final class Gateway: Sendable {
         await unregister(admission.id, lease: admission.lease)
         // The session's time to live counts from now.
         do {
-            try await sessions.renew([admission.sessionID])
+            try await sessions.renew([SessionHandle(id: admission.sessionID, userID: admission.principal.userID)])
         } catch {
             logger.debug("could not renew a closed connection's session", metadata: ["error": "\(error)"])
         }

@@ -17,6 +17,9 @@ package struct GatewayConfiguration: Sendable {
     package var replayMemory: Int = 10_000
     /// Most events one resuming client is replayed; beyond it the client refetches.
     package var maxReplayEvents: Int = 10_000
+    /// Most resumable sessions one user keeps (`--max-sessions-per-user`); a new session
+    /// beyond it evicts the user's oldest (see `SessionStore` for why evict, not refuse).
+    package var maxSessionsPerUser: Int = 50
 
     package init(
         nodeID: String,

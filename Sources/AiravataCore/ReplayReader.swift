@@ -8,8 +8,13 @@ import Synchronization
 /// (framed already) and answers a client whose cursor is among them without touching Redis.
 /// That covers the usual resume, seconds after a drain or a crash. Otherwise from the replay
 /// log, read once for all the clients waiting at the same time: from the oldest of their
-/// cursors, answering every one of them from that single read.
+/// cursors, answering every one of them from that single read. The log is read in chunks,
+/// and the read stops once every waiting client is owed more than it may be replayed.
 package final class ReplayReader: Sendable {
+    /// Entries per log read (one `XRANGE … COUNT`): what a resume holds beyond the events it
+    /// is owed, whatever the log's length.
+    package static let logChunk = 1_000
+
     /// An event to replay, framed once for every client that gets it.
     package struct Replayed: Sendable {
         package var cursor: EventCursor
@@ -24,16 +29,36 @@ package final class ReplayReader: Sendable {
     }
 
     package enum Outcome: Sendable {
-        /// Every event after the client's cursor, up to `end`, the end of the log when read.
+        /// Every event the client is owed after its cursor, up to `end`, the end of the log
+        /// when read.
         case recovered([Replayed], end: EventCursor)
+        /// The client is owed more than its limit; reading stopped there.
+        case tooLarge
         /// The log no longer holds the client's cursor: it fell out of the window, the log
         /// was lost with Redis, or the cursor was never a cursor of this log.
         case outOfWindow
     }
 
+    /// What one resuming client may be replayed: the events it is entitled to, at most `limit`.
+    package struct Request: Sendable {
+        package var cursor: EventCursor
+        package var limit: Int
+        package var owes: @Sendable (EventRouting) -> Bool
+
+        package init(after cursor: EventCursor, limit: Int, owes: @escaping @Sendable (EventRouting) -> Bool) {
+            self.cursor = cursor
+            self.limit = limit
+            self.owes = owes
+        }
+    }
+
     private struct Waiter {
-        var cursor: EventCursor
+        var request: Request
         var continuation: CheckedContinuation<Outcome, any Error>
+        var owed: [Replayed] = []
+        /// Whether the log was seen to hold the waiter's cursor.
+        var seen = false
+        var cursor: EventCursor { request.cursor }
     }
 
     private struct State {
@@ -41,6 +66,7 @@ package final class ReplayReader: Sendable {
         var reading = false
         var reads = 0
         var answered = 0
+        var entriesRead = 0
     }
 
     private let bus: any EventBus
@@ -74,10 +100,17 @@ package final class ReplayReader: Sendable {
 
     /// The events after `cursor` if memory holds `cursor` itself (so nothing between is
     /// missing), with the newest cursor held.
-    private func fromMemory(after cursor: EventCursor) -> Outcome? {
+    private func fromMemory(_ request: Request) -> Outcome? {
         recent.withLock { recent in
-            guard let position = recent.position(of: cursor), let end = recent.newest?.cursor else { return nil }
-            return .recovered(Array(recent.entries[(position + 1)...]), end: end)
+            guard let position = recent.position(of: request.cursor), let end = recent.newest?.cursor else {
+                return nil
+            }
+            var owed: [Replayed] = []
+            for replayed in recent.entries[(position + 1)...] where request.owes(replayed.routing) {
+                guard owed.count < request.limit else { return .tooLarge }
+                owed.append(replayed)
+            }
+            return .recovered(owed, end: end)
         }
     }
 
@@ -87,14 +120,19 @@ package final class ReplayReader: Sendable {
         state.withLock { ($0.reads, $0.answered) }
     }
 
-    package func replay(after cursor: EventCursor) async throws -> Outcome {
-        if let answer = fromMemory(after: cursor) {
+    /// Log entries read so far, all resumes together.
+    package var entriesRead: Int {
+        state.withLock { $0.entriesRead }
+    }
+
+    package func replay(_ request: Request) async throws -> Outcome {
+        if let answer = fromMemory(request) {
             state.withLock { $0.answered += 1 }
             return answer
         }
         return try await withCheckedThrowingContinuation { continuation in
             let startReading = state.withLock { state -> Bool in
-                state.waiters.append(Waiter(cursor: cursor, continuation: continuation))
+                state.waiters.append(Waiter(request: request, continuation: continuation))
                 guard !state.reading else { return false }
                 state.reading = true
                 return true
@@ -133,35 +171,58 @@ package final class ReplayReader: Sendable {
                 continue
             }
             state.withLock { $0.reads += 1 }
-            let read: LogRead
-            do {
-                read = try await bus.readLog(from: oldest)
-            } catch {
-                for waiter in readers { waiter.continuation.resume(throwing: error) }
-                continue
-            }
-            let end = read.entries.last?.cursor ?? oldest
-            let replayed = read.entries.compactMap { entry -> Replayed? in
-                guard let event = entry.event else { return nil }
-                let frame = frames.frame(event.envelope(cursor: entry.cursor).encoded())
-                return Replayed(cursor: entry.cursor, routing: event.routing, frame: frame)
-            }
-            for waiter in readers {
-                waiter.continuation.resume(returning: Self.outcome(for: waiter.cursor, oldest, read, replayed, end))
-            }
+            await read(for: readers, from: oldest)
         }
     }
 
-    private static func outcome(
-        for cursor: EventCursor,
-        _ oldest: EventCursor,
-        _ read: LogRead,
-        _ replayed: [Replayed],
-        _ end: EventCursor
-    ) -> Outcome {
-        let held = cursor == oldest ? read.holdsStart : read.entries.contains { $0.cursor == cursor }
-        guard held else { return .outOfWindow }
-        let start = replayed.firstIndex { $0.cursor > cursor } ?? replayed.endIndex
-        return .recovered(Array(replayed[start...]), end: max(end, cursor))
+    /// Reads the log after `oldest` in chunks, collecting each reader's owed events, and
+    /// answers every reader; stops as soon as none is left waiting.
+    private func read(for readers: [Waiter], from oldest: EventCursor) async {
+        var open = readers
+        var from = oldest
+        var first = true
+        while true {
+            let read: LogRead
+            do {
+                read = try await bus.readLog(from: from, limit: Self.logChunk)
+            } catch {
+                for waiter in open { waiter.continuation.resume(throwing: error) }
+                return
+            }
+            state.withLock { $0.entriesRead += read.entries.count }
+            if first {
+                first = false
+                for index in open.indices where open[index].cursor == oldest { open[index].seen = read.holdsStart }
+            }
+            for entry in read.entries {
+                for index in open.indices where open[index].cursor == entry.cursor { open[index].seen = true }
+                guard let event = entry.event else { continue }
+                var frame: ByteBuffer?
+                var index = 0
+                while index < open.count {
+                    guard open[index].cursor < entry.cursor, open[index].request.owes(event.routing) else {
+                        index += 1
+                        continue
+                    }
+                    guard open[index].owed.count < open[index].request.limit else {
+                        open.remove(at: index).continuation.resume(returning: .tooLarge)
+                        continue
+                    }
+                    let encoded = frame ?? frames.frame(event.envelope(cursor: entry.cursor).encoded())
+                    frame = encoded
+                    open[index].owed.append(Replayed(cursor: entry.cursor, routing: event.routing, frame: encoded))
+                    index += 1
+                }
+            }
+            let end = read.entries.last?.cursor ?? from
+            guard read.entries.count >= Self.logChunk, !open.isEmpty else {
+                for waiter in open {
+                    waiter.continuation.resume(
+                        returning: waiter.seen ? .recovered(waiter.owed, end: max(end, waiter.cursor)) : .outOfWindow)
+                }
+                return
+            }
+            from = end
+        }
     }
 }

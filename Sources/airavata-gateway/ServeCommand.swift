@@ -83,6 +83,8 @@ struct ServeCommand: AsyncParsableCommand {
     var drainTimeout: String?
     @Option(help: "How long a disconnected client can resume its session [AIRAVATA_SESSION_TTL, default 5m].")
     var sessionTtl: String?
+    @Option(help: "Resumable sessions per user; more evict the oldest [AIRAVATA_MAX_SESSIONS_PER_USER, default 50].")
+    var maxSessionsPerUser: String?
     @Option(help: "Largest ingestion request body in bytes [AIRAVATA_MAX_BODY_SIZE, default 1048576].")
     var maxBodySize: String?
     @Option(

@@ -116,6 +116,8 @@ struct ServeSettings {
         gateway.maxSubscriptionsPerConnection = try setting("max-subscriptions", command.maxSubscriptions)
             .integer(default: gateway.maxSubscriptionsPerConnection, range: 1...100_000)
         gateway.sessionTTLSeconds = sessionTTLSeconds
+        gateway.maxSessionsPerUser = try setting("max-sessions-per-user", command.maxSessionsPerUser)
+            .integer(default: gateway.maxSessionsPerUser, range: 1...100_000)
         gateway.replayMemory = min(gateway.replayMemory, replayLength ?? cluster?.replayLength ?? 10_000)
         gateway.statsIntervalSeconds = try setting("stats-interval", command.statsInterval)
             .duration(default: gateway.statsIntervalSeconds)

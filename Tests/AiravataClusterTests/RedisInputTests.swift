@@ -1,0 +1,183 @@
+import AiravataCore
+import AiravataProtocol
+import AiravataTestSupport
+import Testing
+
+/// What a node reads from Redis is input like any other: bad messages on the events
+/// channel, failed releases during an outage, and sessions that would grow without bound.
+@Suite("Cluster: Redis as input", .serialized)
+struct RedisInputTests {
+    static let channel = "airavata:events"
+
+    /// A bus message as the publish script writes it, with a chosen cursor and body.
+    static func busMessage(_ cursor: String, notice: String, accepted: String = "1") -> String {
+        cursor + "\n"
+            + #"{"t":"system_status","i":"forged-\#(notice)","s":"2024-01-01T00:00:00Z","a":\#(accepted),"r":{},"d":{"notice":"\#(notice)"}}"#
+    }
+
+    /// Opens a connection and says whether it was admitted (its first message is `connected`).
+    static func admitted(_ cluster: ClusterHarness, user: String) async throws -> RawWebSocket? {
+        let token = try await cluster.token(user)
+        let socket = try await RawWebSocket.connect(port: cluster.node(0).port, path: "/ws?token=\(token)")
+        let first = try await socket.nextMessage()
+        guard first["data"]?["action"]?.stringValue == "connected" else {
+            socket.close()
+            return nil
+        }
+        return socket
+    }
+
+    static func noPermissionErrors(_ cluster: ClusterHarness) async throws -> Int {
+        let info = try await cluster.redis.cli("INFO", "errorstats")
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("errorstat_NOPERM:") }),
+            let count = line.split(separator: "=").last.flatMap({ Int($0) })
+        else { return 0 }
+        return count
+    }
+
+    @Test("bad messages on the events channel neither crash nor wedge the node, and are not delivered")
+    func hostileBusMessages() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            let listener = try await cluster.connect(0, "/ws", user: "u")
+            defer { listener.close() }
+            try await cluster.publish(0, ClusterEvents.system("first"))
+            let first = try await listener.nextMessage()
+            let cursor = try #require(first["cursor"]?.stringValue.flatMap { EventCursor($0) })
+            let next = "\(cursor.milliseconds)-\(cursor.sequence + 1)"
+
+            for payload in [
+                // Numbers out of Int64's range used to trap the decoder, killing the node.
+                Self.busMessage(next, notice: "huge-number", accepted: "1e300"),
+                Self.busMessage(next, notice: "negative-huge", accepted: "-9.3e18"),
+                // Cursors far beyond the log would make the node drop every real event below them.
+                Self.busMessage("99999999999999-0", notice: "future"),
+                Self.busMessage("18446744073709551615-18446744073709551615", notice: "max"),
+                Self.busMessage("not-a-cursor", notice: "malformed"),
+                "no newline at all",
+                "\(cursor.milliseconds)-\(cursor.sequence + 2)\n{\"t\":7}",
+            ] {
+                try await cluster.redis.cli("PUBLISH", Self.channel, payload)
+            }
+
+            try await cluster.publish(0, ClusterEvents.system("second"))
+            let second = try await listener.nextMessage()
+            #expect(
+                second["data"]?["notice"]?.stringValue == "second",
+                "expected the real event after the forged ones, got \(second.jsonString)")
+            let secondCursor = try #require(second["cursor"]?.stringValue.flatMap { EventCursor($0) })
+            #expect(secondCursor > cursor)
+            #expect(await cluster.readiness(0) == 200)
+
+            // And the node keeps its position: later events still flow.
+            try await cluster.publish(0, ClusterEvents.system("third"))
+            let third = try await listener.nextMessage()
+            #expect(third["data"]?["notice"]?.stringValue == "third", "got \(third.jsonString)")
+        }
+    }
+
+    @Test("releases refused during an outage are given back: the user can connect again without a restart")
+    func releasesAfterOutage() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-connections-per-user", "2"]) { cluster in
+            var open = [
+                try await cluster.connect(0, "/ws", user: "carol"), try await cluster.connect(0, "/ws", user: "carol"),
+            ]
+            // The releases' script fails as it would while Redis is away.
+            let before = try await Self.noPermissionErrors(cluster)
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "-eval", "-evalsha")
+            open.forEach { $0.close() }
+            open = []
+            let failed = await eventually(within: .seconds(10)) {
+                (try? await Self.noPermissionErrors(cluster)) ?? 0 >= before + 2
+            }
+            #expect(failed, "the node's two releases did not reach Redis and fail")
+            // Tried while Redis still refuses: refused, and what is owed stays owed.
+            #expect(try await Self.admitted(cluster, user: "carol") == nil)
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "+eval", "+evalsha")
+
+            for attempt in 1...2 {
+                let socket = try await Self.admitted(cluster, user: "carol")
+                #expect(socket != nil, "connection \(attempt) of 2 was refused: a stale count survived the outage")
+                if let socket { open.append(socket) }
+            }
+            defer { open.forEach { $0.close() } }
+            #expect(try await Self.admitted(cluster, user: "carol") == nil, "the limit of 2 must still hold")
+        }
+    }
+
+    @Test("after a reconnect the node rewrites its counts, clearing users it no longer counts")
+    func reconnectRewritesCounts() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-connections-per-user", "2"]) { cluster in
+            let sockets = [
+                try await cluster.connect(0, "/ws", user: "carol"), try await cluster.connect(0, "/ws", user: "carol"),
+            ]
+            let before = try await Self.noPermissionErrors(cluster)
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "-eval", "-evalsha")
+            sockets.forEach { $0.close() }
+            #expect(
+                await eventually(within: .seconds(10)) {
+                    (try? await Self.noPermissionErrors(cluster)) ?? 0 >= before + 2
+                })
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "+eval", "+evalsha")
+            #expect(try await cluster.redis.cli("HLEN", "airavata:conn:user:carol") == "1")
+            // Drop the node's command connection: the reconnect writes the node's true counts.
+            try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "normal")
+            let cleared = await eventually(within: .seconds(10)) {
+                (try? await cluster.redis.cli("HLEN", "airavata:conn:user:carol")) == "0"
+            }
+            #expect(cleared, "the stale count for carol outlived the reconnect")
+        }
+    }
+
+    @Test("a user keeps at most --max-sessions-per-user sessions; the oldest are evicted")
+    func sessionsPerUser() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-sessions-per-user", "3"]) { cluster in
+            var ids: [String] = []
+            for _ in 0..<5 {
+                let token = try await cluster.token("dave")
+                let socket = try await RawWebSocket.connect(port: cluster.node(0).port, path: "/ws?token=\(token)")
+                let connected = try await socket.nextMessage()
+                ids.append(try #require(connected["data"]?["sessionId"]?.stringValue))
+                socket.close()
+            }
+            #expect(try await cluster.redis.cli("ZCARD", "airavata:sessions:user:dave") == "3")
+            for (index, id) in ids.enumerated() {
+                let exists = try await cluster.redis.cli("EXISTS", "airavata:session:\(id)")
+                #expect(exists == (index < 2 ? "0" : "1"), "session \(index) of 5: EXISTS answered \(exists)")
+            }
+        }
+    }
+
+    @Test("a subscription that would push the session past its size bound is refused")
+    func sessionSize() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-subscriptions", "1000", "--rate-limit", "10000"]) {
+            cluster in
+            let token = try await cluster.token("erin")
+            let socket = try await RawWebSocket.connect(port: cluster.node(0).port, path: "/ws?token=\(token)")
+            defer { socket.close() }
+            let connected = try await socket.nextMessage()
+            let session = try #require(connected["data"]?["sessionId"]?.stringValue)
+            var refusal: JSONValue?
+            for index in 0..<200 {
+                let id = String(repeating: "x", count: 120) + "\(index)"
+                try await socket.send(
+                    .object([
+                        "type": .string("system_status"),
+                        "data": .object([
+                            "action": .string("subscribe"), "resourceType": .string("experiment"),
+                            "resourceId": .string(id),
+                        ]),
+                    ]))
+                let reply = try await socket.nextMessage()
+                if reply["type"]?.stringValue == "error" {
+                    refusal = reply
+                    break
+                }
+            }
+            let refused = try #require(refusal, "200 subscriptions of 120-byte ids were all accepted")
+            #expect(refused["error"]?.stringValue == SessionRecord.tooLargeMessage, "got \(refused.jsonString)")
+            #expect(refused["data"]?["status"]?.stringValue == "error")
+            let stored = Int(try await cluster.redis.cli("STRLEN", "airavata:session:\(session)")) ?? .max
+            #expect(stored <= SessionRecord.maxEncodedBytes, "the stored session is \(stored) bytes")
+        }
+    }
+}

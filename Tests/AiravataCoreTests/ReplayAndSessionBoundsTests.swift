@@ -1,0 +1,88 @@
+import AiravataCore
+import AiravataProtocol
+import Testing
+
+@Suite("Replay reads and session stores stay within their bounds")
+struct ReplayAndSessionBoundsTests {
+    static func event(_ index: Int, experiment: String) -> GatewayEvent {
+        GatewayEvent(
+            type: .experimentProgress,
+            id: "ev-\(index)",
+            timestamp: "2024-01-01T00:00:00Z",
+            data: .object(["experimentId": .string(experiment), "completedTasks": .integer(index)]),
+            routing: EventRouting(category: .experiment, experimentID: experiment),
+            acceptedAtMicros: 1
+        )
+    }
+
+    /// A log of `count` events for e-1 behind the epoch mark, and a reader whose memory
+    /// cannot answer, so every resume reads the log.
+    static func logAndReader(count: Int) async throws -> (ReplayReader, EventCursor) {
+        let bus = EmbeddedEventBus(replayLength: count + 10)
+        let start = try await bus.logTip()
+        for batch in stride(from: 0, to: count, by: 500) {
+            _ = try await bus.publish((batch..<min(batch + 500, count)).map { event($0, experiment: "e-1") })
+        }
+        return (ReplayReader(bus: bus, frames: PlainJSONFrames(), recentCapacity: 1), start)
+    }
+
+    @Test("a resume over the cap stops reading the log after one chunk")
+    func stopsAtTheCap() async throws {
+        let (reader, start) = try await Self.logAndReader(count: 5 * ReplayReader.logChunk)
+        let outcome = try await reader.replay(.init(after: start, limit: 10) { _ in true })
+        guard case .tooLarge = outcome else {
+            Issue.record("expected tooLarge, got \(outcome)")
+            return
+        }
+        #expect(
+            reader.entriesRead <= ReplayReader.logChunk,
+            "read \(reader.entriesRead) log entries for a replay capped at 10; expected one chunk at most")
+    }
+
+    @Test("a resume owed few events reads on to the end and gets exactly those")
+    func readsOnForFew() async throws {
+        let count = 3 * ReplayReader.logChunk + 7
+        let (reader, start) = try await Self.logAndReader(count: count)
+        let outcome = try await reader.replay(
+            .init(after: start, limit: 10) { routing in routing.experimentID == "e-2" })
+        guard case .recovered(let owed, _) = outcome else {
+            Issue.record("expected recovered, got \(outcome)")
+            return
+        }
+        #expect(owed.isEmpty)
+        #expect(reader.entriesRead == count, "expected the whole log read in chunks, read \(reader.entriesRead)")
+
+        let all = try await reader.replay(.init(after: start, limit: count) { _ in true })
+        guard case .recovered(let every, _) = all else {
+            Issue.record("expected recovered, got \(all)")
+            return
+        }
+        #expect(every.count == count)
+        #expect(zip(every, every.dropFirst()).allSatisfy { $0.cursor < $1.cursor }, "replay out of cursor order")
+    }
+
+    @Test("the in-memory store keeps at most the cap of sessions per user, evicting the oldest")
+    func sessionsPerUser() async throws {
+        let store = InMemorySessionStore(ttlSeconds: 60)
+        for index in 0..<8 {
+            try await store.save(
+                "session-\(index)", SessionRecord(userID: "dave", subscriptions: []), sessionsPerUser: 3)
+        }
+        try await store.save("other-0", SessionRecord(userID: "erin", subscriptions: []), sessionsPerUser: 3)
+        #expect(store.count(of: "dave") == 3)
+        #expect(try await store.load("session-0") == nil, "the oldest session should have been evicted")
+        #expect(try await store.load("session-7") != nil, "the newest session must stay")
+        #expect(try await store.load("other-0") != nil, "another user's session must not be evicted")
+    }
+
+    @Test("a session record's size is bounded")
+    func recordSize() {
+        let small = SessionRecord(
+            userID: "alice",
+            subscriptions: (0..<100).map { SubscriptionKey(.experiment, String(repeating: "x", count: 128) + "\($0)") })
+        #expect(small.fitsInStore, "100 subscriptions with 128-byte ids must fit")
+        let large = SessionRecord(
+            userID: "alice", subscriptions: [SubscriptionKey(.experiment, String(repeating: "x", count: 20_000))])
+        #expect(!large.fitsInStore)
+    }
+}
