@@ -152,8 +152,8 @@ let package = Package(
         .testTarget(
             name: "AiravataClusterTests",
             dependencies: [
-                "AiravataTestSupport", "AiravataProtocol", "AiravataCore", "AiravataClient", "airavata-gateway",
-                "airavata-load",
+                "AiravataTestSupport", "AiravataProtocol", "AiravataCore", "AiravataCluster", "AiravataRedis",
+                "AiravataClient", "airavata-gateway", "airavata-load",
             ],
             swiftSettings: swiftSettings
         ),

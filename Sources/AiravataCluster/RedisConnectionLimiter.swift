@@ -1,4 +1,5 @@
 package import AiravataCore
+import AiravataProtocol
 package import AiravataRedis
 package import Logging
 import Synchronization
@@ -15,13 +16,13 @@ import Synchronization
 package final class RedisConnectionLimiter: ConnectionLimiter {
     private struct Ledger {
         /// This node's open connections per hash key.
-        var tallies: [String: Int] = [:]
+        var tallies: [ExactString: Int] = [:]
         /// Releases that may not have reached Redis, per hash key.
-        var owed: [String: Int] = [:]
+        var owed: [ExactString: Int] = [:]
         /// Bumped by every absolute rewrite (`restore`), which settles everything owed.
         var generation = 0
         /// The keys the latest rewrite set absolutely.
-        var rewritten: Set<String> = []
+        var rewritten: Set<ExactString> = []
     }
 
     private let client: RedisClient
@@ -39,8 +40,10 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
         self.logger = logger
     }
 
-    private func hashes(for lease: ConnectionLease) -> [String] {
-        [keys.userConnections(lease.userID), keys.ipConnections(lease.ip), keys.allConnections]
+    /// Redis key names hold user ids, so the ledger keys them by their bytes: two spellings
+    /// of one name in Unicode are two keys in Redis, and must be two here.
+    private func hashes(for lease: ConnectionLease) -> [ExactString] {
+        [keys.userConnections(lease.userID), keys.ipConnections(lease.ip), keys.allConnections].map { ExactString($0) }
     }
 
     package func admit(_ lease: ConnectionLease) async throws -> Result<Void, ConnectionLimitExceeded> {
@@ -50,7 +53,7 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
         let reply = try await client.send(
             RedisCommand(
                 "EVAL",
-                [RedisArgument(ClusterScripts.admit), 3] + hashes.map { RedisArgument($0) } + [
+                [RedisArgument(ClusterScripts.admit), 3] + hashes.map { RedisArgument($0.value) } + [
                     RedisArgument(instance), RedisArgument(keys.nodeLeasePrefix), RedisArgument(limits.perUser),
                     RedisArgument(limits.perIP), RedisArgument(limits.global),
                 ]
@@ -81,7 +84,7 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
             try await client.send(
                 RedisCommand(
                     "EVAL",
-                    [RedisArgument(ClusterScripts.release), 3] + hashes.map { RedisArgument($0) } + [
+                    [RedisArgument(ClusterScripts.release), 3] + hashes.map { RedisArgument($0.value) } + [
                         RedisArgument(instance), 1,
                     ]
                 )
@@ -104,12 +107,13 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
         }
         guard !owed.isEmpty else { return }
         let entries = Array(owed)
-        var unsettled: [(String, Int)]
+        var unsettled: [(ExactString, Int)]
         do {
             let replies = try await client.pipeline(
                 entries.map { hash, count in
                     RedisCommand(
-                        "EVAL", RedisArgument(ClusterScripts.release), 1, RedisArgument(hash), RedisArgument(instance),
+                        "EVAL", RedisArgument(ClusterScripts.release), 1, RedisArgument(hash.value),
+                        RedisArgument(instance),
                         RedisArgument(count))
                 })
             // An error reply (a script refused) gave nothing back.
@@ -145,10 +149,10 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
             return (ledger.tallies, ledger.owed)
         }
         var commands = tallies.map { hash, count in
-            RedisCommand("HSET", RedisArgument(hash), RedisArgument(instance), RedisArgument(count))
+            RedisCommand("HSET", RedisArgument(hash.value), RedisArgument(instance), RedisArgument(count))
         }
         for hash in owed.keys where tallies[hash] == nil {
-            commands.append(RedisCommand("HDEL", RedisArgument(hash), RedisArgument(instance)))
+            commands.append(RedisCommand("HDEL", RedisArgument(hash.value), RedisArgument(instance)))
         }
         guard !commands.isEmpty else { return }
         do {
@@ -164,6 +168,7 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
     /// Removes this node's counts (graceful shutdown).
     package func withdraw() async {
         let hashes = ledger.withLock { Set($0.tallies.keys).union($0.owed.keys) }
-        _ = try? await client.pipeline(hashes.map { RedisCommand("HDEL", RedisArgument($0), RedisArgument(instance)) })
+        _ = try? await client.pipeline(
+            hashes.map { RedisCommand("HDEL", RedisArgument($0.value), RedisArgument(instance)) })
     }
 }

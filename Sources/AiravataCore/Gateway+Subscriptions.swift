@@ -22,7 +22,7 @@ extension Gateway {
                 }
                 let record = SessionRecord(userID: admission.principal.userID, subscriptions: Array(current) + [key])
                 guard record.fitsInStore else {
-                    return subscriptionError(SessionRecord.tooLargeMessage, action: "subscribe", request: request)
+                    return subscriptionError(SessionRecord.tooLargeMessage, action: .subscribe, request: request)
                 }
                 // A confirmed subscription must survive a reconnect: unsaved, it is refused.
                 let saved = await persist(admission.sessionID, record)

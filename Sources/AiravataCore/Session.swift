@@ -102,7 +102,7 @@ package final class InMemorySessionStore: SessionStore {
     private struct Sessions {
         var stored: [String: Stored] = [:]
         /// Each user's session ids; at most `sessionsPerUser` live ones.
-        var byUser: [String: [String]] = [:]
+        var byUser: [ExactString: [String]] = [:]
         var saves = 0
 
         mutating func sweep(now: UInt64) {
@@ -127,9 +127,10 @@ package final class InMemorySessionStore: SessionStore {
         let now = clock()
         sessions.withLock { sessions in
             sessions.stored[id] = Stored(record: record, expiresAtNanos: now + ttlNanos)
-            var ids = (sessions.byUser[record.userID] ?? []).filter { other in
+            let user = ExactString(record.userID)
+            var ids = (sessions.byUser[user] ?? []).filter { other in
                 guard other != id, let stored = sessions.stored[other] else { return false }
-                return stored.expiresAtNanos > now && stored.record.userID == record.userID
+                return stored.expiresAtNanos > now && stored.record.userID.hasSameBytes(as: record.userID)
             }
             ids.append(id)
             while ids.count > max(sessionsPerUser, 1) {
@@ -140,7 +141,7 @@ package final class InMemorySessionStore: SessionStore {
                 guard let oldest else { break }
                 sessions.stored[ids.remove(at: oldest)] = nil
             }
-            sessions.byUser[record.userID] = ids
+            sessions.byUser[user] = ids
             // Sweep every 1,024 saves so that abandoned sessions do not pile up.
             sessions.saves += 1
             if sessions.saves % 1024 == 0 { sessions.sweep(now: now) }
@@ -172,7 +173,8 @@ package final class InMemorySessionStore: SessionStore {
     package func count(of userID: String) -> Int {
         let now = clock()
         return sessions.withLock { sessions in
-            (sessions.byUser[userID] ?? []).filter { (sessions.stored[$0]?.expiresAtNanos ?? 0) > now }.count
+            (sessions.byUser[ExactString(userID)] ?? []).filter { (sessions.stored[$0]?.expiresAtNanos ?? 0) > now }
+                .count
         }
     }
 }

@@ -29,6 +29,8 @@ package final class GatewayMetrics: Sendable {
     private let heartbeatAge: Gauge
     private let gapFills: Gauge
     private let replayed: Gauge
+    private let busRejected: Gauge
+    private let busHeld: Gauge
     private let resumesRecovered: Gauge
     private let resumesFailed: Gauge
     private let replayReads: Gauge
@@ -137,6 +139,15 @@ package final class GatewayMetrics: Sendable {
             descriptor: Self.descriptor(
                 "airavata_bus_replayed_events", "Events delivered from the replay log after a gap")
         )
+        busRejected = registry.makeGauge(
+            descriptor: Self.descriptor(
+                "airavata_bus_rejected_messages",
+                "Messages from the events channel skipped as malformed or forged (since start)")
+        )
+        busHeld = registry.makeGauge(
+            descriptor: Self.descriptor(
+                "airavata_bus_held_messages", "Live events held while a pub/sub gap is filled from the log")
+        )
         func resumes(_ outcome: String) -> Gauge {
             registry.makeGauge(
                 descriptor: Self.descriptor(
@@ -209,6 +220,8 @@ package final class GatewayMetrics: Sendable {
         heartbeatAge.set(bus.heartbeatAgeSeconds ?? 0)
         gapFills.set(Double(bus.gapFills))
         replayed.set(Double(bus.replayedEvents))
+        busRejected.set(Double(bus.rejectedMessages))
+        busHeld.set(Double(bus.heldMessages))
         let (newEvents, newDeliveries) = reported.withLock { last in
             let delta = (statistics.totalMessages - last.events, statistics.deliveries - last.deliveries)
             last = (statistics.totalMessages, statistics.deliveries)

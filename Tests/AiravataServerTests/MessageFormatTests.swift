@@ -49,7 +49,7 @@ struct MessageFormatTests {
 
     @Test("ping, pong, error, statistics and subscription replies")
     func controlMessages() async throws {
-        try await TestGateway.with(server: .init(pingIntervalSeconds: 0.2)) { node in
+        try await TestGateway.with(server: HeartbeatTests.fast) { node in
             let socket = try await node.connect("/ws", user: "alice")
             defer { socket.close() }
             let ping = try await socket.nextMessage(ofType: "ping")
