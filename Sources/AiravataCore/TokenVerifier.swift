@@ -78,10 +78,13 @@ package struct TokenVerifier: Sendable {
         if let iat = claims.iat, iat.value.timeIntervalSince(now) > leeway {
             throw .invalid(reason: "issued in the future")
         }
-        if let issuer = configuration.issuer, claims.iss?.value != issuer {
+        // Claims compare as bytes, without Unicode canonicalization (RFC 7519 §7.3).
+        if let issuer = configuration.issuer, claims.iss?.value.hasSameBytes(as: issuer) != true {
             throw .invalid(reason: "issuer mismatch")
         }
-        if let audience = configuration.audience, !(claims.aud?.value.contains(audience) ?? false) {
+        if let audience = configuration.audience,
+            !(claims.aud?.value.contains { $0.hasSameBytes(as: audience) } ?? false)
+        {
             throw .invalid(reason: "audience mismatch")
         }
         guard let userID = claims.sub ?? claims.userID, !userID.isEmpty else {

@@ -211,7 +211,14 @@ package final class GatewayServer: Service {
                         )
                     )
                     try channel.pipeline.syncOperations.addHandler(
-                        HTTPRequestHandler(api: api, limits: httpLimits, makeUpgrader: makeUpgrader),
+                        HTTPRequestHandler(
+                            api: api, limits: httpLimits,
+                            forwardedClient: { headers in
+                                guard configuration.trustedProxies.trusts(peer) else { return nil }
+                                let client = configuration.trustedProxies.clientIP(peer: peer, headers: headers)
+                                return client == peer ? nil : client
+                            },
+                            makeUpgrader: makeUpgrader),
                         name: "http-api"
                     )
                 }

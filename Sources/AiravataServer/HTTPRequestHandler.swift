@@ -34,8 +34,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let limits: Limits
     private var state = State.idle
     private var timer: Scheduled<Void>?
-    /// Bytes arrived since the connection last went idle: the request clock runs.
-    private var requestStarted = false
+    /// Which clock `timer` runs.
+    private var running: Clock?
+    /// Some bytes of a request arrived since the connection was accepted or last went idle.
+    private var sawBytes = false
+    /// The client behind a trusted proxy has been named to the pending-connection gate.
+    private var forwardedNamed = false
 
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
@@ -51,9 +55,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         var idleTimeout: Double
     }
 
-    init(api: GatewayHTTPAPI, limits: Limits, makeUpgrader: @escaping @Sendable () -> NIOWebSocketServerUpgrader) {
+    /// The client a trusted proxy forwards for, or nil when the peer is no trusted proxy.
+    private let forwardedClient: @Sendable (HTTPHeaders) -> String?
+
+    init(
+        api: GatewayHTTPAPI, limits: Limits, forwardedClient: @escaping @Sendable (HTTPHeaders) -> String?,
+        makeUpgrader: @escaping @Sendable () -> NIOWebSocketServerUpgrader
+    ) {
         self.api = api
         self.limits = limits
+        self.forwardedClient = forwardedClient
         self.makeUpgrader = makeUpgrader
     }
 
@@ -75,7 +86,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // The decoder passes this on even when the bytes did not make a whole head yet.
-        if case .idle = state, !requestStarted { startRequestClock(context: context) }
+        if case .idle = state {
+            sawBytes = true
+            if running != .request { startRequestClock(context: context) }
+        }
         context.fireChannelReadComplete()
     }
 
@@ -87,18 +101,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func startRequestClock(context: ChannelHandlerContext) {
-        requestStarted = true
         schedule(.request, after: limits.requestTimeout, context: context)
     }
 
     private func startIdleClock(context: ChannelHandlerContext) {
-        requestStarted = false
+        sawBytes = false
         schedule(.idle, after: limits.idleTimeout, context: context)
     }
 
     private func schedule(_ clock: Clock, after seconds: Double, context: ChannelHandlerContext) {
         cancelTimer()
         guard seconds > 0 else { return }
+        running = clock
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
             bound.value.handler.expired(clock, context: bound.value.context)
@@ -106,16 +120,23 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func expired(_ clock: Clock, context: ChannelHandlerContext) {
+        timer = nil
+        running = nil
         switch (clock, state) {
-        case (.request, .receiving):
+        case (.request, .receiving), (.request, .authenticating):
             api.requestTimedOut()
             respondAndClose(.error(.requestTimeout, "Request not received in time"), context: context)
-        case (.request, .idle):
+        case (.request, .idle) where sawBytes:
             api.requestTimedOut()
             writeTimeoutBeforeHead(context: context)
-        case (.idle, .idle) where !requestStarted:
+        case (.request, .idle), (.idle, .idle):
+            // Nothing was asked: nothing to answer.
             context.close(promise: nil)
-        default:
+        case (.request, .handedOff), (.request, .discarding):
+            // An upgrade whose request never ended, or a refused body that keeps coming.
+            api.requestTimedOut()
+            context.close(promise: nil)
+        case (_, .responding), (.idle, _):
             break
         }
     }
@@ -134,23 +155,45 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let response =
             "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
             + "connection: close\r\n\r\n" + body
-        below.writeAndFlush(NIOAny(ByteBuffer(string: response))).whenComplete { _ in channel.close(promise: nil) }
+        closeAfter(below.writeAndFlush(NIOAny(ByteBuffer(string: response))), context: context)
     }
+
+    /// Closes once `written` completes, or after a short grace if it never does (a client
+    /// that does not read, or a TLS handshake that never happened, holds writes forever).
+    private func closeAfter(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
+        let channel = context.channel
+        let grace = context.eventLoop.scheduleTask(in: Self.closeGrace) { channel.close(promise: nil) }
+        written.whenComplete { _ in
+            grace.cancel()
+            channel.close(promise: nil)
+        }
+    }
+
+    /// How long a final answer may take to leave before the connection is closed anyway.
+    private static let closeGrace = TimeAmount.seconds(2)
 
     private func cancelTimer() {
         timer?.cancel()
         timer = nil
+        running = nil
     }
 
     // MARK: Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (unwrapInboundIn(data), state) {
+        let part = unwrapInboundIn(data)
+        if case .head(let head) = part, case .idle = state {
+            // A whole head in one read reaches us before channelReadComplete: its clock
+            // starts here, whatever the connection did before.
+            if running != .request { startRequestClock(context: context) }
+            nameForwardedClient(head, context: context)
+        }
+        switch (part, state) {
         case (.head(let head), .idle) where WebSocketHandshake.isAttempt(head):
             if let refusal = WebSocketHandshake.refusal(for: head) {
                 refuseUpgrade(refusal, context: context)
             } else if handOffUpgrade(context: context, head: data) {
-                cancelTimer()
+                // The request clock runs on: an upgrade whose request never ends is closed.
                 state = .handedOff
             } else {
                 refuseUpgrade(.init(status: .internalServerError, message: "Upgrade failed"), context: context)
@@ -204,6 +247,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Behind a trusted proxy the peer address says nothing about the client: once the first
+    /// head names it, the gate counts the connection against that client's own cap.
+    private func nameForwardedClient(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard !forwardedNamed else { return }
+        forwardedNamed = true
+        if let client = forwardedClient(head.headers) {
+            context.triggerUserOutboundEvent(ForwardedClient(ip: client), promise: nil)
+        }
+    }
+
     /// Checks a producer's token from the request head, before its body is read, so that
     /// nobody without a token can make the node buffer a body.
     private func authenticate(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -215,8 +268,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.eventLoop.makeFutureWithTask { await api.authenticatePublisher(headers) }
             .whenSuccess { result in
                 let (handler, context) = bound.value
-                guard case .authenticating(let head, let body, let ended) = handler.state else { return }
+                // Whatever happened meanwhile (a 413 from the same read), reading resumes.
                 context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
+                guard case .authenticating(let head, let body, let ended) = handler.state else { return }
                 switch result {
                 case .failure(let refusal):
                     handler.refuseEarly(refusal.response, context: context, ended: ended)
@@ -311,8 +365,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.eventLoop.makeFutureWithTask { await api.respond(to: request) }
             .whenSuccess { response in
                 let (handler, context) = bound.value
-                guard case .responding = handler.state else { return }
+                guard case .responding = handler.state, context.channel.isActive else { return }
                 handler.state = .idle
+                // A client that pipelines requests but does not read its answers would
+                // otherwise pile them up in memory: it gets this one and the close.
+                let keepAlive = keepAlive && context.channel.isWritable
                 handler.write(response, keepAlive: keepAlive, context: context)
                 if keepAlive { handler.startIdleClock(context: context) }
             }
@@ -334,10 +391,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
             return
         }
-        if !keepAlive {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
-        }
+        if !keepAlive { closeAfter(done, context: context) }
     }
 }
 

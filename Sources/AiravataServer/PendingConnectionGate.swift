@@ -48,6 +48,23 @@ package final class PendingConnectionGate: Sendable {
         }
     }
 
+    /// Counts a connection that already holds a slot against one client address as well:
+    /// the client a trusted proxy names once the request head is read.
+    package func enterForwarded(ip: String) -> Refusal? {
+        state.withLock { state in
+            if limits.perIP > 0, state.perIP[ip, default: 0] >= limits.perIP { return .perIP }
+            state.perIP[ip, default: 0] += 1
+            return nil
+        }
+    }
+
+    package func leaveForwarded(ip: String) {
+        state.withLock { state in
+            let left = state.perIP[ip, default: 1] - 1
+            state.perIP[ip] = left > 0 ? left : nil
+        }
+    }
+
     package func leave(ip: String, countedPerIP: Bool) {
         state.withLock { state in
             state.total -= 1
@@ -67,6 +84,12 @@ package struct ConnectionSettled: Sendable {
     package init() {}
 }
 
+/// Told to the gate handler by the HTTP handler when a trusted proxy's request head names
+/// the client it forwards for.
+struct ForwardedClient: Sendable {
+    var ip: String
+}
+
 /// First in every child pipeline: takes a slot at accept, closes the connection at once when
 /// the gate is full, and gives the slot back when the connection settles or closes.
 final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -78,6 +101,8 @@ final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     private let ip: String
     private let onRefused: @Sendable (PendingConnectionGate.Refusal) -> Void
     private var holding = false
+    /// The client a trusted proxy named, counted per address while the slot is held.
+    private var forwarded: String?
 
     init(
         gate: PendingConnectionGate, ip: String, countPerIP: Bool,
@@ -105,11 +130,21 @@ final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard event is ConnectionSettled else {
+        switch event {
+        case is ConnectionSettled:
+            settle()
+        case let client as ForwardedClient:
+            guard holding, forwarded == nil else { break }
+            if let refusal = gate.enterForwarded(ip: client.ip) {
+                onRefused(refusal)
+                context.close(promise: nil)
+            } else {
+                forwarded = client.ip
+            }
+        default:
             context.triggerUserOutboundEvent(event, promise: promise)
             return
         }
-        settle()
         promise?.succeed(())
     }
 
@@ -121,5 +156,9 @@ final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         guard holding else { return }
         holding = false
         gate.leave(ip: ip, countedPerIP: countPerIP)
+        if let forwarded {
+            gate.leaveForwarded(ip: forwarded)
+            self.forwarded = nil
+        }
     }
 }

@@ -54,12 +54,16 @@ package struct TrustedProxies: Sendable, Equatable {
     }
 
     /// The client's address: the peer's own, or, behind trusted proxies, the right-most
-    /// `X-Forwarded-For` entry that is not itself a trusted proxy.
+    /// `X-Forwarded-For` entry that is not itself a trusted proxy. An entry that is no IP
+    /// address (the header is the client's to write, left of what our proxies append) ends
+    /// the walk at the peer: it would otherwise become a limit key and a Redis key name.
     package func clientIP(peer: String, headers: HTTPHeaders) -> String {
         guard trusts(peer) else { return peer }
         let forwarded = headers[canonicalForm: "x-forwarded-for"].map { $0.trimmingCharacters(in: .whitespaces) }
         for hop in forwarded.reversed() where !hop.isEmpty {
-            if !trusts(String(hop)) { return String(hop) }
+            let address = String(hop)
+            guard Self.parse(address) != nil else { return peer }
+            if !trusts(address) { return address }
         }
         return peer
     }

@@ -201,13 +201,21 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private func receive(_ message: ByteBuffer) {
         switch admission {
         case .pending(var inbound, let outbound):
-            guard inbound.count < Self.maxPendingInbound else { return }
+            guard inbound.count < Self.maxPendingInbound else {
+                // Dropped unread, but charged: a flood during admission ends in the close.
+                let verdict = machine.charge(nowNanos: Self.nowNanos)
+                if case .sendClose = verdict { perform(verdict) }
+                return
+            }
             inbound.append(message)
             admission = .pending(inbound: inbound, outbound: outbound)
         case .admitted:
             if awaitingReply {
                 guard queued.count < Self.maxPendingInbound else {
-                    send(gateway.errorMessage("Too many messages in flight; wait for the replies"))
+                    switch machine.charge(nowNanos: Self.nowNanos) {
+                    case .none: send(gateway.errorMessage("Too many messages in flight; wait for the replies"))
+                    case let verdict: perform(verdict)
+                    }
                     return
                 }
                 queued.append(message)

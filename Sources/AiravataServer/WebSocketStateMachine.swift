@@ -220,6 +220,14 @@ struct WebSocketStateMachine {
         }
     }
 
+    /// A message that will not be handled (dropped during admission, or refused while too
+    /// many wait for a reply) still costs its sender: `.none` within the rate limit, else the
+    /// same answer as any excess input, up to the close for abuse.
+    mutating func charge(nowNanos: UInt64) -> Action {
+        guard isOpen else { return .none }
+        return rateVerdict(nowNanos: nowNanos)
+    }
+
     /// `.none` when within the limit, else what to do about the excess.
     private mutating func rateVerdict(nowNanos: UInt64) -> Action {
         guard rateLimiter.allow(nowNanos: nowNanos) else {
@@ -249,12 +257,14 @@ struct WebSocketStateMachine {
 
     /// Asked before every write. `bufferedBytes` is what the channel holds unwritten
     /// (the handler may pass 0 while the channel is writable, i.e. below its watermark).
-    mutating func outbound(bytes: Int, bufferedBytes: Int, nowNanos: UInt64) -> OutboundAction {
+    /// The time is read only when it is needed (a close deadline): this runs for every
+    /// frame written to every connection.
+    mutating func outbound(bytes: Int, bufferedBytes: Int, nowNanos: @autoclosure () -> UInt64) -> OutboundAction {
         guard isOpen else { return .drop }
         guard bufferedBytes + bytes <= configuration.maxOutboundBytes else {
             let close = closeFrame(
                 code: CloseCodes.slowConsumer, reason: "Slow consumer: outbound queue overflow", cause: .slowConsumer,
-                closeWhenWritten: false, nowNanos: nowNanos)
+                closeWhenWritten: false, nowNanos: nowNanos())
             return .sendClose(close)
         }
         return .write

@@ -53,6 +53,25 @@ struct TokenVerifierTests {
         }
     }
 
+    @Test("iss and aud compare as bytes: another Unicode spelling of the configured value is refused")
+    func issuerAndAudienceAsBytes() async throws {
+        let verifier = try await TokenVerifier(
+            configuration: .init(hmacSecret: Self.secret, issuer: "caf\u{E9}-issuer", audience: "caf\u{E9}-users"))
+        func claims(iss: String, aud: String) -> TokenClaims {
+            TokenClaims(
+                sub: "alice", exp: ExpirationClaim(value: Date().addingTimeInterval(600)), iss: IssuerClaim(value: iss),
+                aud: AudienceClaim(value: [aud]))
+        }
+        let now = Date()
+        _ = try verifier.principal(from: claims(iss: "caf\u{E9}-issuer", aud: "caf\u{E9}-users"), now: now)
+        #expect(throws: TokenError.self, "an NFD issuer passed as the NFC one") {
+            try verifier.principal(from: claims(iss: "cafe\u{301}-issuer", aud: "caf\u{E9}-users"), now: now)
+        }
+        #expect(throws: TokenError.self, "an NFD audience passed as the NFC one") {
+            try verifier.principal(from: claims(iss: "caf\u{E9}-issuer", aud: "cafe\u{301}-users"), now: now)
+        }
+    }
+
     @Test("expiry and not-before honour the leeway")
     func timeClaims() async throws {
         let keys = JWTKeyCollection()

@@ -10,6 +10,7 @@ import Testing
 @Suite("WebSocket handshake checks (RFC 6455 §4.2.1)")
 struct HandshakeTests {
     static let key = "dGhlIHNhbXBsZSBub25jZQ=="
+    static let validKey = ["Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: \(key)"]
 
     static func upgrade(
         method: String = "GET", path: String = "/ws", version: String = "HTTP/1.1",
@@ -127,27 +128,34 @@ struct HandshakeTests {
         }
     }
 
-    @Test("connections that never authenticate are capped per address; a slot frees when one leaves")
+    /// A kept-alive connection that has been answered once: it holds a pending slot.
+    static func holder(_ node: TestGateway, forwardedFor: String? = nil) async throws -> RawTCP {
+        let socket = try await RawTCP.connect(port: node.port)
+        let forwarded = forwardedFor.map { "X-Forwarded-For: \($0)\r\n" } ?? ""
+        try await socket.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\(forwarded)\r\n")
+        let answer = try await socket.read(until: "\"ok\"")
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "expected the holder to be served: \(answer)")
+        return socket
+    }
+
+    @Test("connections that never authenticate are capped per address; admitted WebSockets do not count")
     func pendingCap() async throws {
         var server = ServerConfiguration()
         server.pendingConnections = .init(total: 100, perIP: 3)
         try await TestGateway.with(server: server) { node in
+            // Three admitted WebSockets first: once admitted they leave the count.
+            var sockets: [RawWebSocket] = []
+            for user in ["u1", "u2", "u3"] { sockets.append(try await node.connect("/ws/user", user: user)) }
+            defer { for socket in sockets { socket.close() } }
             var holders: [RawTCP] = []
-            for _ in 0..<3 {
-                // An answered request proves the node has counted the connection.
-                let holder = try await RawTCP.connect(port: node.port)
-                try await holder.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                let answer = try await holder.read(until: "\"ok\"")
-                #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
-                holders.append(holder)
-            }
+            for _ in 0..<3 { holders.append(try await Self.holder(node)) }
             defer { for holder in holders { holder.close() } }
-            // The fourth is closed at once, without an answer.
+            // The fourth unauthenticated one is closed at once, without an answer.
             let fourth = try await RawTCP.connect(port: node.port)
             let (text, closed) = try await fourth.readUntilClosed(timeout: .seconds(5))
             #expect(closed, "a fourth pending connection from one address was let in")
             #expect(text.isEmpty, "\(text)")
-            // An admitted WebSocket stops counting: once one holder leaves, clients get in again.
+            // Once one holder leaves, clients get in again.
             holders.removeFirst().close()
             let clock = ContinuousClock()
             let deadline = clock.now + .seconds(5)
@@ -157,8 +165,79 @@ struct HandshakeTests {
             }
             let socket = try #require(admitted, "no WebSocket got in after a pending slot was freed")
             socket.close()
-            let again = try await node.connect("/ws/user", user: "bob")
-            again.close()
+        }
+    }
+
+    @Test("behind a trusted proxy the per-address cap counts the forwarded client, not the proxy")
+    func pendingCapBehindProxy() async throws {
+        var server = ServerConfiguration()
+        server.trustedProxies = try TrustedProxies("127.0.0.1")
+        server.pendingConnections = .init(total: 100, perIP: 2)
+        try await TestGateway.with(server: server) { node in
+            var holders: [RawTCP] = []
+            for _ in 0..<2 { holders.append(try await Self.holder(node, forwardedFor: "203.0.113.9")) }
+            defer { for holder in holders { holder.close() } }
+            let third = try await RawTCP.connect(port: node.port)
+            defer { third.close() }
+            try await third.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n")
+            let (text, closed) = try await third.readUntilClosed(timeout: .seconds(5))
+            #expect(closed && !text.contains("HTTP/1.1"), "a third connection for one forwarded client got: \(text)")
+            // Another client behind the same proxy, and the proxy itself, are not held up.
+            let other = try await Self.holder(node, forwardedFor: "203.0.113.10")
+            other.close()
+            let direct = try await Self.holder(node)
+            direct.close()
+        }
+    }
+
+    @Test("a second request on a kept-alive connection whose body stalls gets 408 at the request timeout")
+    func stalledSecondRequest() async throws {
+        var server = ServerConfiguration()
+        server.requestTimeoutSeconds = 0.5
+        server.idleTimeoutSeconds = 30
+        try await TestGateway.with(server: server) { node in
+            let socket = try await Self.holder(node)
+            defer { socket.close() }
+            try await socket.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n")
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+            #expect(text.contains("HTTP/1.1 408"), "\(text)")
+            #expect(closed, "a stalled second request kept its connection")
+        }
+    }
+
+    @Test("an upgrade on a kept-alive connection whose request never ends is closed at the request timeout")
+    func stalledUpgrade() async throws {
+        var server = ServerConfiguration()
+        server.requestTimeoutSeconds = 0.5
+        server.idleTimeoutSeconds = 30
+        try await TestGateway.with(server: server) { node in
+            let socket = try await Self.holder(node)
+            defer { socket.close() }
+            try await socket.send(Self.upgrade(extra: Self.validKey + ["Content-Length: 5"]))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+            #expect(!text.contains("101"), "\(text)")
+            #expect(closed, "an upgrade request without its body kept the connection")
+        }
+    }
+
+    @Test("a client that pipelines requests and never reads the answers is cut off, not buffered without end")
+    func pipelinedNonReader() async throws {
+        try await TestGateway.with { node in
+            let socket = try await RawTCP.connect(port: node.port, reading: false, receiveBufferBytes: 4096)
+            defer { socket.close() }
+            let requests = 5_000
+            let one = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            try await socket.send(String(repeating: one, count: requests))
+            // Give the node time to answer into the full socket, then read what it kept.
+            let probe = try await RawTCP.connect(port: node.port)
+            defer { probe.close() }
+            try await probe.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            _ = try await probe.readUntilClosed(timeout: .seconds(5))
+            try await socket.startReading()
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(20))
+            let answered = text.components(separatedBy: "HTTP/1.1 200").count - 1
+            #expect(closed, "the node kept the connection of a client that never read")
+            #expect(answered < requests, "the node queued all \(requests) answers for a client that never read")
         }
     }
 

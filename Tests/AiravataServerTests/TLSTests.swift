@@ -51,4 +51,17 @@ struct TLSTests {
             }
         }
     }
+
+    @Test("a TCP connection that never starts its TLS handshake is closed at the request timeout")
+    func silentTLS() async throws {
+        var server = ServerConfiguration()
+        server.tls = try Self.selfSignedContext()
+        server.requestTimeoutSeconds = 0.5
+        try await TestGateway.with(server: server) { node in
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            let (_, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+            #expect(closed, "a silent connection to a TLS node stayed open")
+        }
+    }
 }

@@ -245,6 +245,18 @@ struct WebSocketStateMachineTests {
         #expect(close?.cause == .rateLimitAbuse)
     }
 
+    @Test("messages dropped or refused unhandled are charged too: a flood of them ends in the 1008 close")
+    func refusedMessagesCharged() {
+        var machine = Self.machine(rate: 1)  // burst of 2
+        #expect(machine.charge(nowNanos: Self.start) == .none)
+        #expect(machine.charge(nowNanos: Self.start) == .none)
+        for _ in 0..<machine.configuration.maxRateLimitedInARow {
+            #expect(machine.charge(nowNanos: Self.start) == .replyRateLimited)
+        }
+        let close = Self.expectClose(machine.charge(nowNanos: Self.start), code: 1008)
+        #expect(close?.cause == .rateLimitAbuse)
+    }
+
     @Test("the limit refills with time and the count of excess starts again")
     func rateRefills() {
         var machine = Self.machine(rate: 1)

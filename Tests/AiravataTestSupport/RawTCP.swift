@@ -12,9 +12,19 @@ public final class RawTCP: Sendable {
         self.collector = collector
     }
 
-    public static func connect(port: Int, host: String = "127.0.0.1") async throws -> RawTCP {
+    /// `reading: false` leaves what the server sends in the kernel until `startReading()`;
+    /// `receiveBufferBytes` shrinks the socket's buffer so a server's writes back up soon.
+    public static func connect(
+        port: Int, host: String = "127.0.0.1", reading: Bool = true, receiveBufferBytes: Int? = nil
+    ) async throws -> RawTCP {
         let collector = Collector()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: reading)
+        if let receiveBufferBytes {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBufferBytes))
+        }
+        let channel =
+            try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
             }
@@ -46,6 +56,12 @@ public final class RawTCP: Sendable {
     }
 
     public var isOpen: Bool { channel.isActive }
+
+    /// Reads again after `connect(reading: false)`.
+    public func startReading() async throws {
+        try await channel.setOption(.autoRead, value: true).get()
+        channel.read()
+    }
 
     public func close() {
         channel.close(promise: nil)
