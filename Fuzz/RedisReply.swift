@@ -1,4 +1,4 @@
-import AiravataRedis
+import AiravataRedisReply
 import NIOCore
 
 /// Redis replies as hiredis reads them and `RedisReplyParser` converts them; a node must
