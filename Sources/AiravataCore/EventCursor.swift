@@ -12,16 +12,23 @@ package struct EventCursor: Sendable, Hashable, Comparable, CustomStringConverti
         self.sequence = sequence
     }
 
-    /// Nil unless the text is two decimal numbers joined by a dash.
+    /// Nil unless the text is two runs of ASCII digits joined by a dash (no sign, no space,
+    /// no leading zero: one cursor has one spelling, so it reads back as it was written).
     package init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0].utf8.count <= 20, parts[1].utf8.count <= 20,
+        guard parts.count == 2, Self.isDigits(parts[0]), Self.isDigits(parts[1]),
             let milliseconds = UInt64(parts[0]), let sequence = UInt64(parts[1])
         else {
             return nil
         }
         self.milliseconds = milliseconds
         self.sequence = sequence
+    }
+
+    private static func isDigits(_ part: some StringProtocol) -> Bool {
+        !part.utf8.isEmpty && part.utf8.count <= 20
+            && part.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+            && (part.utf8.count == 1 || part.utf8.first != UInt8(ascii: "0"))
     }
 
     package static func < (lhs: EventCursor, rhs: EventCursor) -> Bool {

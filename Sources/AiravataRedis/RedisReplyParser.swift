@@ -6,9 +6,14 @@ public import NIOCore
 public final class RedisReplyParser {
     private let reader: UnsafeMutablePointer<redisReader>
 
+    /// The most elements one array reply may announce; more is a protocol error. hiredis
+    /// allocates an array's elements when it reads the header, so without a bound 14 bytes
+    /// from a hostile or corrupted Redis could ask for 16 GiB.
+    public static let maxArrayElements = Int(CHIREDIS_MAX_ARRAY_ELEMENTS)
+
     public init() {
-        // redisReaderCreate only fails when malloc does.
-        guard let reader = redisReaderCreate() else { fatalError("hiredis could not allocate a reader") }
+        // Creating a reader only fails when malloc does.
+        guard let reader = CHiredis_readerCreateBounded() else { fatalError("hiredis could not allocate a reader") }
         self.reader = reader
     }
 

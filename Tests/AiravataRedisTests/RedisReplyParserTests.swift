@@ -35,6 +35,16 @@ struct RedisReplyParserTests {
             ])
     }
 
+    @Test("an array header announcing more elements than the bound is a protocol error, not a 16 GiB allocation")
+    func hugeArrayHeader() throws {
+        #expect(throws: RedisError.self) { try Self.parse(["*2147483647\r\n"]) }
+        #expect(throws: RedisError.self) { try Self.parse(["*\(RedisReplyParser.maxArrayElements + 1)\r\n"]) }
+        // At the bound itself the reader still waits for the elements, as for any array.
+        #expect(try Self.parse(["*\(RedisReplyParser.maxArrayElements)\r\n"]) == [])
+        // Nested headers are bounded one by one.
+        #expect(throws: RedisError.self) { try Self.parse(["*1\r\n*1\r\n*2147483647\r\n"]) }
+    }
+
     @Test("a reply split across reads, even byte by byte, comes out once and whole")
     func splitAcrossReads() throws {
         let wire = "*2\r\n$7\r\nmessage\r\n$11\r\nhello world\r\n:7\r\n"
