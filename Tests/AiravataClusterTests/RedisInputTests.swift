@@ -202,7 +202,7 @@ struct RedisInputTests {
     @Test("a user keeps at most --max-sessions-per-user sessions; the oldest are evicted")
     func sessionsPerUser() async throws {
         try await ClusterHarness.with(
-            nodes: 1, arguments: ["--max-sessions-per-user", "3"]
+            nodes: 1, arguments: ["--max-sessions-per-user", "3", "--max-connections-per-user", "3"]
         ) { cluster in
             var ids: [String] = []
             for _ in 0..<5 {
