@@ -34,17 +34,31 @@ enum EventWireFormat {
             let data = object["d"], case .number(let acceptedText)? = object["a"],
             let acceptedAtMicros = Int64(acceptedText), (0...maxAcceptedAtMicros).contains(acceptedAtMicros)
         else { return nil }
-        var routing: [String: String] = [:]
+        let fields: JSONObject
         switch object["r"] {
-        case nil:
-            break
-        case .object(let fields)?:
-            for key in ["e", "k", "w", "p", "o", "u"] {
-                guard let field = fields[key] else { continue }
-                guard let text = field.stringValue else { return nil }
-                routing[key] = text
-            }
-        default:
+        case nil: fields = [:]
+        case .object(let object)?: fields = object
+        default: return nil
+        }
+        // Routing ids pick who receives the event and become keys: checked like a client's.
+        struct InvalidID: Error {}
+        func routingID(_ key: String, _ isValid: (String) -> Bool) throws(InvalidID) -> String? {
+            guard let field = fields[key] else { return nil }
+            guard let text = field.stringValue, isValid(text) else { throw InvalidID() }
+            return text
+        }
+        let routing: EventRouting
+        do {
+            routing = EventRouting(
+                category: type.category,
+                experimentID: try routingID("e", Identifier.isValidResourceID),
+                taskID: try routingID("k", Identifier.isValidResourceID),
+                workerID: try routingID("w", Identifier.isValidResourceID),
+                projectID: try routingID("p", Identifier.isValidResourceID),
+                ownerID: try routingID("o", Identifier.isValidUserID),
+                userID: try routingID("u", Identifier.isValidUserID)
+            )
+        } catch {
             return nil
         }
         return GatewayEvent(
@@ -52,15 +66,7 @@ enum EventWireFormat {
             id: id,
             timestamp: timestamp,
             data: data,
-            routing: EventRouting(
-                category: type.category,
-                experimentID: routing["e"],
-                taskID: routing["k"],
-                workerID: routing["w"],
-                projectID: routing["p"],
-                ownerID: routing["o"],
-                userID: routing["u"]
-            ),
+            routing: routing,
             acceptedAtMicros: acceptedAtMicros
         )
     }

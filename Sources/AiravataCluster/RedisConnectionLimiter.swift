@@ -149,20 +149,36 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
             return (ledger.tallies, ledger.owed)
         }
         var commands = tallies.map { hash, count in
-            RedisCommand("HSET", RedisArgument(hash.value), RedisArgument(instance), RedisArgument(count))
+            (hash, RedisCommand("HSET", RedisArgument(hash.value), RedisArgument(instance), RedisArgument(count)))
         }
         for hash in owed.keys where tallies[hash] == nil {
-            commands.append(RedisCommand("HDEL", RedisArgument(hash.value), RedisArgument(instance)))
+            commands.append((hash, RedisCommand("HDEL", RedisArgument(hash.value), RedisArgument(instance))))
         }
         guard !commands.isEmpty else { return }
+        let failed: Set<ExactString>
+        let failure: any Error
         do {
-            _ = try await connection.pipeline(commands)
-        } catch {
-            ledger.withLock { ledger in
-                for (hash, count) in owed { ledger.owed[hash, default: 0] += count }
+            let replies = try await connection.pipeline(commands.map(\.1))
+            // A refused write (a replica's READONLY, OOM, an ACL) comes back as a reply, not a throw.
+            let refused = zip(commands, replies).compactMap { command, reply -> (ExactString, String)? in
+                if case .error(let message) = reply { (command.0, message) } else { nil }
             }
-            throw error
+            guard let first = refused.first else { return }
+            failed = Set(refused.map(\.0))
+            failure = RedisError(
+                .server, "could not rewrite \(refused.count) connection counts after a reconnect: \(first.1)")
+        } catch {
+            failed = Set(commands.map(\.0))
+            failure = error
         }
+        ledger.withLock { ledger in
+            for hash in failed {
+                // Not rewritten: what it owed is still owed, and the next reconnect tries again.
+                ledger.rewritten.remove(hash)
+                if let count = owed[hash] { ledger.owed[hash, default: 0] += count }
+            }
+        }
+        throw failure
     }
 
     /// Removes this node's counts (graceful shutdown).

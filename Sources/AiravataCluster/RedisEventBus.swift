@@ -15,11 +15,20 @@ package final class RedisEventBus: EventBus {
         /// While a gap is being filled from the stream, live messages wait here.
         var filling = false
         var held: [(EventCursor, [UInt8])] = []
+        /// The bodies' bytes in `held`.
+        var heldBytes = 0
         /// How many of `held` arrived before the fill's latest log read was sent: a real event
         /// among them was already in the log for that read, so it is delivered from there.
         var heldBeforeLastRead = 0
-        /// The fill held `maxHeldMessages` and dropped what came after: it reads the log again.
+        /// The fill held `maxHeldMessages` (or `maxHeldBytes`) and dropped what came after: it
+        /// reads the log again.
         var heldOverflowed = false
+        /// Counts requests for a fill (a resubscription, a cursor to check). A request that
+        /// arrives after the running fill's last read started may concern events that read
+        /// did not see, so that fill must not end the filling: it runs again.
+        var fillRequestCount = 0
+        /// Tests: runs after a fill's last log read, before it releases what it held.
+        var afterFillRead: (@Sendable () async -> Void)?
         var subscribedOnce = false
         /// Whether the running fill repairs an outage (counted) rather than checks a cursor.
         var countNextFill = false
@@ -45,6 +54,10 @@ package final class RedisEventBus: EventBus {
     /// commands are down but pub/sub is up). Past it the node stops holding and reads the log
     /// again once the fill succeeds, so nothing is lost that the log still holds.
     package static let maxHeldMessages = 10_000
+
+    /// Most bytes of live messages held while a gap fill runs: events may be about 1 MB each,
+    /// so the count alone would allow gigabytes. Past it, the same as past `maxHeldMessages`.
+    package static let maxHeldBytes = 64 << 20
 
     /// How far ahead of both the node's clock and its newest delivered cursor a live message's
     /// cursor may be before it is checked against the log. Redis assigns cursors from its
@@ -143,6 +156,7 @@ package final class RedisEventBus: EventBus {
                 guard Self.isPlausible(cursor, after: state.lastCursor, nowMillis: nowMillis) else {
                     // Checked against the log before it may move this node's position.
                     state.filling = true
+                    state.fillRequestCount += 1
                     state.countNextFill = false
                     state.heldBeforeLastRead = 0
                     hold(cursor, body, state: &state)
@@ -168,16 +182,18 @@ package final class RedisEventBus: EventBus {
 
     private func hold(_ cursor: EventCursor, _ body: [UInt8], state: inout State) {
         guard !state.heldOverflowed else { return }
-        guard state.held.count < Self.maxHeldMessages else {
-            state.heldOverflowed = true
-            state.held = []
-            state.heldBeforeLastRead = 0
+        guard state.held.count < Self.maxHeldMessages, state.heldBytes + body.count <= Self.maxHeldBytes else {
             logger.warning(
                 "too many live events held while filling a gap; the node will read them from the replay log instead",
-                metadata: ["held": "\(Self.maxHeldMessages)"])
+                metadata: ["held": "\(state.held.count)", "held.bytes": "\(state.heldBytes)"])
+            state.heldOverflowed = true
+            state.held = []
+            state.heldBytes = 0
+            state.heldBeforeLastRead = 0
             return
         }
         state.held.append((cursor, body))
+        state.heldBytes += body.count
     }
 
     /// Logs a bad message from Redis at most once per interval, escaped, and counts it.
@@ -215,6 +231,7 @@ package final class RedisEventBus: EventBus {
             defer { state.subscribedOnce = true }
             guard state.lastCursor != nil else { return false }
             state.filling = true
+            state.fillRequestCount += 1
             // The first fill only covers start-up; it is not an outage worth counting.
             state.countNextFill = state.subscribedOnce
             return true
@@ -248,6 +265,7 @@ package final class RedisEventBus: EventBus {
         var replayed = 0
         var resetDetected = false
         var first = true
+        var requestsAtLastRead = 0
         if state.withLock({ $0.lastCursor }) == nil {
             // Start-up could not read the tip: a cursor to check held messages against.
             let tip = try await logTip()
@@ -257,7 +275,10 @@ package final class RedisEventBus: EventBus {
         }
         while true {
             guard let after = state.withLock({ $0.lastCursor }) else { break }
-            state.withLock { $0.heldBeforeLastRead = $0.held.count }
+            requestsAtLastRead = state.withLock { state in
+                state.heldBeforeLastRead = state.held.count
+                return state.fillRequestCount
+            }
             // The first page includes the last delivered entry: if the log no longer holds
             // it (trimmed during a long outage, or lost with Redis), events may be missing.
             let reply = try await client.send(
@@ -289,6 +310,7 @@ package final class RedisEventBus: EventBus {
             }
             if entries.count < page - 1 { break }
         }
+        if let afterFillRead = state.withLock({ $0.afterFillRead }) { await afterFillRead() }
         let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
         let (released, again) = state.withLock { state -> (Int, Bool) in
             if state.countNextFill { state.gapFills += 1 }
@@ -297,6 +319,12 @@ package final class RedisEventBus: EventBus {
             if state.heldOverflowed {
                 state.heldOverflowed = false
                 state.heldBeforeLastRead = 0
+                return (0, true)
+            }
+            guard state.fillRequestCount == requestsAtLastRead else {
+                // A resubscription after the last read: events published before it may be in
+                // neither that read nor pub/sub, and a held message released now would move the
+                // position past them. Read again; what is held now was sent before that read.
                 return (0, true)
             }
             // A real event held before the last read was in that read and is delivered already;
@@ -313,6 +341,7 @@ package final class RedisEventBus: EventBus {
                 released += 1
                 position += 1
             }
+            state.heldBytes -= state.held.prefix(position).reduce(0) { $0 + $1.1.count }
             state.held.removeFirst(position)
             state.heldBeforeLastRead = 0
             guard state.held.isEmpty else { return (released, true) }
@@ -373,6 +402,12 @@ package final class RedisEventBus: EventBus {
 
     package func onLogReset(_ handler: @escaping @Sendable () -> Void) {
         state.withLock { $0.logReset = handler }
+    }
+
+    /// Tests: `hook` runs after each gap fill's last log read, before the fill releases what
+    /// it held, so that a test can put a second outage exactly there.
+    package func afterFillRead(_ hook: @escaping @Sendable () async -> Void) {
+        state.withLock { $0.afterFillRead = hook }
     }
 
     package func logHolds(_ cursors: [EventCursor]) async throws -> Set<EventCursor> {

@@ -38,7 +38,13 @@ public final class RedisClient: Sendable {
         await ReconnectLoop(configuration: configuration, role: "commands", logger: logger).run(
             connect: {
                 let connection = try await RedisConnection.connect(to: configuration, on: eventLoop)
-                try await onConnect(connection)
+                do {
+                    try await onConnect(connection)
+                } catch {
+                    // Not used, so closed: a Redis that keeps refusing the hook must not collect one per retry.
+                    await connection.close()
+                    throw error
+                }
                 return connection
             },
             connected: { connection in

@@ -116,8 +116,15 @@ struct ServeSettings {
         gateway.maxSubscriptionsPerConnection = try setting("max-subscriptions", command.maxSubscriptions)
             .integer(default: gateway.maxSubscriptionsPerConnection, range: 1...100_000)
         gateway.sessionTTLSeconds = sessionTTLSeconds
+        // Every connection has a session: fewer sessions than connections would make each new
+        // connection evict the session of one that is still open. Unset, it follows the limit.
         gateway.maxSessionsPerUser = try setting("max-sessions-per-user", command.maxSessionsPerUser)
-            .integer(default: gateway.maxSessionsPerUser, range: 1...100_000)
+            .integer(default: max(gateway.maxSessionsPerUser, gateway.limits.perUser), range: 1...100_000)
+        guard gateway.maxSessionsPerUser >= gateway.limits.perUser else {
+            throw ValidationError(
+                "--max-sessions-per-user (\(gateway.maxSessionsPerUser)) must be at least --max-connections-per-user (\(gateway.limits.perUser))"
+            )
+        }
         gateway.replayMemory = min(gateway.replayMemory, replayLength ?? cluster?.replayLength ?? 10_000)
         gateway.statsIntervalSeconds = try setting("stats-interval", command.statsInterval)
             .duration(default: gateway.statsIntervalSeconds)

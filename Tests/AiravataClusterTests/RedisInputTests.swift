@@ -10,9 +10,9 @@ struct RedisInputTests {
     static let channel = "airavata:events"
 
     /// A bus message as the publish script writes it, with a chosen cursor and body.
-    static func busMessage(_ cursor: String, notice: String, accepted: String = "1") -> String {
+    static func busMessage(_ cursor: String, notice: String, accepted: String = "1", routing: String = "{}") -> String {
         cursor + "\n"
-            + #"{"t":"system_status","i":"forged-\#(notice)","s":"2024-01-01T00:00:00Z","a":\#(accepted),"r":{},"d":{"notice":"\#(notice)"}}"#
+            + #"{"t":"system_status","i":"forged-\#(notice)","s":"2024-01-01T00:00:00Z","a":\#(accepted),"r":\#(routing),"d":{"notice":"\#(notice)"}}"#
     }
 
     /// Opens a connection and says whether it was admitted (its first message is `connected`).
@@ -35,6 +35,16 @@ struct RedisInputTests {
         return count
     }
 
+    /// How many calls of one command Redis refused (an ACL, READONLY, OOM), from `INFO commandstats`.
+    static func rejectedCalls(_ cluster: ClusterHarness, _ command: String) async throws -> Int {
+        let info = try await cluster.redis.cli("INFO", "commandstats")
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
+            let field = line.split(separator: ",").first(where: { $0.hasPrefix("rejected_calls=") }),
+            let count = Int(field.dropFirst("rejected_calls=".count))
+        else { return 0 }
+        return count
+    }
+
     @Test("bad messages on the events channel neither crash nor wedge the node, and are not delivered")
     func hostileBusMessages() async throws {
         try await ClusterHarness.with(nodes: 1) { cluster in
@@ -44,6 +54,8 @@ struct RedisInputTests {
             let first = try await listener.nextMessage()
             let cursor = try #require(first["cursor"]?.stringValue.flatMap { EventCursor($0) })
             let next = "\(cursor.milliseconds)-\(cursor.sequence + 1)"
+            // Each its own cursor: one the node has passed is dropped before it is decoded.
+            func later(_ step: UInt64) -> String { "\(cursor.milliseconds)-\(cursor.sequence + 2 + step)" }
 
             for payload in [
                 // Numbers out of Int64's range used to trap the decoder, killing the node.
@@ -55,6 +67,13 @@ struct RedisInputTests {
                 Self.busMessage("not-a-cursor", notice: "malformed"),
                 "no newline at all",
                 "\(cursor.milliseconds)-\(cursor.sequence + 2)\n{\"t\":7}",
+                // Routing ids pick recipients and become keys: held to the rules for client input.
+                Self.busMessage(later(1), notice: "bad-experiment", routing: #"{"e":"has space"}"#),
+                Self.busMessage(
+                    later(2), notice: "long-task", routing: #"{"k":"\#(String(repeating: "t", count: 129))"}"#),
+                Self.busMessage(later(3), notice: "control-user", routing: #"{"u":"bell\u0007"}"#),
+                Self.busMessage(later(4), notice: "empty-owner", routing: #"{"o":""}"#),
+                Self.busMessage(later(5), notice: "number-project", routing: #"{"p":7}"#),
             ] {
                 try await cluster.redis.cli("PUBLISH", Self.channel, payload)
             }
@@ -128,9 +147,63 @@ struct RedisInputTests {
         }
     }
 
+    @Test("a count rewrite that Redis refuses after a reconnect keeps what is owed and is tried again")
+    func refusedRewriteIsRetried() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-connections-per-user", "2"]) { cluster in
+            var open = [
+                try await cluster.connect(0, "/ws", user: "carol"), try await cluster.connect(0, "/ws", user: "carol"),
+            ]
+            // One release fails, as it would while Redis is away: it is owed.
+            let before = try await Self.noPermissionErrors(cluster)
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "-eval", "-evalsha")
+            open.removeLast().close()
+            let owed = await eventually(within: .seconds(10)) {
+                (try? await Self.noPermissionErrors(cluster)) ?? 0 >= before + 1
+            }
+            try #require(owed, "the release did not reach Redis and fail")
+
+            // The reconnect's absolute rewrite is refused too, as on a replica after a failover (READONLY).
+            let refusedBefore = try await Self.rejectedCalls(cluster, "hset")
+            let normalClients = try await cluster.redis.cli("CLIENT", "LIST", "TYPE", "normal").split(
+                whereSeparator: \.isNewline
+            ).count
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "-hset", "-hdel")
+            try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "normal")
+            let refused = await eventually(within: .seconds(10)) {
+                (try? await Self.rejectedCalls(cluster, "hset")) ?? 0 > refusedBefore
+            }
+            try #require(refused, "the node's rewrite after the reconnect never reached Redis")
+            // Each refused attempt is retried, and closes its connection rather than leave it open.
+            let retried = await eventually(within: .seconds(10)) {
+                (try? await Self.rejectedCalls(cluster, "hset")) ?? 0 > refusedBefore + 3
+            }
+            #expect(retried, "the refused rewrite was not retried")
+            let clients = try await cluster.redis.cli("CLIENT", "LIST", "TYPE", "normal").split(
+                whereSeparator: \.isNewline)
+            #expect(
+                clients.count <= normalClients,
+                "\(clients.count) command connections after the retries, \(normalClients) before")
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "+eval", "+evalsha", "+hset", "+hdel")
+
+            let settled = await eventually(within: .seconds(10)) {
+                (try? await cluster.redis.cli("HVALS", "airavata:conn:user:carol")) == "1"
+            }
+            let count = try await cluster.redis.cli("HVALS", "airavata:conn:user:carol")
+            #expect(
+                settled, "carol holds one connection, but Redis counts '\(count)': the refused rewrite was forgotten")
+            let second = try await Self.admitted(cluster, user: "carol")
+            #expect(second != nil, "carol's second connection was refused: a stale count survived the refused rewrite")
+            if let second { open.append(second) }
+            defer { open.forEach { $0.close() } }
+            #expect(try await Self.admitted(cluster, user: "carol") == nil, "the limit of 2 must still hold")
+        }
+    }
+
     @Test("a user keeps at most --max-sessions-per-user sessions; the oldest are evicted")
     func sessionsPerUser() async throws {
-        try await ClusterHarness.with(nodes: 1, arguments: ["--max-sessions-per-user", "3"]) { cluster in
+        try await ClusterHarness.with(
+            nodes: 1, arguments: ["--max-sessions-per-user", "3", "--max-connections-per-user", "3"]
+        ) { cluster in
             var ids: [String] = []
             for _ in 0..<5 {
                 let token = try await cluster.token("dave")

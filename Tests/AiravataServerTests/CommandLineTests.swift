@@ -54,6 +54,14 @@ struct CommandLineTests {
         let badPort = try await Self.run(["serve", "--dev", "--port", "99999"])
         #expect(badPort.0 != 0)
         #expect(badPort.1.contains("--port"))
+        // A later bad setting stops a start that this check lets through, rather than leave it serving.
+        let fewSessions = try await Self.run([
+            "serve", "--dev", "--max-connections-per-user", "5", "--max-sessions-per-user", "2", "--log-level", "loud",
+        ])
+        #expect(fewSessions.0 != 0)
+        #expect(
+            fewSessions.1.contains("--max-sessions-per-user") && fewSessions.1.contains("--max-connections-per-user"),
+            "expected a message naming both flags, got: \(fewSessions.1)")
     }
 
     @Test("token mints what serve accepts; SIGTERM drains: readiness off, reconnect notice, 1012")
