@@ -44,7 +44,7 @@ public final class RawTCP: Sendable {
     /// sent; `closed` says whether the close came.
     public func readUntilClosed(timeout: Duration = .seconds(10)) async throws -> (text: String, closed: Bool) {
         let closed = try await collector.wait(on: channel.eventLoop, timeout: timeout) { _, open in !open }
-        return (collector.text(on: channel.eventLoop), closed)
+        return (await collector.text(on: channel.eventLoop), closed)
     }
 
     /// Waits until the received bytes contain `marker`, or the connection closes, or `timeout`.
@@ -52,7 +52,7 @@ public final class RawTCP: Sendable {
         _ = try await collector.wait(on: channel.eventLoop, timeout: timeout) { text, open in
             text.contains(marker) || !open
         }
-        return collector.text(on: channel.eventLoop)
+        return await collector.text(on: channel.eventLoop)
     }
 
     public var isOpen: Bool { channel.isActive }
@@ -78,8 +78,8 @@ private final class Collector: ChannelInboundHandler, @unchecked Sendable {
     private var open = true
     private var waiters: [(condition: Condition, promise: EventLoopPromise<Bool>)] = []
 
-    func text(on loop: any EventLoop) -> String {
-        (try? loop.submit { String(decoding: self.bytes, as: UTF8.self) }.wait()) ?? ""
+    func text(on loop: any EventLoop) async -> String {
+        (try? await loop.submit { String(decoding: self.bytes, as: UTF8.self) }.get()) ?? ""
     }
 
     func wait(on loop: any EventLoop, timeout: Duration, until condition: @escaping Condition) async throws -> Bool {
