@@ -802,7 +802,7 @@ def main():
     parser.add_argument("--max-rss-mb", type=float, default=300,
                         help="the node's RSS bound in MB (default 300): a debug node peaks at about 115 MB under "
                         "this suite, so 300 leaves room for allocator slack, yet a queue that grows with the attack "
-                        "crosses it (see docs/security.md, "The hostile-client suite")")
+                        "crosses it (see the hostile-client suite in docs/security.md)")
     parser.add_argument("--probe-rate", type=float, default=50, help="probe events per second to the normal client")
     parser.add_argument("--pings", type=int, default=50_000, help="ping frames the flooder sends")
     parser.add_argument("--slowloris", type=int, default=50, help="slowloris sockets")
