@@ -39,12 +39,12 @@ package final class RedisEventBus: EventBus {
         var logReset: (@Sendable () -> Void)?
     }
 
-    private let client: RedisClient
+    let client: RedisClient
     private let subscriber: RedisSubscriber
-    private let keys: RedisKeys
+    let keys: RedisKeys
     private let configuration: ClusterConfiguration
     private let instance: String
-    private let logger: Logger
+    let logger: Logger
     private let state = Mutex(State())
     private let fillRequests: AsyncStream<Void>.Continuation
     private let fillStream: AsyncStream<Void>
@@ -360,7 +360,7 @@ package final class RedisEventBus: EventBus {
     }
 
     /// An XRANGE entry: its id and the event payload (nil for the epoch mark).
-    private static func streamEntry(_ entry: RedisReply) -> (EventCursor, ByteBuffer?)? {
+    static func streamEntry(_ entry: RedisReply) -> (EventCursor, ByteBuffer?)? {
         guard let parts = entry.array, parts.count == 2, let id = parts[0].string.flatMap(EventCursor.init),
             let fields = parts[1].array, fields.count >= 2
         else { return nil }
@@ -368,37 +368,7 @@ package final class RedisEventBus: EventBus {
         return (id, body)
     }
 
-    // MARK: Replay log
-
-    package func readLog(from start: EventCursor, limit: Int) async throws -> LogRead {
-        let limit = max(limit, 1)
-        // From `start` itself, to learn whether the log still holds it.
-        let reply = try await client.send(
-            RedisCommand(
-                "XRANGE", RedisArgument(keys.eventStream), RedisArgument(start.description), "+", "COUNT",
-                RedisArgument(limit + 1))
-        )
-        if case .error(let message) = reply { throw RedisError(.server, message) }
-        var holdsStart = false
-        var entries: [LogEntry] = []
-        for item in reply.array ?? [] {
-            guard let (id, body) = Self.streamEntry(item) else { continue }
-            if id == start {
-                holdsStart = true
-                continue
-            }
-            guard entries.count < limit else { break }
-            var event: GatewayEvent?
-            if let body {
-                event = EventWireFormat.decode(Array(body.readableBytesView))
-                if event == nil {
-                    logger.warning("undecodable event in the replay log", metadata: ["cursor": "\(id)"])
-                }
-            }
-            entries.append(LogEntry(cursor: id, event: event))
-        }
-        return LogRead(holdsStart: holdsStart, entries: entries)
-    }
+    // MARK: Replay log (reads in RedisEventBus+ReplayLog.swift)
 
     package func onLogReset(_ handler: @escaping @Sendable () -> Void) {
         state.withLock { $0.logReset = handler }
@@ -408,29 +378,6 @@ package final class RedisEventBus: EventBus {
     /// it held, so that a test can put a second outage exactly there.
     package func afterFillRead(_ hook: @escaping @Sendable () async -> Void) {
         state.withLock { $0.afterFillRead = hook }
-    }
-
-    package func logHolds(_ cursors: [EventCursor]) async throws -> Set<EventCursor> {
-        guard !cursors.isEmpty else { return [] }
-        let replies = try await client.pipeline(
-            cursors.map { cursor in
-                let id = RedisArgument(cursor.description)
-                return RedisCommand("XRANGE", RedisArgument(keys.eventStream), id, id, "COUNT", 1)
-            })
-        var held = Set<EventCursor>()
-        for (cursor, reply) in zip(cursors, replies) where !(reply.array ?? []).isEmpty {
-            held.insert(cursor)
-        }
-        return held
-    }
-
-    package func logTip() async throws -> EventCursor {
-        let reply = try await client.send(
-            RedisCommand("EVAL", RedisArgument(ClusterScripts.tip), 1, RedisArgument(keys.eventStream)))
-        guard let text = reply.string, let cursor = EventCursor(text) else {
-            throw EventBusUnavailableError("unexpected reply to the log tip script: \(reply)")
-        }
-        return cursor
     }
 
     // MARK: Heartbeat
