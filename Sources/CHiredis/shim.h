@@ -19,7 +19,7 @@ static inline redisReply *CHiredis_replyElement(const redisReply *reply, size_t 
 // vector as soon as it reads the header, so `*2147483647\r\n` (14 bytes) would ask for
 // 16 GiB; past this bound the reader fails with a protocol error instead. The gateway's
 // largest replies (log reads of 1,000 entries, pub/sub messages) are far below it.
-#define CHIREDIS_MAX_ARRAY_ELEMENTS (1 << 16)
+#define CHIREDIS_MAX_ARRAY_ELEMENTS (1 << 13)
 
 // hiredis keeps its default reply constructors private: they are taken from a reader it
 // made, once, and only the array constructor is wrapped. (Function-local statics: Swift's
