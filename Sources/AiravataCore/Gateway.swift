@@ -67,6 +67,12 @@ package final class Gateway: Sendable {
         try await verifier.verify(token)
     }
 
+    /// The principal of a token this node verified recently and that is still valid; nil
+    /// means `authenticate` must decide.
+    package func recentlyAuthenticated(_ token: String) -> Principal? {
+        verifier.recentlyVerified(token)
+    }
+
     // MARK: Connections
 
     /// A connection that passed every check and is registered for delivery.

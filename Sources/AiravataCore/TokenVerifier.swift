@@ -7,6 +7,7 @@ package struct TokenVerifier: Sendable {
     private let keys: JWTKeyCollection
     private let acceptedAlgorithms: Set<String>
     private let configuration: TokenVerifierConfiguration
+    private let verified = VerifiedTokens()
 
     package init(configuration: TokenVerifierConfiguration) async throws {
         self.configuration = configuration
@@ -51,8 +52,17 @@ package struct TokenVerifier: Sendable {
         self.keys = keys
     }
 
+    /// The principal of a token verified recently and still valid, without a task or a
+    /// signature check; nil when the token must go through `verify`.
+    package func recentlyVerified(_ token: String) -> Principal? {
+        verified.principal(for: token, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+    }
+
     package func verify(_ token: String?) async throws(TokenError) -> Principal {
         guard let token, !token.isEmpty else { throw .missing }
+        let now = Date()
+        let nowMicros = Int64(now.timeIntervalSince1970 * 1_000_000)
+        if let principal = verified.principal(for: token, nowMicros: nowMicros) { return principal }
         // The header's algorithm must be one we configured: this refuses `none` and
         // HS/RS confusion before any key is touched.
         guard let algorithm = Self.headerAlgorithm(of: token), acceptedAlgorithms.contains(algorithm) else {
@@ -64,7 +74,12 @@ package struct TokenVerifier: Sendable {
         } catch {
             throw .invalid(reason: "signature or format: \(error)")
         }
-        return try principal(from: claims, now: Date())
+        let principal = try principal(from: claims, now: now)
+        if let exp = claims.exp {
+            let expiresMicros = Int64((exp.value.timeIntervalSince1970 + configuration.leewaySeconds) * 1_000_000)
+            verified.remember(token, principal: principal, expiresMicros: expiresMicros, nowMicros: nowMicros)
+        }
+        return principal
     }
 
     func principal(from claims: TokenClaims, now: Date) throws(TokenError) -> Principal {

@@ -42,6 +42,15 @@ final class GatewayHTTPAPI: Sendable {
         var response: HTTPResponse
     }
 
+    /// A producer whose token this node verified recently: no task, no signature check.
+    /// Nil when `authenticatePublisher` must decide (unknown token, or not a producer).
+    func recentPublisher(_ headers: HTTPHeaders) -> Principal? {
+        guard let token = WebSocketRoute.bearerToken(headers),
+            let principal = gateway.recentlyAuthenticated(token), principal.mayPublish
+        else { return nil }
+        return principal
+    }
+
     /// Checks an ingestion request's bearer token and role, from its head alone.
     func authenticatePublisher(_ headers: HTTPHeaders) async -> Result<Principal, PublisherRefusal> {
         let principal: Principal

@@ -260,6 +260,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Checks a producer's token from the request head, before its body is read, so that
     /// nobody without a token can make the node buffer a body.
     private func authenticate(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if let principal = api.recentPublisher(head.headers) {
+            // Proven before and still valid: the body is read on at once.
+            context.triggerUserOutboundEvent(ConnectionSettled(), promise: nil)
+            state = .receiving(head, context.channel.allocator.buffer(capacity: 0), publisher: principal)
+            return
+        }
         state = .authenticating(head, context.channel.allocator.buffer(capacity: 0), ended: false)
         context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
         let api = self.api

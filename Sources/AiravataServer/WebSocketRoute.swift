@@ -56,8 +56,18 @@ package struct WebSocketRoute: Sendable, Equatable {
 
     package static func bearerToken(_ headers: HTTPHeaders) -> String? {
         guard let value = headers.first(name: "authorization") else { return nil }
-        let parts = value.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return parts[1].trimmingCharacters(in: .whitespaces)
+        let parts = value.utf8.split(separator: UInt8(ascii: " "), maxSplits: 1)
+        guard parts.count == 2, isBearer(parts[0]) else { return nil }
+        // Spaces and tabs around the token are not part of it (RFC 9110 §5.5).
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var token = parts[1]
+        while let first = token.first, isBlank(first) { token.removeFirst() }
+        while let last = token.last, isBlank(last) { token.removeLast() }
+        return String(decoding: token, as: UTF8.self)
+    }
+
+    /// The scheme name, case-insensitively (RFC 9110 §11.1), ASCII only.
+    private static func isBearer(_ scheme: some Collection<UInt8>) -> Bool {
+        scheme.count == 6 && zip(scheme, "bearer".utf8).allSatisfy { $0 | 0x20 == $1 }
     }
 }

@@ -125,3 +125,66 @@ struct TokenVerifierTests {
         #expect(TokenError.invalid(reason: "x").clientMessage == "Invalid or expired token")
     }
 }
+
+@Suite("Verified tokens remembered")
+struct VerifiedTokensTests {
+    static let alice = Principal(userID: "alice", roles: ["service"])
+
+    @Test("a verified token is served until it expires, a minute at most, and never by a look-alike spelling")
+    func lifetime() {
+        let tokens = VerifiedTokens()
+        let now: Int64 = 1_000_000_000_000
+        tokens.remember("header.K-claims.sig", principal: Self.alice, expiresMicros: now + 5_000_000, nowMicros: now)
+        #expect(tokens.principal(for: "header.K-claims.sig", nowMicros: now + 4_999_999) == Self.alice)
+        #expect(tokens.principal(for: "header.K-claims.sig", nowMicros: now + 5_000_000) == nil)
+        // U+212A KELVIN SIGN equals "K" as a Swift String; as a token it is another token.
+        tokens.remember("header.K-claims.sig", principal: Self.alice, expiresMicros: now + 5_000_000, nowMicros: now)
+        #expect(tokens.principal(for: "header.\u{212A}-claims.sig", nowMicros: now) == nil)
+        // A long-lived token is checked afresh after a minute.
+        tokens.remember("long", principal: Self.alice, expiresMicros: now + 86_400_000_000, nowMicros: now)
+        #expect(tokens.principal(for: "long", nowMicros: now + VerifiedTokens.maxAgeMicros - 1) == Self.alice)
+        #expect(tokens.principal(for: "long", nowMicros: now + VerifiedTokens.maxAgeMicros) == nil)
+        // Already expired: not remembered at all.
+        tokens.remember("stale", principal: Self.alice, expiresMicros: now, nowMicros: now)
+        #expect(tokens.principal(for: "stale", nowMicros: now) == nil)
+    }
+
+    @Test("the memory is bounded: when full it starts again, and oversized tokens are not kept")
+    func bounded() {
+        let tokens = VerifiedTokens()
+        let now: Int64 = 1_000_000_000_000
+        for index in 0..<VerifiedTokens.capacity {
+            tokens.remember("t\(index)", principal: Self.alice, expiresMicros: now + 10_000_000, nowMicros: now)
+        }
+        #expect(tokens.principal(for: "t0", nowMicros: now) == Self.alice)
+        tokens.remember("one-more", principal: Self.alice, expiresMicros: now + 10_000_000, nowMicros: now)
+        #expect(tokens.principal(for: "t0", nowMicros: now) == nil)
+        #expect(tokens.principal(for: "one-more", nowMicros: now) == Self.alice)
+        let huge = String(repeating: "a", count: VerifiedTokens.maxTokenBytes + 1)
+        tokens.remember(huge, principal: Self.alice, expiresMicros: now + 10_000_000, nowMicros: now)
+        #expect(tokens.principal(for: huge, nowMicros: now) == nil)
+    }
+
+    @Test("the verifier remembers what it verified, and refused tokens stay refused")
+    func verifierUsesIt() async throws {
+        let verifier = try await TokenVerifier(
+            configuration: .init(hmacSecret: TokenVerifierTests.secret, leewaySeconds: 0))
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: TokenVerifierTests.secret), digestAlgorithm: .sha256)
+        let token = try await keys.sign(TokenVerifierTests.claims(exp: 600))
+        #expect(verifier.recentlyVerified(token) == nil)
+        let principal = try await verifier.verify(token)
+        #expect(verifier.recentlyVerified(token) == principal)
+        let expired = try await keys.sign(TokenVerifierTests.claims(exp: -5))
+        for _ in 0..<2 {
+            await #expect(throws: TokenError.self) { try await verifier.verify(expired) }
+            #expect(verifier.recentlyVerified(expired) == nil)
+        }
+        // A token signed with another key is refused every time, cached or not.
+        let other = JWTKeyCollection()
+        await other.add(hmac: HMACKey(from: String(repeating: "x", count: 40)), digestAlgorithm: .sha256)
+        let forged = try await other.sign(TokenVerifierTests.claims(exp: 600))
+        await #expect(throws: TokenError.self) { try await verifier.verify(forged) }
+        #expect(verifier.recentlyVerified(forged) == nil)
+    }
+}
