@@ -1,23 +1,48 @@
 import AiravataCore
 import AiravataProtocol
+import NIOCore
 
-@testable import AiravataCluster
+@testable import AiravataClusterWire
 
-/// An event as another node put it on the Redis bus; a node trusts no byte of it.
+/// An event as another node put it on the Redis bus, or a whole v2 bus message; a node
+/// trusts no byte of either.
 ///
-/// Invariants: whatever decodes encodes to bytes that decode to the same event, and
-/// encoding that event again gives the same bytes.
+/// Invariants: a v1 event that decodes encodes to bytes that decode to the same event, and
+/// encoding it again gives the same bytes; its v2 encoding decodes to the same routing,
+/// acceptance time and client message. Whatever decodes as v2 has a UTF-8 envelope head.
+/// A v2 message's records lie inside the message, in order, without overlap.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzEventWireFormat(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
-    guard let event = EventWireFormat.decode(input) else { return 0 }
+    checkRecords(input)
+    if let routed = EventWireFormat.decode(ByteBuffer(bytes: input)) {
+        invariant(UTF8Validation.isValid(routed.envelopeHead.readableBytesView), "non-UTF-8 head from \(text(input))")
+    }
+    guard let event = EventWireFormat.decodeV1(input) else { return 0 }
     invariant(event.routing.category == event.type.category, "routing category differs for \(text(input))")
-    let encoded = EventWireFormat.encode(event)
-    guard let decoded = EventWireFormat.decode(encoded) else {
+    let encoded = EventWireFormat.encodeV1(event)
+    guard let decoded = EventWireFormat.decodeV1(encoded) else {
         fatalError("the encoding \(text(encoded)) of \(text(input)) does not decode")
     }
     invariant(decoded == event, "encode → decode changed the event: \(text(encoded)) from \(text(input))")
-    let reencoded = EventWireFormat.encode(decoded)
+    let reencoded = EventWireFormat.encodeV1(decoded)
     invariant(reencoded == encoded, "encoding is not stable: \(text(encoded)) then \(text(reencoded))")
+    let v2 = EventWireFormat.encodeV2(event)
+    guard let routed = EventWireFormat.decode(ByteBuffer(bytes: v2)) else {
+        fatalError("the v2 encoding \(text(v2)) of \(text(input)) does not decode")
+    }
+    let expected = event.routed
+    invariant(
+        routed.routing == expected.routing && routed.acceptedAtMicros == expected.acceptedAtMicros
+            && routed.envelopeHead == expected.envelopeHead,
+        "v2 changed the event: \(text(v2)) from \(text(input))")
     return 0
+}
+
+private func checkRecords(_ input: [UInt8]) {
+    let message = ByteBuffer(bytes: input)
+    guard let records = BusMessage.records(in: message) else { return }
+    var bodies = 0
+    for (_, body) in records { bodies += body.readableBytes }
+    invariant(bodies < input.count, "record bodies exceed their message: \(text(input))")
 }

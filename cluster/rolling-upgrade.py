@@ -11,6 +11,9 @@ node one by one the way a Kubernetes rolling update does:
   3. SIGTERM the old node (it drains: /readyz 503, drain delay, reconnect notice + close 1012
      spread over the drain spread) and wait for it to exit within the grace period.
 
+With --new-bin the replacements run another binary than the first nodes: an upgrade
+across releases (for example from a release before the v2 bus messages to this one).
+
 The drain timings come from the Helm chart's values (helm/airavata-gateway/values.yaml,
 `drain:`), so this test runs with exactly the timings the chart renders.
 
@@ -108,6 +111,9 @@ def main():
     parser.add_argument("--no-resume", action="store_true", help="clients reconnect without resuming")
     parser.add_argument("--expect-fail", action="store_true", help="negative control: loss must be seen")
     parser.add_argument("--bin", default=os.environ.get("BIN", os.path.join(ROOT, ".build/release/airavata-gateway")))
+    parser.add_argument(
+        "--new-bin", default=None,
+        help="binary of the replacement nodes (default: --bin); with an older --bin this upgrades across releases")
     parser.add_argument("--load-bin", default=os.environ.get("LOAD_BIN", os.path.join(ROOT, ".build/release/airavata-load")))
     parser.add_argument("--values", default=os.path.join(ROOT, "helm/airavata-gateway/values.yaml"))
     parser.add_argument("--warmup", type=float, default=2, help="seconds of load before the first replacement")
@@ -117,7 +123,8 @@ def main():
     # A parent (a test runner, say) may have blocked SIGTERM; our children must not inherit that.
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
-    for path in (arguments.bin, arguments.load_bin):
+    arguments.new_bin = arguments.new_bin or arguments.bin
+    for path in (arguments.bin, arguments.new_bin, arguments.load_bin):
         if not os.access(path, os.X_OK):
             print(f"no executable at {path}: build it (swift build -c release) or pass --bin/--load-bin", file=sys.stderr)
             return 2
@@ -191,7 +198,7 @@ def main():
             log(f"replacing {old}: new node on port {port} in slot {new_slot}")
             with open(os.path.join(run_dir, f"{old}-v{generation}.log"), "w") as output:
                 process = subprocess.Popen(
-                    [arguments.bin, "serve", "--host", "127.0.0.1", "--port", str(port), "--node-id",
+                    [arguments.new_bin, "serve", "--host", "127.0.0.1", "--port", str(port), "--node-id",
                      f"{old}-v{generation}", "--redis-url", f"redis://127.0.0.1:{environment['REDIS_PORT']}/0",
                      "--trusted-proxies", "127.0.0.1", *node_args.split()],
                     env=environment, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,

@@ -18,6 +18,8 @@ package struct ClusterConfiguration: Sendable {
     package var ownershipTTLSeconds: Int
     /// How often a node writes its figures for the cluster statistics.
     package var reportSeconds: Double
+    /// Which form of bus message this node writes (docs/architecture.md, "The bus message").
+    package var busFormat: BusFormat
 
     package init(
         redis: RedisConfiguration,
@@ -27,7 +29,8 @@ package struct ClusterConfiguration: Sendable {
         heartbeatSeconds: Double = 1,
         outageGraceSeconds: Double = 5,
         ownershipTTLSeconds: Int = 7 * 86_400,
-        reportSeconds: Double = 1
+        reportSeconds: Double = 1,
+        busFormat: BusFormat = .automatic
     ) {
         self.redis = redis
         self.keyPrefix = keyPrefix
@@ -37,5 +40,17 @@ package struct ClusterConfiguration: Sendable {
         self.outageGraceSeconds = outageGraceSeconds
         self.ownershipTTLSeconds = ownershipTTLSeconds
         self.reportSeconds = reportSeconds
+        self.busFormat = busFormat
     }
+}
+
+/// The form of the bus messages and replay log entries a node writes. Every node reads both.
+package enum BusFormat: String, Sendable, CaseIterable {
+    /// v2 while every node in the cluster reads it; v1 while a node that reads only v1 is
+    /// subscribed (an older release, during a rolling upgrade).
+    case automatic = "auto"
+    /// The whole event as JSON, one pub/sub message per event: what releases before v2 read.
+    case v1
+    /// A routing header and the ready client message, one pub/sub message per script call.
+    case v2
 }

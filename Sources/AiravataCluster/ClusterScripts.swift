@@ -1,4 +1,6 @@
-/// The Lua scripts the cluster runs in Redis. Each runs atomically, which is the point:
+import AiravataRedis
+
+/// The Lua scripts the cluster runs in Redis, by digest (`EVALSHA`). Each runs atomically, which is the point:
 /// append-and-publish cannot interleave with another node's, and an admission check
 /// cannot race another node's.
 enum ClusterScripts {
@@ -6,7 +8,8 @@ enum ClusterScripts {
     /// Appends each event to the replay stream and publishes "<entry id>\n<payload>";
     /// returns the entry ids, which are the events' cursors. A missing stream (new, or lost
     /// with Redis) first gets its epoch mark, an entry without an event.
-    static let publish = """
+    static let publish = RedisScript(
+        """
         if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('XADD', KEYS[1], '*', 'epoch', '1') end
         local ids = {}
         for i = 2, #ARGV do
@@ -16,20 +19,40 @@ enum ClusterScripts {
         end
         redis.call('INCRBY', KEYS[3], #ARGV - 1)
         return ids
+        """)
+
+    /// KEYS: stream, v2 channel, accepted counter. ARGV: max length, then one v2 payload per
+    /// event. Appends each event to the replay stream and publishes one message for all of
+    /// them: per event "<entry id> <payload length>\n<payload>". Returns the entry ids.
+    static let publishBatch = RedisScript(
         """
+        if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('XADD', KEYS[1], '*', 'epoch', '1') end
+        local ids = {}
+        local records = {}
+        for i = 2, #ARGV do
+          local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+          ids[i - 1] = id
+          records[i - 1] = id .. ' ' .. #ARGV[i] .. '\\n' .. ARGV[i]
+        end
+        redis.call('PUBLISH', KEYS[2], table.concat(records))
+        redis.call('INCRBY', KEYS[3], #ARGV - 1)
+        return ids
+        """)
 
     /// KEYS: stream. Returns the id of the stream's newest entry, adding the epoch mark to
     /// a missing stream first, so that there is always a cursor to start a client from.
-    static let tip = """
+    static let tip = RedisScript(
+        """
         if redis.call('EXISTS', KEYS[1]) == 0 then return redis.call('XADD', KEYS[1], '*', 'epoch', '1') end
         return redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1]
-        """
+        """)
 
     /// KEYS: user hash, IP hash, all-connections hash. ARGV: instance, lease key prefix,
     /// user limit, IP limit, global limit. Each hash maps node instance → count; counts of
     /// instances whose lease expired are dropped, so a crashed node stops counting.
     /// Returns 'ok' (and counts the connection) or the name of the limit that refused it.
-    static let admit = """
+    static let admit = RedisScript(
+        """
         local function live(key)
           local total = 0
           local entries = redis.call('HGETALL', key)
@@ -47,24 +70,26 @@ enum ClusterScripts {
         if live(KEYS[2]) >= tonumber(ARGV[4]) then return 'ip' end
         for i = 1, 3 do redis.call('HINCRBY', KEYS[i], ARGV[1], 1) end
         return 'ok'
-        """
+        """)
 
     /// KEYS: the hashes. ARGV: instance, how many connections to give back (1 if absent).
     /// A count that reaches zero or below is removed, so an owed release given back after an
     /// absolute rewrite cannot leave a negative count.
-    static let release = """
+    static let release = RedisScript(
+        """
         local n = tonumber(ARGV[2]) or 1
         for i = 1, #KEYS do
           if redis.call('HINCRBY', KEYS[i], ARGV[1], -n) <= 0 then redis.call('HDEL', KEYS[i], ARGV[1]) end
         end
         return 'ok'
-        """
+        """)
 
     /// KEYS: session, the user's session index. ARGV: record, ttl ms, session id, most
     /// sessions per user, session key prefix, now ms. Saves the session, drops expired ids
     /// from the index and evicts the user's oldest sessions beyond the bound. Returns how
     /// many it evicted.
-    static let saveSession = """
+    static let saveSession = RedisScript(
+        """
         local ttl = tonumber(ARGV[2])
         local now = tonumber(ARGV[6])
         redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
@@ -84,5 +109,5 @@ enum ClusterScripts {
         end
         redis.call('PEXPIRE', KEYS[2], ttl)
         return evicted
-        """
+        """)
 }

@@ -1,10 +1,105 @@
 import AiravataCore
 import AiravataProtocol
+import NIOCore
 
-/// How an event travels between nodes: compact JSON with its routing, which clients
-/// never see. Decoded once per event on each node.
+/// How an event travels between nodes and lies in the replay log. Two forms, told apart by
+/// their first byte (docs/architecture.md, "The bus message"):
+///
+/// - v2, `2` first: a one-line header with what routing needs (type, acceptance time, the
+///   six routing ids, tab-separated, empty when absent), a line feed, then the client's
+///   envelope without its cursor and closing brace, encoded once by the accepting node. A
+///   node reads the header, and only when a local connection wants the event does it frame
+///   the envelope as it is; the event's JSON is never parsed again.
+/// - v1, `{` first: the whole event as compact JSON, as nodes before v2 wrote and read it.
+///   Still read (from older nodes and older log entries), and written while such nodes
+///   are in the cluster.
 enum EventWireFormat {
-    static func encode(_ event: GatewayEvent) -> [UInt8] {
+    /// The longest v2 header: nine fields, the longest ids, separators.
+    static let maxHeaderBytes = 1_200
+
+    static func encodeV2(_ event: GatewayEvent) -> [UInt8] {
+        let routing = event.routing
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(512)
+        bytes.append(UInt8(ascii: "2"))
+        for field in [
+            event.type.rawValue, String(event.acceptedAtMicros), routing.experimentID ?? "", routing.taskID ?? "",
+            routing.workerID ?? "", routing.projectID ?? "", routing.ownerID ?? "", routing.userID ?? "",
+        ] {
+            bytes.append(UInt8(ascii: "\t"))
+            bytes.append(contentsOf: field.utf8)
+        }
+        bytes.append(UInt8(ascii: "\n"))
+        bytes.append(contentsOf: event.routed.envelopeHead.readableBytesView)
+        return bytes
+    }
+
+    /// Nil for anything but what `encodeV2` or `encodeV1` writes: the bytes come from Redis,
+    /// where anyone with access can publish, so every routing field is checked as strictly as
+    /// client input, and the envelope must be UTF-8 opening as every envelope does.
+    static func decode(_ body: ByteBuffer) -> RoutedEvent? {
+        switch body.readableBytesView.first {
+        case UInt8(ascii: "2"): decodeV2(body)
+        case UInt8(ascii: "{"): decodeV1(Array(body.readableBytesView))?.routed
+        default: nil
+        }
+    }
+
+    private static let envelopeOpening = Array(#"{"type":""#.utf8)
+
+    private static func decodeV2(_ body: ByteBuffer) -> RoutedEvent? {
+        let view = body.readableBytesView
+        guard let newline = view.prefix(maxHeaderBytes + 1).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let fields = view[view.startIndex..<newline].split(
+            separator: UInt8(ascii: "\t"), omittingEmptySubsequences: false)
+        guard fields.count == 9, fields[0].elementsEqual(CollectionOfOne(UInt8(ascii: "2"))),
+            let type = MessageType(rawValue: String(decoding: fields[1], as: UTF8.self)),
+            let acceptedAtMicros = Self.integer(fields[2]), acceptedAtMicros <= maxAcceptedAtMicros
+        else { return nil }
+        struct InvalidID: Error {}
+        func id(_ field: ByteBufferView, _ isValid: (String) -> Bool) throws(InvalidID) -> String? {
+            guard !field.isEmpty else { return nil }
+            guard let text = String(validating: field, as: UTF8.self), isValid(text) else { throw InvalidID() }
+            return text
+        }
+        let routing: EventRouting
+        do {
+            routing = EventRouting(
+                category: type.category,
+                experimentID: try id(fields[3], Identifier.isValidResourceID),
+                taskID: try id(fields[4], Identifier.isValidResourceID),
+                workerID: try id(fields[5], Identifier.isValidResourceID),
+                projectID: try id(fields[6], Identifier.isValidResourceID),
+                ownerID: try id(fields[7], Identifier.isValidUserID),
+                userID: try id(fields[8], Identifier.isValidUserID)
+            )
+        } catch {
+            return nil
+        }
+        let headStart = newline - view.startIndex + 1
+        guard let head = body.getSlice(at: body.readerIndex + headStart, length: body.readableBytes - headStart),
+            head.readableBytesView.starts(with: envelopeOpening),
+            UTF8Validation.isValid(head.readableBytesView)
+        else { return nil }
+        return RoutedEvent(routing: routing, acceptedAtMicros: acceptedAtMicros, envelopeHead: head)
+    }
+
+    /// Decimal digits without sign or leading zero, at most 18 of them.
+    private static func integer(_ digits: ByteBufferView) -> Int64? {
+        guard !digits.isEmpty, digits.count <= 18, digits.count == 1 || digits.first != UInt8(ascii: "0") else {
+            return nil
+        }
+        var value: Int64 = 0
+        for digit in digits {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { return nil }
+            value = value * 10 + Int64(digit - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
+    // MARK: v1
+
+    static func encodeV1(_ event: GatewayEvent) -> [UInt8] {
         var routing = JSONObject()
         let fields: [(String, String?)] = [
             ("e", event.routing.experimentID), ("k", event.routing.taskID), ("w", event.routing.workerID),
@@ -25,9 +120,8 @@ enum EventWireFormat {
     /// The year 3000: later acceptance times are corrupt, and would skew the latency figures.
     static let maxAcceptedAtMicros: Int64 = 32_503_680_000_000_000
 
-    /// Nil for anything but what `encode` writes: the bytes come from Redis, where anyone
-    /// with access can publish, so every field is checked as strictly as client input.
-    static func decode(_ bytes: [UInt8]) -> GatewayEvent? {
+    /// Nil for anything but what `encodeV1` writes, checked as strictly as `decode`.
+    static func decodeV1(_ bytes: [UInt8]) -> GatewayEvent? {
         guard let value = try? JSONValue(parsing: bytes), let object = value.objectValue,
             let typeName = object["t"]?.stringValue, let type = MessageType(rawValue: typeName),
             let id = object["i"]?.stringValue, let timestamp = object["s"]?.stringValue,

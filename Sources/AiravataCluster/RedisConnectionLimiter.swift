@@ -50,15 +50,12 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
         // Owed releases first, on the same connection, so they count before this check.
         await settleOwed()
         let hashes = hashes(for: lease)
-        let reply = try await client.send(
-            RedisCommand(
-                "EVAL",
-                [RedisArgument(ClusterScripts.admit), 3] + hashes.map { RedisArgument($0.value) } + [
-                    RedisArgument(instance), RedisArgument(keys.nodeLeasePrefix), RedisArgument(limits.perUser),
-                    RedisArgument(limits.perIP), RedisArgument(limits.global),
-                ]
-            )
-        )
+        let reply = try await client.run(
+            ClusterScripts.admit, keys: hashes.map { RedisArgument($0.value) },
+            arguments: [
+                RedisArgument(instance), RedisArgument(keys.nodeLeasePrefix), RedisArgument(limits.perUser),
+                RedisArgument(limits.perIP), RedisArgument(limits.global),
+            ])
         switch reply.string {
         case "ok":
             ledger.withLock { ledger in
@@ -81,14 +78,9 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
             }
         }
         do {
-            try await client.send(
-                RedisCommand(
-                    "EVAL",
-                    [RedisArgument(ClusterScripts.release), 3] + hashes.map { RedisArgument($0.value) } + [
-                        RedisArgument(instance), 1,
-                    ]
-                )
-            )
+            try await client.run(
+                ClusterScripts.release, keys: hashes.map { RedisArgument($0.value) },
+                arguments: [RedisArgument(instance), 1])
         } catch {
             ledger.withLock { ledger in
                 for hash in hashes { ledger.owed[hash, default: 0] += 1 }
@@ -111,10 +103,9 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
         do {
             let replies = try await client.pipeline(
                 entries.map { hash, count in
-                    RedisCommand(
-                        "EVAL", RedisArgument(ClusterScripts.release), 1, RedisArgument(hash.value),
-                        RedisArgument(instance),
-                        RedisArgument(count))
+                    // By body: rare, and a pipeline cannot retry one NOSCRIPT on its own.
+                    ClusterScripts.release.eval(
+                        keys: [RedisArgument(hash.value)], arguments: [RedisArgument(instance), RedisArgument(count)])
                 })
             // An error reply (a script refused) gave nothing back.
             unsettled = zip(entries, replies).compactMap { entry, reply in

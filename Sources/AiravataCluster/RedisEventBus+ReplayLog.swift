@@ -24,9 +24,9 @@ extension RedisEventBus {
                 continue
             }
             guard entries.count < limit else { break }
-            var event: GatewayEvent?
+            var event: RoutedEvent?
             if let body {
-                event = EventWireFormat.decode(Array(body.readableBytesView))
+                event = EventWireFormat.decode(body)
                 if event == nil {
                     logger.warning("undecodable event in the replay log", metadata: ["cursor": "\(id)"])
                 }
@@ -51,8 +51,7 @@ extension RedisEventBus {
     }
 
     package func logTip() async throws -> EventCursor {
-        let reply = try await client.send(
-            RedisCommand("EVAL", RedisArgument(ClusterScripts.tip), 1, RedisArgument(keys.eventStream)))
+        let reply = try await client.run(ClusterScripts.tip, keys: [RedisArgument(keys.eventStream)], arguments: [])
         guard let text = reply.string, let cursor = EventCursor(text) else {
             throw EventBusUnavailableError("unexpected reply to the log tip script: \(reply)")
         }

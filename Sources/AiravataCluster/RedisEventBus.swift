@@ -14,7 +14,7 @@ package final class RedisEventBus: EventBus {
         var lastCursor: EventCursor?
         /// While a gap is being filled from the stream, live messages wait here.
         var filling = false
-        var held: [(EventCursor, [UInt8])] = []
+        var held: [(EventCursor, ByteBuffer)] = []
         /// The bodies' bytes in `held`.
         var heldBytes = 0
         /// How many of `held` arrived before the fill's latest log read was sent: a real event
@@ -37,6 +37,9 @@ package final class RedisEventBus: EventBus {
         var gapFills = 0
         var replayed = 0
         var logReset: (@Sendable () -> Void)?
+        /// Whether a node that reads only v1 messages is subscribed (automatic format). Until
+        /// the first check says otherwise, assume one is.
+        var olderNodes = true
     }
 
     let client: RedisClient
@@ -49,6 +52,8 @@ package final class RedisEventBus: EventBus {
     private let fillRequests: AsyncStream<Void>.Continuation
     private let fillStream: AsyncStream<Void>
     private let rejections = LogThrottle(interval: .seconds(10))
+    private let publishQueue: PublishQueue
+    private let legacyPublishQueue: PublishQueue
 
     /// Most live messages held while a gap fill runs (it may keep failing while Redis
     /// commands are down but pub/sub is up). Past it the node stops holding and reads the log
@@ -77,6 +82,26 @@ package final class RedisEventBus: EventBus {
         self.instance = instance
         self.logger = logger
         (fillStream, fillRequests) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let keys = self.keys
+        let replayLength = configuration.replayLength
+        publishQueue = PublishQueue { payloads in
+            client.submit(
+                ClusterScripts.publishBatch,
+                keys: [
+                    RedisArgument(keys.eventStream), RedisArgument(keys.eventBatchChannel),
+                    RedisArgument(keys.acceptedCounter),
+                ],
+                arguments: [RedisArgument(replayLength)] + payloads.map { RedisArgument(bytes: $0) })
+        }
+        legacyPublishQueue = PublishQueue { payloads in
+            client.submit(
+                ClusterScripts.publish,
+                keys: [
+                    RedisArgument(keys.eventStream), RedisArgument(keys.eventChannel),
+                    RedisArgument(keys.acceptedCounter),
+                ],
+                arguments: [RedisArgument(replayLength)] + payloads.map { RedisArgument(bytes: $0) })
+        }
         let receiver = Receiver()
         subscriber = RedisSubscriber(
             configuration: configuration.redis,
@@ -95,22 +120,20 @@ package final class RedisEventBus: EventBus {
     // MARK: Publishing
 
     package func publish(_ events: [GatewayEvent]) async throws -> [String] {
-        var arguments: [RedisArgument] = [
-            RedisArgument(ClusterScripts.publish), 3, RedisArgument(keys.eventStream),
-            RedisArgument(keys.eventChannel), RedisArgument(keys.acceptedCounter),
-            RedisArgument(configuration.replayLength),
-        ]
-        arguments += events.map { RedisArgument(bytes: EventWireFormat.encode($0)) }
-        let reply: RedisReply
-        do {
-            reply = try await client.send(RedisCommand("EVAL", arguments))
-        } catch {
-            throw EventBusUnavailableError("cannot reach Redis to publish: \(error)")
+        if writesV2 {
+            try await publishQueue.publish(events.map(EventWireFormat.encodeV2))
+        } else {
+            try await legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1))
         }
-        guard let ids = reply.array?.compactMap(\.string), ids.count == events.count else {
-            throw EventBusUnavailableError("unexpected reply to the publish script: \(reply)")
+    }
+
+    /// Whether this node writes v2 messages now.
+    package var writesV2: Bool {
+        switch configuration.busFormat {
+        case .v1: false
+        case .v2: true
+        case .automatic: !state.withLock { $0.olderNodes }
         }
-        return ids
     }
 
     // MARK: Receiving
@@ -125,6 +148,7 @@ package final class RedisEventBus: EventBus {
             }
         }
         subscriber.subscribe(keys.eventChannel)
+        subscriber.subscribe(keys.eventBatchChannel)
         subscriber.subscribe(keys.heartbeatChannel(instance: instance))
         await withDiscardingTaskGroup { group in
             group.addTask { await self.subscriber.run() }
@@ -138,38 +162,51 @@ package final class RedisEventBus: EventBus {
     }
 
     private func received(channel: String, payload: ByteBuffer) {
-        if channel == keys.eventChannel {
-            let bytes = Array(payload.readableBytesView)
-            guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")), newline <= Self.maxCursorLength,
-                let cursor = EventCursor(String(decoding: bytes[..<newline], as: UTF8.self))
-            else {
-                reject("malformed message on the events channel", bytes)
+        if channel == keys.eventBatchChannel {
+            guard let records = BusMessage.records(in: payload) else {
+                reject("malformed message on the v2 events channel", payload)
                 return
             }
-            let body = Array(bytes[(newline + 1)...])
-            let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
-            let needsFill = state.withLock { state -> Bool in
-                if state.filling {
-                    hold(cursor, body, state: &state)
-                    return false
-                }
-                guard Self.isPlausible(cursor, after: state.lastCursor, nowMillis: nowMillis) else {
-                    // Checked against the log before it may move this node's position.
-                    state.filling = true
-                    state.fillRequestCount += 1
-                    state.countNextFill = false
-                    state.heldBeforeLastRead = 0
-                    hold(cursor, body, state: &state)
-                    return true
-                }
-                deliver(cursor, body, state: &state)
-                return false
+            for (cursor, body) in records { accept(cursor, body) }
+        } else if channel == keys.eventChannel {
+            let view = payload.readableBytesView
+            guard let newline = view.prefix(Self.maxCursorLength + 1).firstIndex(of: UInt8(ascii: "\n")),
+                let cursor = EventCursor(String(decoding: view[..<newline], as: UTF8.self)),
+                let body = payload.getSlice(
+                    at: payload.readerIndex + (newline - view.startIndex) + 1,
+                    length: view.endIndex - newline - 1)
+            else {
+                reject("malformed message on the events channel", payload)
+                return
             }
-            if needsFill { fillRequests.yield() }
+            accept(cursor, body)
         } else {
             let now = NIODeadline.now().uptimeNanoseconds
             state.withLock { $0.lastHeartbeatNanos = now }
         }
+    }
+
+    /// One event from pub/sub, in the order Redis published it.
+    private func accept(_ cursor: EventCursor, _ body: ByteBuffer) {
+        let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
+        let needsFill = state.withLock { state -> Bool in
+            if state.filling {
+                hold(cursor, body, state: &state)
+                return false
+            }
+            guard Self.isPlausible(cursor, after: state.lastCursor, nowMillis: nowMillis) else {
+                // Checked against the log before it may move this node's position.
+                state.filling = true
+                state.fillRequestCount += 1
+                state.countNextFill = false
+                state.heldBeforeLastRead = 0
+                hold(cursor, body, state: &state)
+                return true
+            }
+            deliver(cursor, body, state: &state)
+            return false
+        }
+        if needsFill { fillRequests.yield() }
     }
 
     /// A cursor not far ahead of the clock that assigns cursors (Redis's, seen through the
@@ -180,9 +217,9 @@ package final class RedisEventBus: EventBus {
             || reference > .max - futureCursorToleranceMillis
     }
 
-    private func hold(_ cursor: EventCursor, _ body: [UInt8], state: inout State) {
+    private func hold(_ cursor: EventCursor, _ body: ByteBuffer, state: inout State) {
         guard !state.heldOverflowed else { return }
-        guard state.held.count < Self.maxHeldMessages, state.heldBytes + body.count <= Self.maxHeldBytes else {
+        guard state.held.count < Self.maxHeldMessages, state.heldBytes + body.readableBytes <= Self.maxHeldBytes else {
             logger.warning(
                 "too many live events held while filling a gap; the node will read them from the replay log instead",
                 metadata: ["held": "\(state.held.count)", "held.bytes": "\(state.heldBytes)"])
@@ -193,11 +230,12 @@ package final class RedisEventBus: EventBus {
             return
         }
         state.held.append((cursor, body))
-        state.heldBytes += body.count
+        state.heldBytes += body.readableBytes
     }
 
     /// Logs a bad message from Redis at most once per interval, escaped, and counts it.
-    private func reject(_ what: String, _ bytes: [UInt8]) {
+    private func reject(_ what: String, _ payload: ByteBuffer) {
+        let bytes = payload.readableBytesView
         state.withLock { $0.rejectedMessages += 1 }
         guard let suppressed = rejections.permit() else { return }
         logger.warning(
@@ -209,7 +247,7 @@ package final class RedisEventBus: EventBus {
     }
 
     /// Under the lock, so that stream fills and live messages leave in cursor order.
-    private func deliver(_ cursor: EventCursor, _ body: [UInt8], state: inout State) {
+    private func deliver(_ cursor: EventCursor, _ body: ByteBuffer, state: inout State) {
         if let last = state.lastCursor, cursor <= last { return }
         state.lastCursor = cursor
         guard let event = EventWireFormat.decode(body) else {
@@ -299,7 +337,7 @@ package final class RedisEventBus: EventBus {
                 for entry in entries {
                     guard let (id, body) = Self.streamEntry(entry) else { continue }
                     if let body {
-                        deliver(id, Array(body.readableBytesView), state: &state)
+                        deliver(id, body, state: &state)
                         replayed += 1
                     } else if let last = state.lastCursor, id > last {
                         // An epoch mark: the log started again while we were away.
@@ -341,7 +379,7 @@ package final class RedisEventBus: EventBus {
                 released += 1
                 position += 1
             }
-            state.heldBytes -= state.held.prefix(position).reduce(0) { $0 + $1.1.count }
+            state.heldBytes -= state.held.prefix(position).reduce(0) { $0 + $1.1.readableBytes }
             state.held.removeFirst(position)
             state.heldBeforeLastRead = 0
             guard state.held.isEmpty else { return (released, true) }
@@ -404,6 +442,34 @@ package final class RedisEventBus: EventBus {
                 logger.warning("no heartbeat through Redis pub/sub; rebuilding the subscriber connection")
                 subscriber.reconnect()
             }
+            if configuration.busFormat == .automatic { await checkForOlderNodes() }
+        }
+    }
+
+    /// Counts the subscribers of both event channels: every node that reads v2 reads both, so
+    /// more on the v1 channel means an older node is in the cluster, and this node keeps
+    /// writing v1 until it leaves. An older node that joins (a rollback) is noticed within a
+    /// heartbeat; `--bus-format v1` closes even that gap (docs/operations.md).
+    private func checkForOlderNodes() async {
+        guard
+            let reply = try? await client.send(
+                RedisCommand(
+                    "PUBSUB", "NUMSUB", RedisArgument(keys.eventChannel), RedisArgument(keys.eventBatchChannel))),
+            let counts = reply.array, counts.count == 4,
+            let v1 = counts[1].integer, let v2 = counts[3].integer
+        else { return }
+        let older = v1 > v2
+        let changed = state.withLock { state -> Bool in
+            defer { state.olderNodes = older }
+            return state.olderNodes != older
+        }
+        guard changed else { return }
+        if older {
+            logger.notice(
+                "a node that reads only v1 bus messages is in the cluster; writing v1 until it leaves",
+                metadata: ["v1.subscribers": "\(v1)", "v2.subscribers": "\(v2)"])
+        } else {
+            logger.info("every node reads v2 bus messages; writing v2")
         }
     }
 

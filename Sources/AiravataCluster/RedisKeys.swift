@@ -5,8 +5,12 @@ struct RedisKeys: Sendable {
 
     /// The replay log: a stream whose entry ids are the events' cursors.
     var eventStream: String { "\(prefix):events" }
-    /// The pub/sub channel every node reads (see docs/architecture.md for why one).
+    /// The pub/sub channel of v1 messages, one event each (see docs/architecture.md for why
+    /// one channel). Every node reads it; releases before v2 read only this one.
     var eventChannel: String { "\(prefix):events" }
+    /// The pub/sub channel of v2 messages, one script call's events each. Every node that
+    /// reads v2 subscribes to both, so the difference in subscribers counts older nodes.
+    var eventBatchChannel: String { "\(prefix):events:v2" }
     /// Cluster-wide count of accepted events.
     var acceptedCounter: String { "\(prefix):stats:accepted" }
 

@@ -18,13 +18,14 @@ package final class RedisSessionStore: SessionStore {
     }
 
     package func save(_ id: String, _ record: SessionRecord, sessionsPerUser: Int) async throws {
-        let reply = try await client.send(
-            RedisCommand(
-                "EVAL", RedisArgument(ClusterScripts.saveSession), 2, RedisArgument(keys.session(id)),
-                RedisArgument(keys.userSessions(record.userID)), RedisArgument(record.json.jsonString),
-                RedisArgument(ttlMillis), RedisArgument(id), RedisArgument(max(sessionsPerUser, 1)),
-                RedisArgument(keys.session("")), RedisArgument(Self.nowMillis()))
-        )
+        let reply = try await client.run(
+            ClusterScripts.saveSession,
+            keys: [RedisArgument(keys.session(id)), RedisArgument(keys.userSessions(record.userID))],
+            arguments: [
+                RedisArgument(record.json.jsonString), RedisArgument(ttlMillis), RedisArgument(id),
+                RedisArgument(max(sessionsPerUser, 1)), RedisArgument(keys.session("")),
+                RedisArgument(Self.nowMillis()),
+            ])
         if case .error(let message) = reply { throw RedisError(.server, message) }
     }
 

@@ -25,7 +25,8 @@ package final class EmbeddedEventBus: EventBus {
 
     package func publish(_ events: [GatewayEvent]) async throws -> [String] {
         state.withLock { state in
-            events.map { event in
+            events.map { accepted in
+                let event = accepted.routed
                 state.sequence += 1
                 let cursor = EventCursor(milliseconds: epoch, sequence: state.sequence)
                 state.log.append(LogEntry(cursor: cursor, event: event))

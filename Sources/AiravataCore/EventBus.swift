@@ -38,9 +38,9 @@ extension EventBus {
 /// in it and resuming clients learn that recovery failed.
 package struct LogEntry: Sendable {
     package var cursor: EventCursor
-    package var event: GatewayEvent?
+    package var event: RoutedEvent?
 
-    package init(cursor: EventCursor, event: GatewayEvent?) {
+    package init(cursor: EventCursor, event: RoutedEvent?) {
         self.cursor = cursor
         self.event = event
     }

@@ -245,7 +245,7 @@ package final class Gateway: Sendable {
     package func route(_ delivered: DeliveredEvent) {
         let event = delivered.event
         let routing = event.routing
-        let frame = frames.frame(event.envelope(cursor: delivered.cursor).encoded())
+        let frame = frames.frame(event, cursor: delivered.cursor)
         if let cursor = delivered.cursor {
             // Before the lookup: a connection registered after this point has this cursor as
             // its start (or finds the event in the replay memory), and drops the event should

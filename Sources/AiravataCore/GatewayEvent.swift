@@ -33,14 +33,3 @@ package struct GatewayEvent: Sendable, Equatable {
         return envelope
     }
 }
-
-/// An event as the bus hands it back: with the cursor the log assigned.
-package struct DeliveredEvent: Sendable {
-    package var event: GatewayEvent
-    package var cursor: EventCursor?
-
-    package init(event: GatewayEvent, cursor: EventCursor?) {
-        self.event = event
-        self.cursor = cursor
-    }
-}

@@ -208,7 +208,7 @@ package final class ReplayReader: Sendable {
                         open.remove(at: index).continuation.resume(returning: .tooLarge)
                         continue
                     }
-                    let encoded = frame ?? frames.frame(event.envelope(cursor: entry.cursor).encoded())
+                    let encoded = frame ?? frames.frame(event, cursor: entry.cursor)
                     frame = encoded
                     open[index].owed.append(Replayed(cursor: entry.cursor, routing: event.routing, frame: encoded))
                     index += 1

@@ -13,7 +13,7 @@ public final class RedisClient: Sendable {
     }
 
     public let configuration: RedisConfiguration
-    private let eventLoop: any EventLoop
+    let eventLoop: any EventLoop
     private let logger: Logger
     private let state = Mutex(State())
     private let onConnect: @Sendable (RedisConnection) async throws -> Void
@@ -64,7 +64,7 @@ public final class RedisClient: Sendable {
         await connection?.close()
     }
 
-    private func current() throws(RedisError) -> RedisConnection {
+    func current() throws(RedisError) -> RedisConnection {
         guard let connection = state.withLock({ $0.connection }), connection.isActive else {
             throw RedisError(.notConnected, "Redis at \(configuration.redacted) is not reachable")
         }

@@ -130,7 +130,9 @@ public final class RedisConnection: Sendable {
         channel.writeAndFlush(RedisRequest(bytes: command.encoded(), promise: nil), promise: nil)
     }
 
-    private func reply(to command: RedisCommand, flush: Bool = true) -> EventLoopFuture<RedisReply> {
+    /// Writes the command; the future completes with its reply (an error reply included, as
+    /// `.error`) on the connection's event loop.
+    func reply(to command: RedisCommand, flush: Bool = true) -> EventLoopFuture<RedisReply> {
         let promise = channel.eventLoop.makePromise(of: RedisReply.self)
         let request = RedisRequest(bytes: command.encoded(), promise: promise)
         if flush {

@@ -35,4 +35,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "Redis \(code): \(message)" }
+
+    /// Redis does not know the script digest of an `EVALSHA`.
+    public var isNoScript: Bool { code == .server && message.hasPrefix("NOSCRIPT") }
 }

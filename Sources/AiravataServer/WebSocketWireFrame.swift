@@ -1,4 +1,4 @@
-import AiravataCore
+package import AiravataCore
 package import NIOCore
 package import NIOWebSocket
 
@@ -41,7 +41,7 @@ package enum WebSocketWireFrame {
         return encode(opcode: .connectionClose, payload: payload)
     }
 
-    private static func writeHeader(opcode: WebSocketOpcode, length: Int, into buffer: inout ByteBuffer) {
+    static func writeHeader(opcode: WebSocketOpcode, length: Int, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(0x80) | UInt8(webSocketOpcode: opcode))
         if length < 126 {
             buffer.writeInteger(UInt8(length))
@@ -61,5 +61,19 @@ package struct WebSocketTextFrames: FrameEncoding {
 
     package func frame(_ json: [UInt8]) -> ByteBuffer {
         WebSocketWireFrame.encode(opcode: .text, payload: json)
+    }
+
+    /// Header, envelope head and tail written straight into one buffer.
+    package func frame(_ event: RoutedEvent, cursor: EventCursor?) -> ByteBuffer {
+        var tail: [UInt8] = []
+        tail.reserveCapacity(40)
+        RoutedEvent.appendTail(cursor: cursor, to: &tail)
+        let length = event.envelopeHead.readableBytes + tail.count
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(length + 10)
+        WebSocketWireFrame.writeHeader(opcode: .text, length: length, into: &buffer)
+        buffer.writeImmutableBuffer(event.envelopeHead)
+        buffer.writeBytes(tail)
+        return buffer
     }
 }

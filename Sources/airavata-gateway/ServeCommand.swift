@@ -39,6 +39,11 @@ struct ServeCommand: AsyncParsableCommand {
     var redisOutageGrace: String?
     @Option(
         help:
+            "Form of the events nodes exchange through Redis: auto (v2 once every node reads it), v1 (what releases before the v2 bus read; set it before rolling back to one) or v2 [AIRAVATA_BUS_FORMAT, default auto]."
+    )
+    var busFormat: String?
+    @Option(
+        help:
             "Events kept for resuming clients [AIRAVATA_REPLAY_LENGTH, default 100000 in Redis, 10000 without Redis]."
     )
     var replayLength: String?

@@ -58,6 +58,13 @@ struct ServeSettings {
                 .duration(default: cluster.nodeLeaseSeconds, minimum: 1)
             cluster.outageGraceSeconds = try setting("redis-outage-grace", command.redisOutageGrace)
                 .duration(default: cluster.outageGraceSeconds)
+            let formatSetting = setting("bus-format", command.busFormat)
+            if let raw = formatSetting.string() {
+                guard let format = BusFormat(rawValue: raw) else {
+                    throw ValidationError("\(formatSetting.source): expected auto, v1 or v2, got '\(raw)'")
+                }
+                cluster.busFormat = format
+            }
             self.cluster = cluster
         } else {
             self.cluster = nil

@@ -33,7 +33,9 @@ final class ClusterHarness: Sendable {
 
     /// Starts Redis and `count` nodes with the extra `serve` arguments, and waits until
     /// every node is ready.
-    static func start(nodes count: Int = 3, arguments: [String] = []) async throws -> ClusterHarness {
+    static func start(
+        nodes count: Int = 3, arguments: [String] = [], perNode: [[String]] = []
+    ) async throws -> ClusterHarness {
         let redis = try await RedisServerProcess.start()
         let harness = ClusterHarness(
             redis: redis,
@@ -41,7 +43,7 @@ final class ClusterHarness: Sendable {
             issuer: await TokenIssuer(hmacSecret: secret)
         )
         for index in 0..<count {
-            try harness.launch(name: "n\(index + 1)")
+            try harness.launch(name: "n\(index + 1)", extraArguments: index < perNode.count ? perNode[index] : [])
         }
         for index in 0..<count {
             guard await eventually(within: .seconds(20), { await harness.isReady(index) }) else {
@@ -52,8 +54,9 @@ final class ClusterHarness: Sendable {
         return harness
     }
 
+    /// - Parameter extraArguments: this node's own `serve` arguments, after the cluster's.
     @discardableResult
-    func launch(name: String) throws -> Int {
+    func launch(name: String, extraArguments: [String] = []) throws -> Int {
         let port = try freeLoopbackPort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.binary())
@@ -61,7 +64,7 @@ final class ClusterHarness: Sendable {
             [
                 "serve", "--host", "127.0.0.1", "--port", "\(port)", "--node-id", name, "--redis-url", redis.url,
                 "--drain-delay", "0", "--stats-interval", "0", "--log-level", "warning",
-            ] + arguments
+            ] + arguments + extraArguments
         process.environment = ProcessInfo.processInfo.environment.merging(["AIRAVATA_JWT_SECRET": Self.secret]) { $1 }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -140,9 +143,10 @@ final class ClusterHarness: Sendable {
     static func with<T>(
         nodes count: Int = 3,
         arguments: [String] = [],
+        perNode: [[String]] = [],
         _ body: (ClusterHarness) async throws -> T
     ) async throws -> T {
-        let harness = try await start(nodes: count, arguments: arguments)
+        let harness = try await start(nodes: count, arguments: arguments, perNode: perNode)
         defer { harness.stop() }
         return try await body(harness)
     }

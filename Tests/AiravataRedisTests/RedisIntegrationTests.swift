@@ -93,6 +93,42 @@ struct RedisIntegrationTests {
         #expect(try await connection.send(RedisCommand("EXISTS", "k")) == .integer(1))
     }
 
+    @Test("scripts run by digest: ours matches Redis's, and a flushed script cache falls back to the body once")
+    func scriptsByDigest() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let bodies = [
+            "return 1", "return ARGV[1] .. KEYS[1]", String(repeating: "-- padding\n", count: 20) + "return 'é'",
+        ]
+        for body in bodies {
+            let script = RedisScript(body)
+            #expect(try await redis.cli("SCRIPT", "LOAD", body) == script.sha1, "digest of \(body.prefix(20))")
+        }
+        let client = RedisClient(configuration: try RedisConfiguration(url: redis.url), logger: Self.logger)
+        let task = Task { await client.run() }
+        defer { task.cancel() }
+        #expect(await eventually(within: .seconds(10)) { client.link == .connected })
+        let script = RedisScript("return ARGV[1] .. KEYS[1]")
+        try await redis.cli("SCRIPT", "FLUSH")
+        #expect(try await client.run(script, keys: ["k"], arguments: ["a"]).string == "ak")
+        // Now cached: the second call is one EVALSHA and no EVAL.
+        #expect(try await client.run(script, keys: ["k"], arguments: ["b"]).string == "bk")
+        let stats = try await redis.cli("INFO", "commandstats")
+        func calls(_ command: String) -> Int? {
+            stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_\(command):calls=") }
+                .flatMap { $0.split(separator: "=")[1].split(separator: ",").first }.flatMap { Int($0) }
+        }
+        #expect(calls("eval") == 1, "\(stats)")
+        #expect(calls("evalsha") == 2, "\(stats)")
+        // The future-returning form falls back the same way.
+        try await redis.cli("SCRIPT", "FLUSH")
+        #expect(try await client.submit(script, keys: ["k"], arguments: ["c"]).get().string == "ck")
+        // A script error is an error reply, not a fallback.
+        await #expect(throws: RedisError.self) {
+            try await client.run(RedisScript("return redis.error_reply('nope')"), keys: [], arguments: [])
+        }
+    }
+
     @Test("a subscriber killed with CLIENT KILL TYPE pubsub reconnects and resubscribes by itself")
     func subscriberReconnects() async throws {
         let redis = try await RedisServerProcess.start()

@@ -1,0 +1,116 @@
+import AiravataCore
+import AiravataRedis
+import NIOCore
+import Synchronization
+
+/// Group commit for the publish script: while one call is in flight, the events of every
+/// request that arrives queue up and go together in the next call, in arrival order. Under
+/// load one script call carries many requests' events (Redis pays its per-call cost once);
+/// alone, a request goes out at once and never waits for another.
+///
+/// A request's events stay contiguous and in one call, so each request is still accepted
+/// whole or not at all; a failed call fails every request it carried.
+final class PublishQueue: Sendable {
+    /// Most events in one call: bounds the script's run time, during which Redis serves
+    /// nobody else.
+    static let maxEventsPerCall = 256
+    /// Most payload bytes in one call (a single larger request still goes, alone).
+    static let maxBytesPerCall = 1 << 20
+
+    private struct Waiter {
+        var payloads: [[UInt8]]
+        var bytes: Int
+        var continuation: CheckedContinuation<[String], any Error>
+    }
+
+    private struct State {
+        var waiting: [Waiter] = []
+        var inFlight = false
+    }
+
+    private let state = Mutex(State())
+    private let call: @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>
+
+    /// - Parameter call: sends one publish script call with these payloads, in order.
+    init(call: @escaping @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>) {
+        self.call = call
+    }
+
+    /// The cursors of `payloads`, in order, once the call that carried them returns.
+    func publish(_ payloads: [[UInt8]]) async throws -> [String] {
+        guard !payloads.isEmpty else { return [] }
+        let bytes = payloads.reduce(0) { $0 + $1.count }
+        return try await withCheckedThrowingContinuation { continuation in
+            let batch = state.withLock { state -> [Waiter]? in
+                state.waiting.append(Waiter(payloads: payloads, bytes: bytes, continuation: continuation))
+                guard !state.inFlight else { return nil }
+                state.inFlight = true
+                return Self.nextBatch(&state)
+            }
+            if let batch { send(batch) }
+        }
+    }
+
+    /// Takes the oldest requests that fit in one call; at least one.
+    private static func nextBatch(_ state: inout State) -> [Waiter] {
+        var events = 0
+        var bytes = 0
+        var taken = 0
+        for waiter in state.waiting {
+            if taken > 0,
+                events + waiter.payloads.count > maxEventsPerCall || bytes + waiter.bytes > maxBytesPerCall
+            {
+                break
+            }
+            events += waiter.payloads.count
+            bytes += waiter.bytes
+            taken += 1
+        }
+        let batch = Array(state.waiting.prefix(taken))
+        state.waiting.removeFirst(taken)
+        return batch
+    }
+
+    private func send(_ batch: [Waiter]) {
+        call(batch.flatMap(\.payloads)).whenComplete { result in
+            let next = self.state.withLock { state -> [Waiter]? in
+                guard !state.waiting.isEmpty else {
+                    state.inFlight = false
+                    return nil
+                }
+                return Self.nextBatch(&state)
+            }
+            // The next call goes out before this one's callers resume.
+            if let next { self.send(next) }
+            Self.answer(batch, with: result)
+        }
+    }
+
+    private static func answer(_ batch: [Waiter], with result: Result<RedisReply, any Error>) {
+        let expected = batch.reduce(0) { $0 + $1.payloads.count }
+        let cursors: [String]
+        switch result {
+        case .failure(let error):
+            let failure = EventBusUnavailableError("cannot reach Redis to publish: \(error)")
+            for waiter in batch { waiter.continuation.resume(throwing: failure) }
+            return
+        case .success(.error(let message)):
+            let failure = EventBusUnavailableError("Redis refused the publish script: \(message)")
+            for waiter in batch { waiter.continuation.resume(throwing: failure) }
+            return
+        case .success(let reply):
+            guard let ids = reply.array?.compactMap(\.string), ids.count == expected else {
+                let failure = EventBusUnavailableError("unexpected reply to the publish script: \(reply)")
+                for waiter in batch { waiter.continuation.resume(throwing: failure) }
+                return
+            }
+            cursors = ids
+        }
+        var position = 0
+        for waiter in batch {
+            let count = waiter.payloads.count
+            waiter.continuation.resume(returning: Array(cursors[position..<(position + count)]))
+            position += count
+        }
+    }
+}

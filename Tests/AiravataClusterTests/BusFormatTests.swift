@@ -1,0 +1,335 @@
+import AiravataClient
+import AiravataCore
+import AiravataProtocol
+import AiravataRedis
+import AiravataTestSupport
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import AiravataCluster
+
+/// The two forms of bus message (docs/architecture.md, "The bus message"): v2 carries a
+/// routing header and the ready client message, v1 the whole event as JSON. Nodes read both
+/// and write v1 while a node that reads only v1 is subscribed.
+@Suite("Cluster: bus message formats", .serialized)
+struct BusFormatTests {
+    static func event(_ type: MessageType = .taskUpdated, routing: EventRouting? = nil) -> GatewayEvent {
+        GatewayEvent(
+            type: type,
+            id: "ev-1",
+            timestamp: "2026-12-05T08:00:00Z",
+            data: .object(["task": .object(["id": .string("t-1"), "note": .string("caf\u{E9} \u{1F680}")])]),
+            routing: routing
+                ?? EventRouting(
+                    category: type.category, experimentID: "exp-1", taskID: "t-1", projectID: "p-1",
+                    ownerID: "owner \u{E9}"),
+            acceptedAtMicros: 1_764_950_400_000_000
+        )
+    }
+
+    // MARK: The encoding
+
+    @Test("v2 carries routing, acceptance time and the client message; the frame is that message with its cursor")
+    func v2RoundTrip() throws {
+        let event = Self.event()
+        let routed = try #require(EventWireFormat.decode(ByteBuffer(bytes: EventWireFormat.encodeV2(event))))
+        #expect(routed.routing == event.routing)
+        #expect(routed.acceptedAtMicros == event.acceptedAtMicros)
+        let cursor = EventCursor(milliseconds: 1_764_950_400_000, sequence: 7)
+        let message = routed.message(cursor: cursor)
+        var expected = event.envelope(cursor: cursor)
+        expected.cursor = cursor.description
+        #expect(message == expected.encoded(), "\(String(decoding: message, as: UTF8.self))")
+        // The same through v1, the form older nodes write.
+        let legacy = try #require(EventWireFormat.decode(ByteBuffer(bytes: EventWireFormat.encodeV1(event))))
+        #expect(legacy.routing == event.routing)
+        #expect(legacy.message(cursor: cursor) == message)
+        // Without routing ids (a system event) every field is empty.
+        let system = Self.event(.systemStatus, routing: EventRouting(category: .system))
+        let decoded = try #require(EventWireFormat.decode(ByteBuffer(bytes: EventWireFormat.encodeV2(system))))
+        #expect(decoded.routing == system.routing)
+    }
+
+    @Test("a v2 body from Redis is held to the rules for client input")
+    func v2Refusals() {
+        let good = EventWireFormat.encodeV2(Self.event())
+        let text = String(decoding: good, as: UTF8.self)
+        let header = text.prefix { $0 != "\n" }
+        let head = text.drop { $0 != "\n" }.dropFirst()
+        func body(_ fields: [String], _ rest: String = String(head)) -> ByteBuffer {
+            ByteBuffer(string: fields.joined(separator: "\t") + "\n" + rest)
+        }
+        let fields = header.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        #expect(fields.count == 9)
+        func replacing(_ index: Int, _ value: String) -> [String] {
+            var copy = fields
+            copy[index] = value
+            return copy
+        }
+        let refused: [(String, ByteBuffer)] = [
+            ("unknown type", body(replacing(1, "task_exploded"))),
+            ("time with a sign", body(replacing(2, "-1"))),
+            ("time with a leading zero", body(replacing(2, "01"))),
+            ("time past the year 3000", body(replacing(2, "99999999999999999"))),
+            ("experiment id with a space", body(replacing(3, "has space"))),
+            ("task id too long", body(replacing(4, String(repeating: "t", count: 129)))),
+            ("user id with a control character", body(replacing(7, "bell\u{07}"))),
+            (
+                "project id not UTF-8",
+                ByteBuffer(
+                    bytes: Array("2\ttask_updated\t1\t\t\t\t".utf8) + [0xFF] + Array("\t\t\n".utf8) + Array(head.utf8))
+            ),
+            ("eight fields", body(Array(fields.dropLast()))),
+            ("ten fields", body(fields + [""])),
+            ("no line feed", ByteBuffer(string: String(header))),
+            ("header too long", body(replacing(3, String(repeating: "e", count: 1_300)))),
+            ("client message not an envelope", body(fields, #"["type"]"#)),
+            ("client message not UTF-8", ByteBuffer(bytes: Array((String(header) + "\n" + head).utf8) + [0xC3, 0x28])),
+            ("empty", ByteBuffer()),
+            ("neither v1 nor v2", ByteBuffer(string: "3\tx")),
+        ]
+        #expect(EventWireFormat.decode(ByteBuffer(bytes: good)) != nil)
+        for (what, bytes) in refused {
+            #expect(EventWireFormat.decode(bytes) == nil, "accepted: \(what)")
+        }
+    }
+
+    @Test("a v2 message's records are read back in order; any malformed record refuses the message")
+    func records() throws {
+        let bodies = ["2\tfirst", "", "2\tthird with a \n inside"]
+        var message = ""
+        for (index, body) in bodies.enumerated() { message += "1764950400000-\(index) \(body.utf8.count)\n\(body)" }
+        let records = try #require(BusMessage.records(in: ByteBuffer(string: message)))
+        #expect(records.map(\.0.description) == ["1764950400000-0", "1764950400000-1", "1764950400000-2"])
+        #expect(records.map { String(buffer: $0.1) } == bodies)
+        for bad in [
+            "", "1-0 5\nabc", "1-0 3\nabc1-1", "x-0 1\na", "1-0 -1\n", "1-0 03\nabc", "1-0\nabc",
+            "1-0 99999999999\n", "1-0 3abc",
+        ] {
+            #expect(BusMessage.records(in: ByteBuffer(string: bad)) == nil, "accepted \(bad.debugDescription)")
+        }
+    }
+
+    // MARK: Mixed clusters
+
+    /// Records what is published on the channels it subscribes to: with only the v1 channel
+    /// it stands in for a node of an older release.
+    final class Listener: Sendable {
+        final class Messages: Sendable {
+            private let list = Mutex<[(channel: String, payload: String)]>([])
+            func append(_ channel: String, _ payload: String) { list.withLock { $0.append((channel, payload)) } }
+            var all: [(channel: String, payload: String)] { list.withLock { $0 } }
+        }
+        let messages = Messages()
+        private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+        init(redis: RedisServerProcess, channels: [String]) throws {
+            var logger = Logger(label: "test.bus-listener")
+            logger.logLevel = .critical
+            let messages = self.messages
+            let subscriber = RedisSubscriber(
+                configuration: try RedisConfiguration(url: redis.url), logger: logger,
+                onMessage: { channel, payload in messages.append(channel, String(buffer: payload)) },
+                onResubscribed: {})
+            for channel in channels { subscriber.subscribe(channel) }
+            task.withLock { $0 = Task { await subscriber.run() } }
+        }
+
+        /// The channels on which the messages carrying `notice` were published.
+        func channels(carrying notice: String) -> [String] {
+            messages.all.filter { $0.payload.contains("\"\(notice)\"") }.map(\.channel)
+        }
+
+        func leave() {
+            task.withLock { $0?.cancel() }
+        }
+    }
+
+    static let v1 = "airavata:events"
+    static let v2 = "airavata:events:v2"
+
+    /// Publishes one system event to `node` and waits until every listener got it.
+    static func deliverEverywhere(
+        _ cluster: ClusterHarness, from node: Int, _ notice: String, to listeners: [RawWebSocket]
+    ) async throws {
+        try await cluster.publish(node, ClusterEvents.system(notice))
+        for (index, listener) in listeners.enumerated() {
+            let message = try await listener.nextMessage(ofType: "system_status")
+            #expect(
+                message["data"]?["notice"]?.stringValue == notice,
+                "listener \(index) expected \(notice), got \(message.jsonString)")
+        }
+    }
+
+    @Test("with an older node subscribed, nodes write v1 (which it reads) until it leaves, then v2; no event is lost")
+    func automaticFormat() async throws {
+        try await ClusterHarness.with(nodes: 2) { cluster in
+            let listeners = [
+                try await cluster.connect(0, "/ws", user: "a"), try await cluster.connect(1, "/ws", user: "b"),
+            ]
+            defer { listeners.forEach { $0.close() } }
+            let watcher = try Listener(redis: cluster.redis, channels: [Self.v1, Self.v2])
+            defer { watcher.leave() }
+            var sequence = 0
+            /// Publishes from each node until both write on `channel` (seen by the watcher).
+            func untilBothWrite(on channel: String) async -> Bool {
+                await eventually(within: .seconds(15)) {
+                    var both = true
+                    for node in 0..<2 {
+                        sequence += 1
+                        let notice = "probe-\(sequence)"
+                        try? await Self.deliverEverywhere(cluster, from: node, notice, to: listeners)
+                        // Published before the clients got it, so the watcher has it by now or soon.
+                        let seen = await eventually(within: .seconds(5)) { !watcher.channels(carrying: notice).isEmpty }
+                        both = both && seen && watcher.channels(carrying: notice) == [channel]
+                    }
+                    return both
+                }
+            }
+            #expect(await untilBothWrite(on: Self.v2), "a cluster of new nodes did not settle on v2")
+
+            let older = try Listener(redis: cluster.redis, channels: [Self.v1])
+            defer { older.leave() }
+            #expect(await untilBothWrite(on: Self.v1), "the nodes never wrote v1 for the older node")
+            // From now on the older node reads every event, from either node, as v1.
+            for round in 0..<4 {
+                try await Self.deliverEverywhere(cluster, from: round % 2, "mixed-\(round)", to: listeners)
+            }
+            #expect(
+                await eventually(within: .seconds(5)) {
+                    older.messages.all.filter { $0.payload.contains("mixed-") }.count == 4
+                })
+            let legacy = older.messages.all.map(\.payload).filter { $0.contains("mixed-") }
+            #expect(legacy.count == 4, "the older node got \(legacy.count) of 4 events")
+            for (round, message) in legacy.enumerated() {
+                let body = Array(message.utf8.drop { $0 != UInt8(ascii: "\n") }.dropFirst())
+                let event = EventWireFormat.decodeV1(body)
+                #expect(event?.data["notice"]?.stringValue == "mixed-\(round)", "not v1: \(message)")
+            }
+
+            older.leave()
+            #expect(await untilBothWrite(on: Self.v2), "the nodes did not return to v2 after the older node left")
+        }
+    }
+
+    @Test("bad messages on the v2 channel neither crash nor wedge the node, and are not delivered")
+    func hostileV2Messages() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--bus-format", "v2"]) { cluster in
+            let listener = try await cluster.connect(0, "/ws", user: "u")
+            defer { listener.close() }
+            try await cluster.publish(0, ClusterEvents.system("first"))
+            let first = try await listener.nextMessage(ofType: "system_status")
+            let cursor = try #require(first["cursor"]?.stringValue.flatMap { EventCursor($0) })
+            func next(_ step: UInt64) -> String { "\(cursor.milliseconds)-\(cursor.sequence + step)" }
+            let header = "2\tsystem_status\t1\t\t\t\t\t\t"
+            let envelope =
+                #"{"type":"system_status","id":"forged","timestamp":"2024-01-01T00:00:00Z","data":{"notice":"forged"}"#
+            func record(_ cursor: String, _ body: String) -> String { "\(cursor) \(body.utf8.count)\n\(body)" }
+            for payload in [
+                "",
+                "no records here",
+                record(next(1), "2\tnot enough fields\n" + envelope),
+                record(next(2), header + "\n" + #"["not an envelope"]"#),
+                record(next(3), "2\tsystem_status\t1\thas space\t\t\t\t\t\n" + envelope),
+                // A length beyond the message, and one that overflows: the rest cannot be trusted.
+                "\(next(4)) 999999\n" + header + "\n" + envelope,
+                "\(next(5)) 99999999999999999999\n",
+                // A cursor far beyond the log is checked against it before it may move the node.
+                record("99999999999999-0", header + "\n" + envelope),
+                record("not-a-cursor", header + "\n" + envelope),
+            ] {
+                try await cluster.redis.cli("PUBLISH", Self.v2, payload)
+            }
+            // Not UTF-8 inside the client message: a browser would drop the connection over it.
+            try await cluster.redis.cli(
+                "EVAL", "redis.call('PUBLISH', KEYS[1], ARGV[1] .. string.char(255) .. '}')", "1", Self.v2,
+                "\(next(6)) \((header + "\n" + envelope).utf8.count + 2)\n" + header + "\n" + envelope)
+
+            try await cluster.publish(0, ClusterEvents.system("second"))
+            let second = try await listener.nextMessage(ofType: "system_status")
+            #expect(second["data"]?["notice"]?.stringValue == "second", "got \(second.jsonString)")
+            #expect(await cluster.readiness(0) == 200)
+            try await cluster.publish(0, ClusterEvents.system("third"))
+            let third = try await listener.nextMessage(ofType: "system_status")
+            #expect(third["data"]?["notice"]?.stringValue == "third", "got \(third.jsonString)")
+        }
+    }
+
+    @Test("a node pinned to v1 and one pinned to v2 exchange every event, in order")
+    func pinnedFormats() async throws {
+        try await ClusterHarness.with(nodes: 2, perNode: [["--bus-format", "v1"], ["--bus-format", "v2"]]) { cluster in
+            let listeners = [
+                try await cluster.connect(0, "/ws", user: "a"), try await cluster.connect(1, "/ws", user: "b"),
+            ]
+            defer { listeners.forEach { $0.close() } }
+            var cursors: [[EventCursor]] = [[], []]
+            for round in 0..<20 {
+                let notice = "pinned-\(round)"
+                try await cluster.publish(round % 2, ClusterEvents.system(notice))
+                for (index, listener) in listeners.enumerated() {
+                    let message = try await listener.nextMessage(ofType: "system_status")
+                    #expect(message["data"]?["notice"]?.stringValue == notice, "\(message.jsonString)")
+                    if let cursor = message["cursor"]?.stringValue.flatMap({ EventCursor($0) }) {
+                        cursors[index].append(cursor)
+                    }
+                }
+            }
+            for list in cursors {
+                #expect(list.count == 20)
+                #expect(list == list.sorted() && Set(list).count == list.count)
+            }
+        }
+    }
+
+    @Test("concurrent producers share script calls: each request whole, every event delivered once")
+    func groupCommit() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            let listener = try await cluster.connect(0, "/ws", user: "a")
+            defer { listener.close() }
+            let requests = 120
+            let perRequest = 3
+            let service = try await cluster.token("producer", roles: ["service"])
+            let answers = try await withThrowingTaskGroup(of: [String].self) { group in
+                for request in 0..<requests {
+                    group.addTask {
+                        let batch = JSONValue.array(
+                            (0..<perRequest).map { ClusterEvents.system("r\(request)-e\($0)") })
+                        let response = try await cluster.http(0).publish(json: batch.jsonString, token: service)
+                        guard response.status == 202 else { throw TestSupportError("status \(response.status)") }
+                        let body = try JSONValue(parsing: response.bodyString)
+                        return body["cursors"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            // Each request's events are consecutive in the log: nothing of another request between.
+            let all = answers.flatMap { $0 }.compactMap { EventCursor($0) }.sorted()
+            #expect(all.count == requests * perRequest)
+            for cursors in answers {
+                let parsed = cursors.compactMap { EventCursor($0) }
+                let start = try #require(all.firstIndex(of: parsed[0]))
+                #expect(Array(all[start..<(start + perRequest)]) == parsed)
+            }
+            var received: [String: Int] = [:]
+            var last: EventCursor?
+            for _ in 0..<(requests * perRequest) {
+                let message = try await listener.nextMessage(ofType: "system_status")
+                received[message["data"]?["notice"]?.stringValue ?? "?", default: 0] += 1
+                let cursor = message["cursor"]?.stringValue.flatMap { EventCursor($0) }
+                if let last, let cursor { #expect(cursor > last) }
+                last = cursor
+            }
+            #expect(received.count == requests * perRequest && received.values.allSatisfy { $0 == 1 })
+            let stats = try await cluster.redis.cli("INFO", "commandstats")
+            let calls =
+                stats.split(whereSeparator: \.isNewline)
+                .first { $0.hasPrefix("cmdstat_evalsha:") }
+                .flatMap { $0.split(separator: "=")[1].split(separator: ",").first }.flatMap { Int($0) } ?? 0
+            // Admission and session scripts run by digest too: count only what publishing could add.
+            #expect(calls < requests, "\(calls) script calls for \(requests) concurrent requests: nothing was grouped")
+        }
+    }
+}
