@@ -6,11 +6,18 @@ import AiravataCore
 /// and `-0` are read too), each number of at most 20 bytes;
 /// a cursor prints as text that parses back to it; canonical text (no sign, no leading
 /// zero) prints back byte for byte; and the printed form of any cursor, up to
-/// `UInt64.max`, is accepted.
+/// `UInt64.max`, is accepted. Reading the same input as bytes gives the same cursor.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzEventCursor(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = UnsafeBufferPointer(start: data, count: size)
     let text = String(decoding: input, as: UTF8.self)
+    // The bus reads cursors from bytes: the same answer as from text, for any bytes.
+    let fromBytes = EventCursor(bytes: input)
+    if String(validating: input, as: UTF8.self) != nil {
+        invariant(fromBytes == EventCursor(text), "bytes and text disagree on \(text.debugDescription)")
+    } else {
+        invariant(fromBytes == nil, "accepted bytes that are not UTF-8: \(Array(input))")
+    }
     if let cursor = EventCursor(text) {
         invariant(isCursorShaped(Array(text.utf8)), "accepted \(text.debugDescription)")
         invariant(EventCursor(cursor.description) == cursor, "\(cursor) does not parse back")

@@ -16,7 +16,7 @@ enum BusMessage {
         while message.readableBytes > 0 {
             let view = message.readableBytesView
             guard let space = view.prefix(42).firstIndex(of: UInt8(ascii: " ")),
-                let cursor = EventCursor(String(decoding: view[..<space], as: UTF8.self)),
+                let cursor = EventCursor(bytes: view[view.startIndex..<space]),
                 let newline = view[(space + 1)..<view.endIndex].prefix(10).firstIndex(of: UInt8(ascii: "\n")),
                 let length = decimal(view[(space + 1)..<newline]), length <= maxBodyBytes
             else { return nil }

@@ -48,30 +48,62 @@ enum EventWireFormat {
     private static let envelopeOpening = Array(#"{"type":""#.utf8)
 
     private static func decodeV2(_ body: ByteBuffer) -> RoutedEvent? {
+        // Field boundaries first, without building arrays: nine fields on the first line.
         let view = body.readableBytesView
-        guard let newline = view.prefix(maxHeaderBytes + 1).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-        let fields = view[view.startIndex..<newline].split(
-            separator: UInt8(ascii: "\t"), omittingEmptySubsequences: false)
-        guard fields.count == 9, fields[0].elementsEqual(CollectionOfOne(UInt8(ascii: "2"))),
-            let type = MessageType(rawValue: String(decoding: fields[1], as: UTF8.self)),
-            let acceptedAtMicros = Self.integer(fields[2]), acceptedAtMicros <= maxAcceptedAtMicros
+        var ends = InlineArray<9, Int>(repeating: 0)
+        var field = 0
+        var newline: Int?
+        var index = view.startIndex
+        let limit = min(view.endIndex, view.startIndex + maxHeaderBytes + 1)
+        while index < limit {
+            let byte = view[index]
+            if byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") {
+                guard field < 9 else { return nil }
+                ends[field] = index
+                field += 1
+                if byte == UInt8(ascii: "\n") {
+                    newline = index
+                    break
+                }
+            }
+            index += 1
+        }
+        guard let newline, field == 9 else { return nil }
+        func slice(_ number: Int) -> ByteBufferView {
+            let start = number == 0 ? view.startIndex : ends[number - 1] + 1
+            return view[start..<ends[number]]
+        }
+        guard slice(0).elementsEqual(CollectionOfOne(UInt8(ascii: "2"))),
+            let type = MessageType(rawValue: String(decoding: slice(1), as: UTF8.self)),
+            let acceptedAtMicros = integer(slice(2)), acceptedAtMicros <= maxAcceptedAtMicros
         else { return nil }
         struct InvalidID: Error {}
-        func id(_ field: ByteBufferView, _ isValid: (String) -> Bool) throws(InvalidID) -> String? {
-            guard !field.isEmpty else { return nil }
-            guard let text = String(validating: field, as: UTF8.self), isValid(text) else { throw InvalidID() }
+        func resourceID(_ number: Int) throws(InvalidID) -> String? {
+            let bytes = slice(number)
+            guard !bytes.isEmpty else { return nil }
+            guard bytes.count <= Identifier.maximumResourceIDBytes, bytes.allSatisfy(Identifier.isResourceIDByte) else {
+                throw InvalidID()
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        func userID(_ number: Int) throws(InvalidID) -> String? {
+            let bytes = slice(number)
+            guard !bytes.isEmpty else { return nil }
+            guard let text = String(validating: bytes, as: UTF8.self), Identifier.isValidUserID(text) else {
+                throw InvalidID()
+            }
             return text
         }
         let routing: EventRouting
         do {
             routing = EventRouting(
                 category: type.category,
-                experimentID: try id(fields[3], Identifier.isValidResourceID),
-                taskID: try id(fields[4], Identifier.isValidResourceID),
-                workerID: try id(fields[5], Identifier.isValidResourceID),
-                projectID: try id(fields[6], Identifier.isValidResourceID),
-                ownerID: try id(fields[7], Identifier.isValidUserID),
-                userID: try id(fields[8], Identifier.isValidUserID)
+                experimentID: try resourceID(3),
+                taskID: try resourceID(4),
+                workerID: try resourceID(5),
+                projectID: try resourceID(6),
+                ownerID: try userID(7),
+                userID: try userID(8)
             )
         } catch {
             return nil

@@ -171,7 +171,7 @@ package final class RedisEventBus: EventBus {
         } else if channel == keys.eventChannel {
             let view = payload.readableBytesView
             guard let newline = view.prefix(Self.maxCursorLength + 1).firstIndex(of: UInt8(ascii: "\n")),
-                let cursor = EventCursor(String(decoding: view[..<newline], as: UTF8.self)),
+                let cursor = EventCursor(bytes: view[view.startIndex..<newline]),
                 let body = payload.getSlice(
                     at: payload.readerIndex + (newline - view.startIndex) + 1,
                     length: view.endIndex - newline - 1)

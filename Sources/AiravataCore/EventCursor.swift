@@ -25,6 +25,34 @@ package struct EventCursor: Sendable, Hashable, Comparable, CustomStringConverti
         self.sequence = sequence
     }
 
+    /// The same grammar read straight from bytes, without building a string: the bus reads
+    /// one cursor per event.
+    package init?(bytes: some Collection<UInt8>) {
+        var milliseconds: UInt64 = 0
+        var sequence: UInt64 = 0
+        var digits = 0
+        var first: UInt8 = 0
+        var inSequence = false
+        for byte in bytes {
+            if byte == UInt8(ascii: "-"), !inSequence {
+                guard digits > 0, digits == 1 || first != UInt8(ascii: "0") else { return nil }
+                inSequence = true
+                digits = 0
+                continue
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 20 else { return nil }
+            if digits == 0 { first = byte }
+            let (times, overflow) = (inSequence ? sequence : milliseconds).multipliedReportingOverflow(by: 10)
+            let (sum, carry) = times.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+            guard !overflow, !carry else { return nil }
+            if inSequence { sequence = sum } else { milliseconds = sum }
+            digits += 1
+        }
+        guard inSequence, digits > 0, digits == 1 || first != UInt8(ascii: "0") else { return nil }
+        self.milliseconds = milliseconds
+        self.sequence = sequence
+    }
+
     private static func isDigits(_ part: some StringProtocol) -> Bool {
         !part.utf8.isEmpty && part.utf8.count <= 20
             && part.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }

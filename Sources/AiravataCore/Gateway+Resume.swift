@@ -26,7 +26,7 @@ extension Gateway {
                         done.data = .object(data)
                     }
                     statistics.resumed(recovered: true)
-                    return (owed.map(\.frame) + [frame(done)], end)
+                    return (owed.map { frames.frame($0.event, cursor: $0.cursor) } + [frame(done)], end)
                 case .tooLarge:
                     // More than a client can take in one go: it refetches instead.
                     failure = "replay_too_large"

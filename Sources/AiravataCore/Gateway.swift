@@ -41,7 +41,7 @@ package final class Gateway: Sendable {
     ) {
         self.frames = frames
         self.sessions = sessions
-        self.replay = ReplayReader(bus: bus, frames: frames, recentCapacity: configuration.replayMemory)
+        self.replay = ReplayReader(bus: bus, recentCapacity: configuration.replayMemory)
 
         self.statisticsStore = statisticsStore
         self.configuration = configuration
@@ -241,19 +241,22 @@ package final class Gateway: Sendable {
 
     // MARK: Delivery
 
-    /// The bus's sink: encodes the frame once and hands it to each entitled connection.
+    /// The bus's sink: finds the recipients, and only if there are any frames the event,
+    /// once for all of them. A node with no interested connection does no more than the
+    /// lookup and a note in the replay memory.
     package func route(_ delivered: DeliveredEvent) {
         let event = delivered.event
         let routing = event.routing
-        let frame = frames.frame(event, cursor: delivered.cursor)
         if let cursor = delivered.cursor {
             // Before the lookup: a connection registered after this point has this cursor as
             // its start (or finds the event in the replay memory), and drops the event should
             // it still reach it live.
-            replay.remember(.init(cursor: cursor, routing: routing, frame: frame))
+            replay.remember(.init(cursor: cursor, event: event))
         }
         let sinks = index.recipients(of: routing) { Authorization.mayReceive(routing, principal: $0) }
-        dispatch(frame, cursor: delivered.cursor, to: sinks)
+        if !sinks.isEmpty {
+            dispatch(frames.frame(event, cursor: delivered.cursor), cursor: delivered.cursor, to: sinks)
+        }
         statistics.eventRouted(latencyMicros: WallClock.nowMicros() - event.acceptedAtMicros, recipients: sinks.count)
     }
 

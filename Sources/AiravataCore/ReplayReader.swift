@@ -1,11 +1,11 @@
 import AiravataProtocol
-package import NIOCore
+import NIOCore
 import Synchronization
 
 /// Finds the events a resuming client missed.
 ///
 /// First from memory: every node routes every event, so it keeps the newest ones it routed
-/// (framed already) and answers a client whose cursor is among them without touching Redis.
+/// and answers a client whose cursor is among them without touching Redis.
 /// That covers the usual resume, seconds after a drain or a crash. Otherwise from the replay
 /// log, read once for all the clients waiting at the same time: from the oldest of their
 /// cursors, answering every one of them from that single read. The log is read in chunks,
@@ -15,16 +15,15 @@ package final class ReplayReader: Sendable {
     /// is owed, whatever the log's length.
     package static let logChunk = 1_000
 
-    /// An event to replay, framed once for every client that gets it.
+    /// An event to replay; framed only when a client is owed it (most never are).
     package struct Replayed: Sendable {
         package var cursor: EventCursor
-        package var routing: EventRouting
-        package var frame: ByteBuffer
+        package var event: RoutedEvent
+        package var routing: EventRouting { event.routing }
 
-        package init(cursor: EventCursor, routing: EventRouting, frame: ByteBuffer) {
+        package init(cursor: EventCursor, event: RoutedEvent) {
             self.cursor = cursor
-            self.routing = routing
-            self.frame = frame
+            self.event = event
         }
     }
 
@@ -70,15 +69,13 @@ package final class ReplayReader: Sendable {
     }
 
     private let bus: any EventBus
-    private let frames: any FrameEncoding
     private let state = Mutex(State())
     /// The newest events routed here, gapless: the bus delivers every event in cursor order
     /// (filling its own gaps from the log).
     private let recent: Mutex<CursorRing<Replayed>>
 
-    package init(bus: any EventBus, frames: any FrameEncoding, recentCapacity: Int = 10_000) {
+    package init(bus: any EventBus, recentCapacity: Int = 10_000) {
         self.bus = bus
-        self.frames = frames
         self.recent = Mutex(CursorRing(capacity: recentCapacity))
         bus.onLogReset { [weak self] in self?.forgetRecent() }
     }
@@ -197,7 +194,6 @@ package final class ReplayReader: Sendable {
             for entry in read.entries {
                 for index in open.indices where open[index].cursor == entry.cursor { open[index].seen = true }
                 guard let event = entry.event else { continue }
-                var frame: ByteBuffer?
                 var index = 0
                 while index < open.count {
                     guard open[index].cursor < entry.cursor, open[index].request.owes(event.routing) else {
@@ -208,9 +204,7 @@ package final class ReplayReader: Sendable {
                         open.remove(at: index).continuation.resume(returning: .tooLarge)
                         continue
                     }
-                    let encoded = frame ?? frames.frame(event, cursor: entry.cursor)
-                    frame = encoded
-                    open[index].owed.append(Replayed(cursor: entry.cursor, routing: event.routing, frame: encoded))
+                    open[index].owed.append(Replayed(cursor: entry.cursor, event: event))
                     index += 1
                 }
             }

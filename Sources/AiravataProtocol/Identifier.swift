@@ -44,7 +44,8 @@ package enum Identifier {
             && !id.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
     }
 
-    private static func isResourceIDByte(_ byte: UInt8) -> Bool {
+    /// One byte of a resource or event id.
+    package static func isResourceIDByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"):

@@ -23,7 +23,7 @@ struct ReplayAndSessionBoundsTests {
         for batch in stride(from: 0, to: count, by: 500) {
             _ = try await bus.publish((batch..<min(batch + 500, count)).map { event($0, experiment: "e-1") })
         }
-        return (ReplayReader(bus: bus, frames: PlainJSONFrames(), recentCapacity: 1), start)
+        return (ReplayReader(bus: bus, recentCapacity: 1), start)
     }
 
     @Test("a resume over the cap stops reading the log after one chunk")
