@@ -6,7 +6,7 @@ import NIOWebSocket
 func registerFrameBenchmarks() {
     Benchmark("WebSocket.frame/text-\(BenchEvent.wire.count)B") { benchmark in
         let payload = BenchEvent.wire
-        for _ in benchmark.scaledIterations {
+        benchmark.measureOperations {
             blackHole(WebSocketWireFrame.encode(opcode: .text, payload: payload))
         }
     }

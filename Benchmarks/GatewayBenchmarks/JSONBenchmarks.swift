@@ -6,7 +6,7 @@ import Benchmark
 func registerJSONBenchmarks() {
     Benchmark("JSON.parse/event-\(BenchEvent.body.count)B") { benchmark in
         let body = BenchEvent.body
-        for _ in benchmark.scaledIterations {
+        try benchmark.measureOperations {
             blackHole(try JSONValue(parsing: body))
         }
     }
@@ -14,7 +14,7 @@ func registerJSONBenchmarks() {
     // What `Gateway.route` encodes once per event: a fresh array each time, as there.
     Benchmark("JSON.encode/envelope-\(BenchEvent.wire.count)B") { benchmark in
         let envelope = BenchEvent.envelope
-        for _ in benchmark.scaledIterations {
+        benchmark.measureOperations {
             blackHole(envelope.encoded())
         }
     }
@@ -24,7 +24,7 @@ func registerJSONBenchmarks() {
         let data = BenchEvent.event.data
         var bytes: [UInt8] = []
         bytes.reserveCapacity(BenchEvent.data.count)
-        for _ in benchmark.scaledIterations {
+        benchmark.measureOperations {
             bytes.removeAll(keepingCapacity: true)
             data.write(into: &bytes)
             blackHole(bytes)
