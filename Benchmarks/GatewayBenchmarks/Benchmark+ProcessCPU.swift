@@ -8,7 +8,8 @@ import Benchmark
 
 extension BenchmarkMetric {
     /// CPU time of the whole process (every thread) in nanoseconds. The library's `cpuTotal`
-    /// counts clock ticks of 10 ms, longer than most iterations here, so it reads 0 or 10 ms.
+    /// counts clock ticks of 10 ms, longer than most iterations here, so an iteration read
+    /// either 0 or 10 ms.
     static let processCPU = BenchmarkMetric.custom(
         "CPU (process, ns)", polarity: .prefersSmaller, useScalingFactor: true)
 }

@@ -10,9 +10,9 @@ import NIOPosix
 /// the hand-off to another thread.
 let deliveryLoop: any EventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next()
 
-/// Who may see the bench event: every connection is a plain user subscribed to its own
-/// project (not an admin), so `Authorization.mayReceive` checks membership as it would in
-/// production.
+/// Finding who gets the bench event, and the whole delivery step. Every connection is a plain
+/// user subscribed to its own project (not an admin), so `Authorization.mayReceive` checks
+/// ownership and membership for each candidate, as in production.
 func registerRoutingBenchmarks() {
     let routing = BenchEvent.event.routing
 
