@@ -193,6 +193,7 @@ let package = Package(
             dependencies: [
                 "AiravataProtocol",
                 "AiravataCore",
+                "AiravataCluster",
                 "AiravataServer",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Logging", package: "swift-log"),

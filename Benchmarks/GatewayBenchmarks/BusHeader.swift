@@ -1,5 +1,44 @@
-/// Reserved for "bus header decode": reading the header of an event as it arrives from Redis
-/// (`AiravataCluster`), once per event on every node. The benchmark comes with the change to
-/// that header; register it here (name it like the others, e.g. `Bus.decodeHeader/event-NNNB`)
-/// and add `AiravataCluster` to this target's dependencies in Package.swift.
-func registerBusHeaderBenchmarks() {}
+import AiravataCluster
+import AiravataCore
+import Benchmark
+import NIOCore
+
+/// What an event costs a node as it arrives from Redis: reading a v2 body (routing header,
+/// UTF-8 check of the client message), the old v1 body for comparison, splitting a pub/sub
+/// message into its records, and the whole path on a node with no interested connection.
+func registerBusHeaderBenchmarks() {
+    let v2 = ByteBuffer(bytes: EventWireFormat.encodeV2(BenchEvent.event))
+    let v1 = ByteBuffer(bytes: EventWireFormat.encodeV1(BenchEvent.event))
+
+    Benchmark("Bus.decode/v2-\(v2.readableBytes)B") { benchmark in
+        benchmark.measureOperations { blackHole(EventWireFormat.decode(v2)) }
+    }
+    Benchmark("Bus.decode/v1-\(v1.readableBytes)B") { benchmark in
+        benchmark.measureOperations { blackHole(EventWireFormat.decode(v1)) }
+    }
+
+    // One publish call's message under load: 16 events.
+    var message = ByteBuffer()
+    for sequence in 0..<16 {
+        message.writeString("1795713253458-\(sequence) \(v2.readableBytes)\n")
+        message.writeImmutableBuffer(v2)
+    }
+    Benchmark("Bus.records/16-events") { benchmark in
+        benchmark.measureOperations { blackHole(BusMessage.records(in: message)) }
+    }
+
+    // A node whose 10,000 connections all listen elsewhere: split, decode, remember, look up.
+    // One operation is one 16-event message: divide by 16 for the cost of an event.
+    Benchmark(
+        "Bus.idleNode/message-of-16-events",
+        closure: { benchmark, gateway in
+            benchmark.measureOperations {
+                for (cursor, body) in BusMessage.records(in: message) ?? [] {
+                    guard let event = EventWireFormat.decode(body) else { continue }
+                    gateway.route(DeliveredEvent(event: event, cursor: cursor))
+                }
+            }
+        },
+        setup: { try await makeGateway(connections: 10_000, onEventProject: 0) }
+    )
+}

@@ -1,16 +1,16 @@
-import AiravataCore
-import NIOCore
+package import AiravataCore
+package import NIOCore
 
 /// A v2 pub/sub message: the events of one publish script call, each as
 /// `<cursor> <body length>\n<body>`, back to back (docs/architecture.md, "The bus message").
-enum BusMessage {
+package enum BusMessage {
     /// The longest body a record may announce: an ingestion request's largest event, with
     /// room for its header.
     static let maxBodyBytes = 16 << 20
 
     /// The records, bodies as slices of `message` (no copy); nil when any part is malformed,
     /// since after a bad record nothing tells where the next one starts.
-    static func records(in message: ByteBuffer) -> [(EventCursor, ByteBuffer)]? {
+    package static func records(in message: ByteBuffer) -> [(EventCursor, ByteBuffer)]? {
         var records: [(EventCursor, ByteBuffer)] = []
         var message = message
         while message.readableBytes > 0 {

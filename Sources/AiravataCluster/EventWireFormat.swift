@@ -1,6 +1,6 @@
-import AiravataCore
+package import AiravataCore
 import AiravataProtocol
-import NIOCore
+package import NIOCore
 
 /// How an event travels between nodes and lies in the replay log. Two forms, told apart by
 /// their first byte (docs/architecture.md, "The bus message"):
@@ -13,11 +13,11 @@ import NIOCore
 /// - v1, `{` first: the whole event as compact JSON, as nodes before v2 wrote and read it.
 ///   Still read (from older nodes and older log entries), and written while such nodes
 ///   are in the cluster.
-enum EventWireFormat {
+package enum EventWireFormat {
     /// The longest v2 header: nine fields, the longest ids, separators.
     static let maxHeaderBytes = 1_200
 
-    static func encodeV2(_ event: GatewayEvent) -> [UInt8] {
+    package static func encodeV2(_ event: GatewayEvent) -> [UInt8] {
         let routing = event.routing
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512)
@@ -37,7 +37,7 @@ enum EventWireFormat {
     /// Nil for anything but what `encodeV2` or `encodeV1` writes: the bytes come from Redis,
     /// where anyone with access can publish, so every routing field is checked as strictly as
     /// client input, and the envelope must be UTF-8 opening as every envelope does.
-    static func decode(_ body: ByteBuffer) -> RoutedEvent? {
+    package static func decode(_ body: ByteBuffer) -> RoutedEvent? {
         switch body.readableBytesView.first {
         case UInt8(ascii: "2"): decodeV2(body)
         case UInt8(ascii: "{"): decodeV1(Array(body.readableBytesView))?.routed
@@ -131,7 +131,7 @@ enum EventWireFormat {
 
     // MARK: v1
 
-    static func encodeV1(_ event: GatewayEvent) -> [UInt8] {
+    package static func encodeV1(_ event: GatewayEvent) -> [UInt8] {
         var routing = JSONObject()
         let fields: [(String, String?)] = [
             ("e", event.routing.experimentID), ("k", event.routing.taskID), ("w", event.routing.workerID),
