@@ -26,7 +26,8 @@ package struct EventCursor: Sendable, Hashable, Comparable, CustomStringConverti
     }
 
     /// The same grammar read straight from bytes, without building a string: the bus reads
-    /// one cursor per event.
+    /// one cursor per event. Inlinable, so that callers get a copy for their byte type.
+    @inlinable
     package init?(bytes: some Collection<UInt8>) {
         var milliseconds: UInt64 = 0
         var sequence: UInt64 = 0

@@ -1,6 +1,7 @@
 /// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF),
 /// checked without building a string: eight ASCII bytes at a time, then byte by byte.
 package enum UTF8Validation {
+    @inlinable
     package static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
         if let answer = bytes.withContiguousStorageIfAvailable({ isValid(UnsafeRawBufferPointer($0)) }) {
             return answer
