@@ -20,7 +20,7 @@ final class PublishQueue: Sendable {
     private struct Waiter {
         var payloads: [[UInt8]]
         var bytes: Int
-        var continuation: CheckedContinuation<[String], any Error>
+        var promise: EventLoopPromise<[String]>
     }
 
     private struct State {
@@ -29,26 +29,36 @@ final class PublishQueue: Sendable {
     }
 
     private let state = Mutex(State())
+    private let loop: any EventLoop
     private let call: @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>
 
-    /// - Parameter call: sends one publish script call with these payloads, in order.
-    init(call: @escaping @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>) {
+    /// - Parameters:
+    ///   - loop: where the answers of `async` callers complete (the Redis connection's).
+    ///   - call: sends one publish script call with these payloads, in order.
+    init(loop: any EventLoop, call: @escaping @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>) {
+        self.loop = loop
         self.call = call
     }
 
     /// The cursors of `payloads`, in order, once the call that carried them returns.
     func publish(_ payloads: [[UInt8]]) async throws -> [String] {
-        guard !payloads.isEmpty else { return [] }
+        try await publish(payloads, on: loop).get()
+    }
+
+    /// The same as a future completed on `loop`: no task, so a caller on an event loop
+    /// stays there.
+    func publish(_ payloads: [[UInt8]], on loop: any EventLoop) -> EventLoopFuture<[String]> {
+        guard !payloads.isEmpty else { return loop.makeSucceededFuture([]) }
         let bytes = payloads.reduce(0) { $0 + $1.count }
-        return try await withCheckedThrowingContinuation { continuation in
-            let batch = state.withLock { state -> [Waiter]? in
-                state.waiting.append(Waiter(payloads: payloads, bytes: bytes, continuation: continuation))
-                guard !state.inFlight else { return nil }
-                state.inFlight = true
-                return Self.nextBatch(&state)
-            }
-            if let batch { send(batch) }
+        let promise = loop.makePromise(of: [String].self)
+        let batch = state.withLock { state -> [Waiter]? in
+            state.waiting.append(Waiter(payloads: payloads, bytes: bytes, promise: promise))
+            guard !state.inFlight else { return nil }
+            state.inFlight = true
+            return Self.nextBatch(&state)
         }
+        if let batch { send(batch) }
+        return promise.futureResult
     }
 
     /// Takes the oldest requests that fit in one call; at least one.
@@ -92,16 +102,16 @@ final class PublishQueue: Sendable {
         switch result {
         case .failure(let error):
             let failure = EventBusUnavailableError("cannot reach Redis to publish: \(error)")
-            for waiter in batch { waiter.continuation.resume(throwing: failure) }
+            for waiter in batch { waiter.promise.fail(failure) }
             return
         case .success(.error(let message)):
             let failure = EventBusUnavailableError("Redis refused the publish script: \(message)")
-            for waiter in batch { waiter.continuation.resume(throwing: failure) }
+            for waiter in batch { waiter.promise.fail(failure) }
             return
         case .success(let reply):
             guard let ids = reply.array?.compactMap(\.string), ids.count == expected else {
                 let failure = EventBusUnavailableError("unexpected reply to the publish script: \(reply)")
-                for waiter in batch { waiter.continuation.resume(throwing: failure) }
+                for waiter in batch { waiter.promise.fail(failure) }
                 return
             }
             cursors = ids
@@ -109,7 +119,7 @@ final class PublishQueue: Sendable {
         var position = 0
         for waiter in batch {
             let count = waiter.payloads.count
-            waiter.continuation.resume(returning: Array(cursors[position..<(position + count)]))
+            waiter.promise.succeed(Array(cursors[position..<(position + count)]))
             position += count
         }
     }

@@ -1,7 +1,7 @@
 package import AiravataCore
 package import AiravataRedis
 package import Logging
-import NIOCore
+package import NIOCore
 import Synchronization
 
 /// The cluster's event path (design §4): one Lua call appends a batch to the replay stream
@@ -84,7 +84,7 @@ package final class RedisEventBus: EventBus {
         (fillStream, fillRequests) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let keys = self.keys
         let replayLength = configuration.replayLength
-        publishQueue = PublishQueue { payloads in
+        publishQueue = PublishQueue(loop: client.eventLoop) { payloads in
             client.submit(
                 ClusterScripts.publishBatch,
                 keys: [
@@ -93,7 +93,7 @@ package final class RedisEventBus: EventBus {
                 ],
                 arguments: [RedisArgument(replayLength)] + payloads.map { RedisArgument(bytes: $0) })
         }
-        legacyPublishQueue = PublishQueue { payloads in
+        legacyPublishQueue = PublishQueue(loop: client.eventLoop) { payloads in
             client.submit(
                 ClusterScripts.publish,
                 keys: [
@@ -124,6 +124,14 @@ package final class RedisEventBus: EventBus {
             try await publishQueue.publish(events.map(EventWireFormat.encodeV2))
         } else {
             try await legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1))
+        }
+    }
+
+    package func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]> {
+        if writesV2 {
+            publishQueue.publish(events.map(EventWireFormat.encodeV2), on: loop)
+        } else {
+            legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1), on: loop)
         }
     }
 

@@ -1,3 +1,4 @@
+package import NIOCore
 import Synchronization
 
 /// The in-process bus of a single node: cursors count up from the node's start time,
@@ -24,6 +25,15 @@ package final class EmbeddedEventBus: EventBus {
     }
 
     package func publish(_ events: [GatewayEvent]) async throws -> [String] {
+        publishNow(events)
+    }
+
+    /// Synchronous: delivery happens under the lock, before this returns.
+    package func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]> {
+        loop.makeSucceededFuture(publishNow(events))
+    }
+
+    private func publishNow(_ events: [GatewayEvent]) -> [String] {
         state.withLock { state in
             events.map { accepted in
                 let event = accepted.routed

@@ -1,3 +1,5 @@
+package import NIOCore
+
 /// Carries accepted events to every node that may have interested clients.
 ///
 /// Implementations must hand events to the sink one at a time, in the order their
@@ -6,6 +8,10 @@ package protocol EventBus: Sendable {
     /// Appends the events to the replay log and publishes them, atomically and in order.
     /// Returns each event's cursor.
     func publish(_ events: [GatewayEvent]) async throws -> [String]
+
+    /// The same, answered on `loop` without a task where the bus can: ingestion on an event
+    /// loop stays there.
+    func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]>
 
     /// Starts delivering to `sink`; returns when the bus stops.
     func run(sink: @escaping @Sendable (DeliveredEvent) -> Void) async throws
@@ -29,6 +35,10 @@ package protocol EventBus: Sendable {
 }
 
 extension EventBus {
+    package func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]> {
+        loop.makeFutureWithTask { try await self.publish(events) }
+    }
+
     /// An in-process log cannot be lost while the process runs.
     package func onLogReset(_ handler: @escaping @Sendable () -> Void) {}
 }

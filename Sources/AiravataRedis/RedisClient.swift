@@ -13,7 +13,8 @@ public final class RedisClient: Sendable {
     }
 
     public let configuration: RedisConfiguration
-    let eventLoop: any EventLoop
+    /// The loop the connection runs on; futures of `submit` complete here.
+    public let eventLoop: any EventLoop
     private let logger: Logger
     private let state = Mutex(State())
     private let onConnect: @Sendable (RedisConnection) async throws -> Void

@@ -72,7 +72,29 @@ final class GatewayHTTPAPI: Sendable {
         return .success(principal)
     }
 
-    func respond(to request: HTTPRequest) async -> HTTPResponse {
+    /// Ingestion is answered on the loop, without a task where the gateway can; every other
+    /// endpoint in a task.
+    func respond(to request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+        guard request.method == .POST, request.path == Self.ingestionPath else {
+            return loop.makeFutureWithTask { await self.respond(to: request) }
+        }
+        // The request handler proves the token on the head, before the body is read.
+        guard request.publisher != nil else {
+            return loop.makeSucceededFuture(.error(.unauthorized, "Authentication required"))
+        }
+        let document: JSONValue
+        do {
+            document = try JSONValue(parsing: Array(request.body.readableBytesView))
+        } catch {
+            metrics.ingestRejected("invalid")
+            return loop.makeSucceededFuture(.error(.badRequest, "Body is not valid JSON: \(error)"))
+        }
+        return gateway.ingest(document, on: loop).map { self.acceptedResponse($0) }
+            .recover { self.ingestionFailure($0) }
+    }
+
+    /// Every endpoint but ingestion (see `respond(to:on:)`).
+    private func respond(to request: HTTPRequest) async -> HTTPResponse {
         switch (request.method, request.path) {
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             return .json(.ok, .object(["status": .string("ok")]))
@@ -93,8 +115,6 @@ final class GatewayHTTPAPI: Sendable {
             )
         case (.GET, "/api/v1/stats"):
             return .json(.ok, await statistics.current().json)
-        case (.POST, "/api/v1/events"):
-            return await ingest(request)
         case (.GET, "/"):
             return .json(.ok, index)
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/stats"), (_, "/api/v1/events"), (_, "/"):
@@ -143,38 +163,27 @@ final class GatewayHTTPAPI: Sendable {
         }
     }
 
-    private func ingest(_ request: HTTPRequest) async -> HTTPResponse {
-        // The request handler proves the token on the head, before the body is read.
-        guard request.publisher != nil else {
-            return .error(.unauthorized, "Authentication required")
-        }
-        let document: JSONValue
-        do {
-            document = try JSONValue(parsing: Array(request.body.readableBytesView))
-        } catch {
-            metrics.ingestRejected("invalid")
-            return .error(.badRequest, "Body is not valid JSON: \(error)")
-        }
-        do {
-            let accepted = try await gateway.ingest(document)
-            metrics.eventsIngested(accepted.count)
-            return .json(
-                .accepted,
-                .object([
-                    "accepted": .integer(accepted.count),
-                    "ids": .array(accepted.map { .string($0.id) }),
-                    "cursors": .array(accepted.map { .string($0.cursor) }),
-                ])
-            )
-        } catch let error as IngestionError {
+    private func acceptedResponse(_ accepted: [Gateway.Accepted]) -> HTTPResponse {
+        metrics.eventsIngested(accepted.count)
+        return .json(
+            .accepted,
+            .object([
+                "accepted": .integer(accepted.count),
+                "ids": .array(accepted.map { .string($0.id) }),
+                "cursors": .array(accepted.map { .string($0.cursor) }),
+            ])
+        )
+    }
+
+    private func ingestionFailure(_ error: any Error) -> HTTPResponse {
+        if let error = error as? IngestionError {
             metrics.ingestRejected("invalid")
             return .error(.badRequest, error.description, field: error.field)
-        } catch {
-            metrics.ingestRejected("unavailable")
-            logger.warning("event bus refused events", metadata: ["error": "\(error)"])
-            var response = HTTPResponse.error(.serviceUnavailable, "Events cannot be accepted right now; retry")
-            response.headers.add(name: "retry-after", value: "1")
-            return response
         }
+        metrics.ingestRejected("unavailable")
+        logger.warning("event bus refused events", metadata: ["error": "\(error)"])
+        var response = HTTPResponse.error(.serviceUnavailable, "Events cannot be accepted right now; retry")
+        response.headers.add(name: "retry-after", value: "1")
+        return response
     }
 }

@@ -368,7 +368,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func dispatch(context: ChannelHandlerContext, request: HTTPRequest, keepAlive: Bool) {
         let api = self.api
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        context.eventLoop.makeFutureWithTask { await api.respond(to: request) }
+        api.respond(to: request, on: context.eventLoop)
             .whenSuccess { response in
                 let (handler, context) = bound.value
                 guard case .responding = handler.state, context.channel.isActive else { return }

@@ -133,6 +133,8 @@ final class PendingConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         switch event {
         case is ConnectionSettled:
             settle()
+            // Its work is done: every later write and flush would only pass through it.
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         case let client as ForwardedClient:
             guard holding, forwarded == nil else { break }
             if let refusal = gate.enterForwarded(ip: client.ip) {
