@@ -8,7 +8,8 @@
 # oneone: ONE_CONNS (2,000) subscribers on own channels, 64 publishing connections at max rate
 # peer:   the same scenarios against Nchan, right after
 # Results: bench/results/<stamp>-pair/ (git-ignored); bench/compare.py prints the table.
-# PERF=1 records a cpu-clock profile of the first node during each gateway scenario.
+# PERF=1 records a cpu-clock profile of the first node during each gateway scenario
+# (PERF_NODE=2: of the second, which only delivers).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -69,7 +70,7 @@ lg_gateway() {
   echo "=== $name" | tee -a "$OUT/run.log"
   local perf_pid=""
   if [ "${PERF:-0}" = 1 ]; then
-    perf record -e cpu-clock -F 999 -g -p "${pids[0]}" -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
+    perf record -e cpu-clock -F 999 -g -p "${pids[$((${PERF_NODE:-1} - 1))]}" -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   timeout 900 "${LG[@]}" "$@" --pid "node1:${pids[0]}" --pid "node2:${pids[1]}" --pid "redis:$redis_pid" \

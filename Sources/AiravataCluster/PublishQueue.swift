@@ -16,6 +16,9 @@ final class PublishQueue: Sendable {
     static let maxEventsPerCall = 256
     /// Most payload bytes in one call (a single larger request still goes, alone).
     static let maxBytesPerCall = 1 << 20
+    /// Most bytes waiting for a call while Redis is slow or away: past it requests are
+    /// refused at once (503, retry) instead of piling up in memory.
+    static let maxWaitingBytes = 64 << 20
 
     private struct Waiter {
         var payloads: [[UInt8]]
@@ -25,6 +28,7 @@ final class PublishQueue: Sendable {
 
     private struct State {
         var waiting: [Waiter] = []
+        var waitingBytes = 0
         var inFlight = false
     }
 
@@ -51,13 +55,21 @@ final class PublishQueue: Sendable {
         guard !payloads.isEmpty else { return loop.makeSucceededFuture([]) }
         let bytes = payloads.reduce(0) { $0 + $1.count }
         let promise = loop.makePromise(of: [String].self)
-        let batch = state.withLock { state -> [Waiter]? in
+        let outcome = state.withLock { state -> (batch: [Waiter]?, full: Bool) in
+            guard state.waitingBytes == 0 || state.waitingBytes + bytes <= Self.maxWaitingBytes else {
+                return (nil, true)
+            }
             state.waiting.append(Waiter(payloads: payloads, bytes: bytes, promise: promise))
-            guard !state.inFlight else { return nil }
+            state.waitingBytes += bytes
+            guard !state.inFlight else { return (nil, false) }
             state.inFlight = true
-            return Self.nextBatch(&state)
+            return (Self.nextBatch(&state), false)
         }
-        if let batch { send(batch) }
+        if outcome.full {
+            promise.fail(
+                EventBusUnavailableError("more than \(Self.maxWaitingBytes >> 20) MiB of events wait for Redis"))
+        }
+        if let batch = outcome.batch { send(batch) }
         return promise.futureResult
     }
 
@@ -78,6 +90,7 @@ final class PublishQueue: Sendable {
         }
         let batch = Array(state.waiting.prefix(taken))
         state.waiting.removeFirst(taken)
+        state.waitingBytes -= bytes
         return batch
     }
 

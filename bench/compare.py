@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Prints the gateway-against-Nchan table of one bench/run-pair.sh run.
+
+    python3 bench/compare.py bench/results/<stamp>-pair [--markdown]
+
+Reads gw_{idle,fanout,oneone}.json and nchan_{idle,fanout,oneone}.json (the load tool's
+reports) and derives, for each target: RSS per idle connection, connects/s, fan-out server
+CPU per delivery, deliveries/s and p99, 1:1 events/s, server CPU per event and Redis CPU
+per event. Server CPU is every node plus Redis, from /proc as the load tool read it. A
+ratio is gateway ÷ Nchan; for the figures where less is better it should be below 1.
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def load(directory, name):
+    path = os.path.join(directory, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def step(report):
+    return report["steps"][-1] if report and report.get("steps") else None
+
+
+def figures(directory, prefix):
+    idle, fanout, oneone = (load(directory, f"{prefix}_{name}") for name in ("idle", "fanout", "oneone"))
+    rows = {}
+    if idle:
+        rows["idle_rss_kb"] = idle["memory"]["per_conn_kb"]["rss_total"]
+        rows["connects_per_s"] = idle["connections"]["connects_per_s"]
+    if fanout and step(fanout):
+        s = step(fanout)
+        cores = sum(s["server_cores"].values())
+        rows["fanout_us_per_delivery"] = cores / s["deliveries_per_s"] * 1e6
+        rows["fanout_deliveries_per_s"] = s["deliveries_per_s"]
+        rows["fanout_p99_ms"] = s["latency_ms"]["p99"]
+        rows["fanout_lost"] = s["lost"]
+    if oneone and step(oneone):
+        s = step(oneone)
+        rate = s["deliveries_per_s"]
+        rows["oneone_events_per_s"] = rate
+        rows["oneone_us_per_event"] = sum(s["server_cores"].values()) / rate * 1e6
+        rows["oneone_redis_us_per_event"] = s["server_cores"].get("redis", 0) / rate * 1e6
+        rows["oneone_lost"] = s["lost"]
+    return rows
+
+
+ROWS = [
+    ("idle, subscribers on own channels: server RSS per connection (KB)", "idle_rss_kb", "{:.2f}", True),
+    ("connection set-up: connects/s", "connects_per_s", "{:,.0f}", False),
+    ("fan-out 1 × 1,000 at 200 events/s: server CPU per delivery (µs)", "fanout_us_per_delivery", "{:.2f}", True),
+    ("same: deliveries/s", "fanout_deliveries_per_s", "{:,.0f}", False),
+    ("same: latency p99 (ms)", "fanout_p99_ms", "{:.0f}", True),
+    ("1:1, 64 publishing connections, max rate: events/s", "oneone_events_per_s", "{:,.0f}", False),
+    ("same: server CPU per event (µs)", "oneone_us_per_event", "{:.1f}", True),
+    ("same: Redis CPU per event (µs)", "oneone_redis_us_per_event", "{:.1f}", True),
+    ("lost (fan-out + 1:1)", None, "{}", True),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("directory")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    arguments = parser.parse_args()
+    gateway = figures(arguments.directory, "gw")
+    peer = figures(arguments.directory, "nchan")
+    if not gateway and not peer:
+        print(f"no gw_*.json or nchan_*.json in {arguments.directory}", file=sys.stderr)
+        return 2
+    lines = []
+    if arguments.markdown:
+        lines += ["| scenario | Nchan | gateway | ratio |", "| --- | --- | --- | --- |"]
+    for label, key, form, _ in ROWS:
+        if key is None:
+            ours = gateway.get("fanout_lost", 0) + gateway.get("oneone_lost", 0)
+            theirs = peer.get("fanout_lost", 0) + peer.get("oneone_lost", 0)
+            cells = [str(theirs), str(ours), "—"]
+        else:
+            theirs, ours = peer.get(key), gateway.get(key)
+            cells = [
+                form.format(theirs) if theirs is not None else "—",
+                form.format(ours) if ours is not None else "—",
+                f"{ours / theirs:.2f}×" if ours is not None and theirs else "—",
+            ]
+        if arguments.markdown:
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        else:
+            lines.append(f"{label:<72} {cells[0]:>10} {cells[1]:>10} {cells[2]:>7}")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
