@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+@testable import AiravataServer
+
+@Suite("Percent-decoding of paths and queries")
+struct PercentDecodingTests {
+    @Test("malformed escapes and bytes that are not UTF-8 give nil; well-formed ones decode")
+    func strictness() {
+        for bad in ["%", "%4", "%4g", "%%", "100%", "%ff", "%c3%28", "%ED%A0%80", "a%C3"] {
+            #expect(WebSocketRoute.percentDecoded(bad[...]) == nil, "\(bad)")
+        }
+        #expect(WebSocketRoute.percentDecoded("caf%C3%A9%20%2B+x") == "café ++x")
+        #expect(WebSocketRoute.percentDecoded("a+b%2B", plusIsSpace: true) == "a b+")
+    }
+
+    @Test("agrees with Foundation's removingPercentEncoding wherever that yields UTF-8, on random text")
+    func agreesWithFoundation() {
+        var inputs = [
+            "", "plain", "a%20b", "%41%42", "%e2%82%ac", "%E2%82%AC", "%", "%4", "%4g", "%%", "100%",
+            "%ff", "%c3%28", "%ED%A0%80", "a+b", "caf%C3%A9", "%00", "x%2Fy", "🚀%F0%9F%9A%80",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("%%%%+aF0919cdeg é".unicodeScalars)
+        for _ in 0..<5_000 {
+            let length = Int.random(in: 0...12, using: &generator)
+            var text = ""
+            for _ in 0..<length { text.unicodeScalars.append(alphabet.randomElement(using: &generator)!) }
+            inputs.append(text)
+        }
+        // Where Foundation repairs bytes that are not UTF-8 (U+FFFD), ours gives nil.
+        func foundation(_ text: String) -> String? {
+            guard let decoded = text.removingPercentEncoding, !decoded.unicodeScalars.contains("\u{FFFD}") else {
+                return nil
+            }
+            return decoded
+        }
+        var decoded = 0
+        for input in inputs {
+            let ours = WebSocketRoute.percentDecoded(input[...])
+            #expect(ours == foundation(input), "\(input.debugDescription)")
+            #expect(
+                WebSocketRoute.percentDecoded(input[...], plusIsSpace: true)
+                    == foundation(input.replacingOccurrences(of: "+", with: " ")),
+                "\(input.debugDescription) in a query")
+            if ours != nil { decoded += 1 }
+        }
+        #expect(decoded > 500, "too few decodable samples to say anything: \(decoded)")
+    }
+}
