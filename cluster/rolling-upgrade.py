@@ -118,6 +118,7 @@ def main():
     parser.add_argument("--values", default=os.path.join(ROOT, "helm/airavata-gateway/values.yaml"))
     parser.add_argument("--warmup", type=float, default=2, help="seconds of load before the first replacement")
     parser.add_argument("--settle", type=float, default=30, help="seconds the clients get to catch up at the end")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the nodes' logs even when the run passes")
     parser.add_argument("--node-args", default="", help="extra flags for every node")
     arguments = parser.parse_args()
     # A parent (a test runner, say) may have blocked SIGTERM; our children must not inherit that.
@@ -284,7 +285,7 @@ def main():
             ["bash", os.path.join(HERE, "stop.sh")], env=environment, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
         )
-        if verdict != 0:
+        if verdict != 0 or arguments.keep_logs:
             log(f"logs kept in {run_dir}")
         else:
             subprocess.run(["rm", "-rf", run_dir])

@@ -37,9 +37,9 @@ package final class RedisEventBus: EventBus {
         var gapFills = 0
         var replayed = 0
         var logReset: (@Sendable () -> Void)?
-        /// Whether a node that reads only v1 messages is subscribed (automatic format). Until
-        /// the first check says otherwise, assume one is.
-        var olderNodes = true
+        /// Whether a node that reads only v1 messages is subscribed (automatic format); nil
+        /// until the first check, and treated as yes until then.
+        var olderNodes: Bool?
     }
 
     let client: RedisClient
@@ -140,7 +140,7 @@ package final class RedisEventBus: EventBus {
         switch configuration.busFormat {
         case .v1: false
         case .v2: true
-        case .automatic: !state.withLock { $0.olderNodes }
+        case .automatic: state.withLock { $0.olderNodes } == false
         }
     }
 
@@ -477,7 +477,7 @@ package final class RedisEventBus: EventBus {
                 "a node that reads only v1 bus messages is in the cluster; writing v1 until it leaves",
                 metadata: ["v1.subscribers": "\(v1)", "v2.subscribers": "\(v2)"])
         } else {
-            logger.info("every node reads v2 bus messages; writing v2")
+            logger.notice("every node reads v2 bus messages; writing v2")
         }
     }
 
