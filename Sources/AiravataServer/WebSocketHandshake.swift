@@ -39,7 +39,7 @@ package enum WebSocketHandshake {
             return Refusal(status: .badRequest, message: "A WebSocket handshake needs 'Connection: Upgrade'")
         }
         let versions = head.headers["sec-websocket-version"]
-        guard versions.count == 1, versions[0].trimmingCharacters(in: .whitespaces) == "13" else {
+        guard versions.count == 1, trimmed(versions[0]) == "13" else {
             return Refusal(status: .upgradeRequired, message: "Unsupported WebSocket version; this server speaks 13")
         }
         let keys = head.headers["sec-websocket-key"]
@@ -51,7 +51,7 @@ package enum WebSocketHandshake {
         guard isValidKey(keys[0]) else {
             return Refusal(status: .badRequest, message: "Sec-WebSocket-Key must be 16 bytes in base64")
         }
-        guard WebSocketRoute(head: head) != nil else {
+        guard WebSocketRoute.endpoint(WebSocketRoute.split(head.uri).path) != nil else {
             return Refusal(status: .badRequest, message: "No WebSocket endpoint at this path")
         }
         return nil
@@ -59,8 +59,17 @@ package enum WebSocketHandshake {
 
     /// A key is the base64 of 16 bytes: 24 characters, the last two `==`.
     private static func isValidKey(_ key: String) -> Bool {
-        let trimmed = key.trimmingCharacters(in: .whitespaces)
-        guard trimmed.utf8.count == 24, let bytes = Data(base64Encoded: trimmed) else { return false }
+        let key = trimmed(key)
+        guard key.utf8.count == 24, let bytes = Data(base64Encoded: key) else { return false }
         return bytes.count == 16
+    }
+
+    /// Without the spaces and tabs around it (RFC 9110 §5.5: optional whitespace).
+    private static func trimmed(_ value: String) -> String {
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        let utf8 = value.utf8
+        guard let first = utf8.firstIndex(where: { !isBlank($0) }), let last = utf8.lastIndex(where: { !isBlank($0) })
+        else { return "" }
+        return String(value[first...last])
     }
 }

@@ -14,27 +14,39 @@ package struct WebSocketRoute: Sendable, Equatable {
     /// Nil when the path is not one of the WebSocket endpoints.
     package init?(head: HTTPRequestHead) {
         let (path, query) = Self.split(head.uri)
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        guard segments.first == "ws" else { return nil }
-        switch segments.count {
-        case 1:
-            subscription = nil
-        case 2 where segments[1] == "user":
-            subscription = .init(resourceType: .user, resourceID: nil)
-        case 2 where segments[1] == "system":
-            subscription = .init(resourceType: .system, resourceID: nil)
-        case 3:
-            guard let resource = ResourceType(pathSegment: segments[1]),
-                let id = Self.percentDecoded(segments[2][...]), !id.isEmpty
-            else { return nil }
-            subscription = .init(resourceType: resource, resourceID: id)
-        default:
-            return nil
-        }
+        guard let endpoint = Self.endpoint(path) else { return nil }
+        subscription = endpoint.subscription
         token = Self.queryValue("token", in: query) ?? Self.bearerToken(head.headers)
         if let session = Self.queryValue("session", in: query), !session.isEmpty {
             let cursor = Self.queryValue("cursor", in: query)
             resume = Gateway.ResumeRequest(sessionID: session, cursor: cursor?.isEmpty == true ? nil : cursor)
+        }
+    }
+
+    /// One of the WebSocket endpoints, and the subscription its path asks for.
+    package struct Endpoint: Equatable, Sendable {
+        package var subscription: ClientMessage.SubscriptionRequest?
+    }
+
+    /// Nil when the path (without its query) is not one of the WebSocket endpoints. Cheaper
+    /// than the whole route: the handshake checks only this.
+    package static func endpoint(_ path: Substring) -> Endpoint? {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard segments.first == "ws" else { return nil }
+        switch segments.count {
+        case 1:
+            return Endpoint(subscription: nil)
+        case 2 where segments[1] == "user":
+            return Endpoint(subscription: .init(resourceType: .user, resourceID: nil))
+        case 2 where segments[1] == "system":
+            return Endpoint(subscription: .init(resourceType: .system, resourceID: nil))
+        case 3:
+            guard let resource = ResourceType(pathSegment: String(segments[1])),
+                let id = Self.percentDecoded(segments[2]), !id.isEmpty
+            else { return nil }
+            return Endpoint(subscription: .init(resourceType: resource, resourceID: id))
+        default:
+            return nil
         }
     }
 
@@ -43,13 +55,20 @@ package struct WebSocketRoute: Sendable, Equatable {
         return (uri[..<mark], uri[uri.index(after: mark)...])
     }
 
+    /// The first `name=value` of the query, decoded; names compare as bytes. Read over the
+    /// UTF-8 bytes: splitting a Substring walks grapheme clusters, slow on a long token.
     package static func queryValue(_ name: String, in query: Substring?) -> String? {
         guard let query else { return nil }
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.first == Substring(name) else { continue }
-            let raw = parts.count > 1 ? parts[1] : ""
-            return percentDecoded(raw, plusIsSpace: true) ?? String(raw)
+        let bytes = query.utf8
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
+            let equals = bytes[start..<end].firstIndex(of: UInt8(ascii: "=")) ?? end
+            if start < end, bytes[start..<equals].elementsEqual(name.utf8) {
+                let raw = equals < end ? query[bytes.index(after: equals)..<end] : query[end..<end]
+                return percentDecoded(raw, plusIsSpace: true) ?? String(raw)
+            }
+            start = end < bytes.endIndex ? bytes.index(after: end) : end
         }
         return nil
     }
