@@ -14,15 +14,19 @@ extension Gateway {
     package func ingest(_ document: JSONValue) async throws -> [Accepted] {
         let candidates = try validator.validate(document)
         let now = WallClock.nowMicros()
-        try await recordOwnership(of: candidates)
-        let events = try await complete(candidates, nowMicros: now)
+        let (entries, unknown) = Self.ownershipWork(candidates)
+        for entry in entries {
+            try await ownership.record(experimentID: entry.experimentID, ownership: entry.ownership)
+        }
+        let known = unknown.isEmpty ? [:] : try await ownership.lookup(experimentIDs: unknown)
+        let events = complete(candidates, known: known, nowMicros: now)
         let cursors = try await bus.publish(events)
         return accepted(events, cursors)
     }
 
-    /// The same on an event loop, without a task, when no event needs the ownership index
-    /// (a task, worker, user or system event with its routing complete); otherwise the
-    /// async path. Validation errors fail the future like they throw there.
+    /// The same on an event loop, without a task: the ownership index and the bus answer
+    /// with futures (in one round trip each on Redis). Validation errors fail the future
+    /// like they throw there.
     package func ingest(_ document: JSONValue, on loop: any EventLoop) -> EventLoopFuture<[Accepted]> {
         let candidates: [EventValidator.Candidate]
         do {
@@ -30,53 +34,47 @@ extension Gateway {
         } catch {
             return loop.makeFailedFuture(error)
         }
-        guard !candidates.contains(where: Self.needsOwnershipIndex) else {
-            return loop.makeFutureWithTask { try await self.ingest(document) }
-        }
         let now = WallClock.nowMicros()
-        let events = candidates.map { event(from: $0, routing: $0.routing, nowMicros: now) }
-        return bus.publish(events, on: loop).map { self.accepted(events, $0) }
-    }
-
-    /// Whether ingesting this event reads or writes experiment → (project, owner).
-    private static func needsOwnershipIndex(_ candidate: EventValidator.Candidate) -> Bool {
-        let routing = candidate.routing
-        switch routing.category {
-        case .experiment:
-            return routing.experimentID != nil
-        case .task:
-            return routing.experimentID != nil && (routing.projectID == nil || routing.ownerID == nil)
-        case .worker, .user, .system, .control:
-            return false
+        let (entries, unknown) = Self.ownershipWork(candidates)
+        let known: EventLoopFuture<[String: ExperimentOwnership]> =
+            entries.isEmpty && unknown.isEmpty
+            ? loop.makeSucceededFuture([:]) : ownership.record(entries, thenLookUp: unknown, on: loop)
+        return known.flatMap { known in
+            let events = self.complete(candidates, known: known, nowMicros: now)
+            return self.bus.publish(events, on: loop).map { self.accepted(events, $0) }
         }
     }
 
-    /// Experiment events name their project and owner: remembered for later task events.
-    private func recordOwnership(of candidates: [EventValidator.Candidate]) async throws {
-        for candidate in candidates where candidate.routing.category == .experiment {
+    /// What ingesting these events reads and writes in experiment → (project, owner):
+    /// experiment events that name a project or owner are remembered for later task events;
+    /// experiment and task events that lack either are completed from it.
+    private static func ownershipWork(_ candidates: [EventValidator.Candidate]) -> (
+        entries: [(experimentID: String, ownership: ExperimentOwnership)], unknown: [String]
+    ) {
+        var entries: [(experimentID: String, ownership: ExperimentOwnership)] = []
+        var unknown: [String] = []
+        var seen: Set<String> = []
+        for candidate in candidates {
             let routing = candidate.routing
-            guard let experimentID = routing.experimentID, routing.projectID != nil || routing.ownerID != nil else {
-                continue
+            guard routing.category == .experiment || routing.category == .task, let experimentID = routing.experimentID
+            else { continue }
+            if routing.category == .experiment, routing.projectID != nil || routing.ownerID != nil {
+                entries.append(
+                    (experimentID, ExperimentOwnership(projectID: routing.projectID, ownerID: routing.ownerID)))
             }
-            try await ownership.record(
-                experimentID: experimentID,
-                ownership: ExperimentOwnership(projectID: routing.projectID, ownerID: routing.ownerID)
-            )
+            if routing.projectID == nil || routing.ownerID == nil, seen.insert(experimentID).inserted {
+                unknown.append(experimentID)
+            }
         }
+        return (entries, unknown)
     }
 
     /// Ids, timestamps, and the project and owner of events that lack them.
-    private func complete(_ candidates: [EventValidator.Candidate], nowMicros: Int64) async throws -> [GatewayEvent] {
-        let unknown = candidates.compactMap { candidate -> String? in
-            let routing = candidate.routing
-            guard routing.category == .experiment || routing.category == .task,
-                routing.projectID == nil || routing.ownerID == nil
-            else { return nil }
-            return routing.experimentID
-        }
+    private func complete(
+        _ candidates: [EventValidator.Candidate], known: [String: ExperimentOwnership], nowMicros: Int64
+    ) -> [GatewayEvent] {
         // `String` keys are byte-exact here: validated experiment ids are ASCII.
-        let known = unknown.isEmpty ? [:] : try await ownership.lookup(experimentIDs: Array(Set(unknown)))
-        return candidates.map { candidate in
+        candidates.map { candidate in
             var routing = candidate.routing
             if let experimentID = routing.experimentID, let owner = known[experimentID] {
                 routing.projectID = routing.projectID ?? owner.projectID

@@ -1,4 +1,5 @@
 import AiravataProtocol
+package import NIOCore
 import Synchronization
 
 /// The single-node ownership index: bounded, oldest entries evicted first.
@@ -18,6 +19,24 @@ package final class InMemoryOwnershipIndex: OwnershipIndex {
     }
 
     package func record(experimentID: String, ownership: ExperimentOwnership) async {
+        recordNow(experimentID: experimentID, ownership: ownership)
+    }
+
+    package func lookup(experimentIDs: [String]) async -> [String: ExperimentOwnership] {
+        lookUpNow(experimentIDs)
+    }
+
+    /// In memory: answered at once.
+    package func record(
+        _ entries: [(experimentID: String, ownership: ExperimentOwnership)],
+        thenLookUp experimentIDs: [String],
+        on loop: any EventLoop
+    ) -> EventLoopFuture<[String: ExperimentOwnership]> {
+        for entry in entries { recordNow(experimentID: entry.experimentID, ownership: entry.ownership) }
+        return loop.makeSucceededFuture(lookUpNow(experimentIDs))
+    }
+
+    private func recordNow(experimentID: String, ownership: ExperimentOwnership) {
         let key = ExactString(experimentID)
         state.withLock { state in
             if state.entries.updateValue(ownership, forKey: key) == nil {
@@ -34,7 +53,7 @@ package final class InMemoryOwnershipIndex: OwnershipIndex {
         }
     }
 
-    package func lookup(experimentIDs: [String]) async -> [String: ExperimentOwnership] {
+    private func lookUpNow(_ experimentIDs: [String]) -> [String: ExperimentOwnership] {
         state.withLock { state in
             var found: [String: ExperimentOwnership] = [:]
             for id in experimentIDs {

@@ -75,6 +75,22 @@ extension RedisClient {
     }
 }
 
+extension RedisClient {
+    /// Commands back to back in one write, without a task; the future completes on the
+    /// connection's loop with every reply in order (error replies included, as `.error`).
+    public func submit(_ commands: [RedisCommand]) -> EventLoopFuture<[RedisReply]> {
+        let connection: RedisConnection
+        do {
+            connection = try current()
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let replies = commands.map { connection.reply(to: $0, flush: false) }
+        connection.channel.flush()
+        return EventLoopFuture.whenAllSucceed(replies, on: connection.channel.eventLoop)
+    }
+}
+
 /// SHA-1 (FIPS 180-4), only to name scripts the way Redis does; not for security.
 enum SHA1 {
     static func hex(_ message: [UInt8]) -> String {

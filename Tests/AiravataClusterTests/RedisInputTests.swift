@@ -1,3 +1,4 @@
+import AiravataClient
 import AiravataCore
 import AiravataProtocol
 import AiravataTestSupport
@@ -91,6 +92,27 @@ struct RedisInputTests {
             try await cluster.publish(0, ClusterEvents.system("third"))
             let third = try await listener.nextMessage()
             #expect(third["data"]?["notice"]?.stringValue == "third", "got \(third.jsonString)")
+        }
+    }
+
+    @Test("an experiment event whose ownership record Redis refuses is refused whole (503), and nothing is published")
+    func ownershipRecordRefused() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            let listener = try await cluster.connect(0, "/ws/projects/p-9", user: "admin", roles: ["admin"])
+            defer { listener.close() }
+            let service = try await cluster.token("producer", roles: ["service"])
+            let event = ClusterEvents.experiment(id: "e-9", project: "p-9", owner: "u-9")
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "-hset")
+            let refused = try await cluster.http(0).publish(json: event.jsonString, token: service)
+            #expect(refused.status == 503, "\(refused.status): \(refused.bodyString)")
+            #expect(refused.headers.first { $0.0.lowercased() == "retry-after" }?.1 == "1")
+            try await cluster.redis.cli("ACL", "SETUSER", "default", "+hset")
+            let accepted = try await cluster.http(0).publish(json: event.jsonString, token: service)
+            #expect(accepted.status == 202, "\(accepted.status): \(accepted.bodyString)")
+            // Only the accepted one reaches the project's subscriber.
+            let first = try await listener.nextMessage(ofType: "experiment_updated")
+            let cursor = first["cursor"]?.stringValue
+            #expect(try JSONValue(parsing: accepted.bodyString)["cursors"]?.arrayValue?.first?.stringValue == cursor)
         }
     }
 
