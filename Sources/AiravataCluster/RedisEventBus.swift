@@ -84,24 +84,19 @@ package final class RedisEventBus: EventBus {
         (fillStream, fillRequests) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let keys = self.keys
         let replayLength = configuration.replayLength
-        publishQueue = PublishQueue(loop: client.eventLoop) { payloads in
-            client.submit(
-                ClusterScripts.publishBatch,
-                keys: [
-                    RedisArgument(keys.eventStream), RedisArgument(keys.eventBatchChannel),
-                    RedisArgument(keys.acceptedCounter),
-                ],
-                arguments: [RedisArgument(replayLength)] + payloads.map { RedisArgument(bytes: $0) })
+        /// One publish script call per batch: the stream, the channel of its format, the counter.
+        func queue(_ script: RedisScript, channel: String) -> PublishQueue {
+            PublishQueue(loop: client.eventLoop) { payloads in
+                client.submit(
+                    script,
+                    keys: [
+                        RedisArgument(keys.eventStream), RedisArgument(channel), RedisArgument(keys.acceptedCounter),
+                    ],
+                    arguments: [RedisArgument(replayLength)] + payloads.map { RedisArgument(bytes: $0) })
+            }
         }
-        legacyPublishQueue = PublishQueue(loop: client.eventLoop) { payloads in
-            client.submit(
-                ClusterScripts.publish,
-                keys: [
-                    RedisArgument(keys.eventStream), RedisArgument(keys.eventChannel),
-                    RedisArgument(keys.acceptedCounter),
-                ],
-                arguments: [RedisArgument(replayLength)] + payloads.map { RedisArgument(bytes: $0) })
-        }
+        publishQueue = queue(ClusterScripts.publishBatch, channel: keys.eventBatchChannel)
+        legacyPublishQueue = queue(ClusterScripts.publish, channel: keys.eventChannel)
         let receiver = Receiver()
         subscriber = RedisSubscriber(
             configuration: configuration.redis,

@@ -30,20 +30,6 @@ public struct RedisScript: Sendable {
     }
 }
 
-extension RedisConnection {
-    /// Runs the script by digest, falling back to its body once when Redis lacks it.
-    @discardableResult
-    public func run(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument]) async throws
-        -> RedisReply
-    {
-        do {
-            return try await send(script.evalsha(keys: keys, arguments: arguments))
-        } catch let error as RedisError where error.isNoScript {
-            return try await send(script.eval(keys: keys, arguments: arguments))
-        }
-    }
-}
-
 extension RedisClient {
     /// Runs the script by digest, falling back to its body once when Redis lacks it.
     @discardableResult
