@@ -231,8 +231,15 @@ struct RedisInputTests {
                 let token = try await cluster.token("dave")
                 let socket = try await RawWebSocket.connect(port: cluster.node(0).port, path: "/ws?token=\(token)")
                 let connected = try await socket.nextMessage()
-                ids.append(try #require(connected["data"]?["sessionId"]?.stringValue))
+                let id = try #require(connected["data"]?["sessionId"]?.stringValue)
+                ids.append(id)
+                let saved = try await cluster.redis.cli("ZSCORE", "airavata:sessions:user:dave", id)
                 socket.close()
+                // A close renews the session (its score is its expiry): wait for that before the
+                // next save, or the renewal could land after it and make this one the newer.
+                _ = await eventually(within: .seconds(5)) {
+                    (try? await cluster.redis.cli("ZSCORE", "airavata:sessions:user:dave", id)) != saved
+                }
             }
             #expect(try await cluster.redis.cli("ZCARD", "airavata:sessions:user:dave") == "3")
             for (index, id) in ids.enumerated() {
