@@ -36,7 +36,7 @@ gateway() {
   for port in "${GW_PORTS[@]}"; do
     i=$((i + 1))
     "$BIN" serve --host 127.0.0.1 --port "$port" --node-id "bench-$i" --jwt-secret "$SECRET" \
-      --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --max-connections 20000 \
+      --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --max-connections-per-node 20000 \
       --max-connections-per-user 20000 --max-connections-per-ip 20000 --stats-interval 0 --drain-delay 0 \
       --log-level warning >"$OUT/node-$i.log" 2>&1 &
     pids+=($!)

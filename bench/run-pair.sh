@@ -47,7 +47,7 @@ start_gateway() {
   for port in "${GW_PORTS[@]}"; do
     i=$((i + 1))
     "$BIN" serve --host 127.0.0.1 --port "$port" --node-id "pair-$i" --jwt-secret "$SECRET" \
-      --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --max-connections 20000 \
+      --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --max-connections-per-node 20000 \
       --max-connections-per-user 20000 --max-connections-per-ip 20000 --max-sessions-per-user 20000 \
       --stats-interval 0 --drain-delay 0 --log-level warning ${GATEWAY_ARGS:-} >"$OUT/node-$i.log" 2>&1 &
     pids+=($!)

@@ -54,7 +54,7 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
             ClusterScripts.admit, keys: hashes.map { RedisArgument($0.value) },
             arguments: [
                 RedisArgument(instance), RedisArgument(keys.nodeLeasePrefix), RedisArgument(limits.perUser),
-                RedisArgument(limits.perIP), RedisArgument(limits.global),
+                RedisArgument(limits.perIP), RedisArgument(limits.effectiveGlobal),
             ])
         switch reply.string {
         case "ok":

@@ -1,14 +1,23 @@
-/// The three connection limits of the protocol.
+/// The connection limits. The protocol's per-user, per-IP and global limits count across the
+/// cluster when nodes share Redis; the per-node limit is this node's own capacity, so adding
+/// a node adds capacity (see docs/operations.md, "Connection limits").
 package struct ConnectionLimits: Sendable, Equatable {
     package var perUser: Int
     package var perIP: Int
+    /// Connections in the whole cluster (`--max-connections-cluster`); 0 for no cap.
     package var global: Int
+    /// Connections on this node (`--max-connections-per-node`); 0 for no cap.
+    package var perNode: Int
 
-    package init(perUser: Int = 10, perIP: Int = 50, global: Int = 1000) {
+    package init(perUser: Int = 10, perIP: Int = 50, global: Int = 1000, perNode: Int = 0) {
         self.perUser = perUser
         self.perIP = perIP
         self.global = global
+        self.perNode = perNode
     }
+
+    /// The cluster-wide cap as a number to compare with; "none" is a count no cluster reaches.
+    package var effectiveGlobal: Int { global > 0 ? global : Int(Int32.max) }
 }
 
 /// Which limit refused a connection; `message` is what the client is told.
@@ -16,12 +25,14 @@ package enum ConnectionLimitExceeded: Error, Sendable, Equatable {
     case perUser(limit: Int)
     case perIP(limit: Int)
     case global(limit: Int)
+    case perNode(limit: Int)
 
     package var message: String {
         switch self {
         case .perUser(let limit): "Connection limit exceeded: at most \(limit) connections per user"
         case .perIP(let limit): "Connection limit exceeded: at most \(limit) connections per IP address"
         case .global(let limit): "Connection limit exceeded: the server accepts at most \(limit) connections"
+        case .perNode(let limit): "Connection limit exceeded: this node accepts at most \(limit) connections"
         }
     }
 
@@ -31,6 +42,7 @@ package enum ConnectionLimitExceeded: Error, Sendable, Equatable {
         case .perUser: "user"
         case .perIP: "ip"
         case .global: "global"
+        case .perNode: "node"
         }
     }
 }

@@ -18,6 +18,9 @@ package final class Gateway: Sendable {
     let validator: EventValidator
     let ids = EventIDGenerator()
     let connectionSequence = Atomic<UInt64>(0)
+    /// Connections admitted on this node, checked against `limits.perNode` before the
+    /// cluster-wide limiter is asked.
+    private let nodeConnections = Atomic<Int>(0)
     let controlSequence = Atomic<Int>(0)
     let logger: Logger
     let frames: any FrameEncoding
@@ -163,11 +166,18 @@ package final class Gateway: Sendable {
         let replayFrom = restored != nil ? resume?.cursor : nil
         let id = connectionSequence.add(1, ordering: .relaxed).newValue
         let lease = ConnectionLease(id: id, userID: principal.userID, ip: ip)
+        let perNode = configuration.limits.perNode
+        if nodeConnections.add(1, ordering: .relaxed).newValue > perNode, perNode > 0 {
+            nodeConnections.subtract(1, ordering: .relaxed)
+            return .failure(.limit(.perNode(limit: perNode)))
+        }
         do {
             if case .failure(let exceeded) = try await limiter.admit(lease) {
+                nodeConnections.subtract(1, ordering: .relaxed)
                 return .failure(.limit(exceeded))
             }
         } catch {
+            nodeConnections.subtract(1, ordering: .relaxed)
             logger.error("connection limiter unavailable", metadata: ["error": "\(error)"])
             return .failure(.unavailable("Service temporarily unavailable"))
         }
@@ -236,6 +246,7 @@ package final class Gateway: Sendable {
         index.remove(id)
         openSessions.withLock { _ = $0.removeValue(forKey: id) }
         statistics.connectionClosed()
+        nodeConnections.subtract(1, ordering: .relaxed)
         await limiter.release(lease)
     }
 

@@ -21,7 +21,7 @@ package final class InMemoryConnectionLimiter: ConnectionLimiter {
     package func admit(_ lease: ConnectionLease) async -> Result<Void, ConnectionLimitExceeded> {
         let user = ExactString(lease.userID)
         return state.withLock { state in
-            if state.total >= limits.global { return .failure(.global(limit: limits.global)) }
+            if state.total >= limits.effectiveGlobal { return .failure(.global(limit: limits.global)) }
             if state.perUser[user, default: 0] >= limits.perUser {
                 return .failure(.perUser(limit: limits.perUser))
             }

@@ -56,7 +56,10 @@ package final class GatewayMetrics: Sendable {
         }
         refusedAuth = refused("authentication")
         refusedForbidden = refused("forbidden")
-        refusedLimit = ["user": refused("limit_user"), "ip": refused("limit_ip"), "global": refused("limit_global")]
+        refusedLimit = [
+            "user": refused("limit_user"), "ip": refused("limit_ip"), "global": refused("limit_global"),
+            "node": refused("limit_node"),
+        ]
         refusedUnavailable = refused("unavailable")
         received = registry.makeCounter(
             descriptor: MetricNameDescriptor(

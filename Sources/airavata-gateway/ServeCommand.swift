@@ -63,7 +63,23 @@ struct ServeCommand: AsyncParsableCommand {
     var maxConnectionsPerUser: String?
     @Option(help: "Connections one client IP may hold [AIRAVATA_MAX_CONNECTIONS_PER_IP, default 50].")
     var maxConnectionsPerIP: String?
-    @Option(help: "Connections in total [AIRAVATA_MAX_CONNECTIONS, default 1000].")
+    @Option(
+        help: ArgumentHelp(
+            "Connections this node holds; adding a node adds this much capacity "
+                + "[AIRAVATA_MAX_CONNECTIONS_PER_NODE, default 1000; 0 for no cap].")
+    )
+    var maxConnectionsPerNode: String?
+    @Option(
+        help: ArgumentHelp(
+            "Connections across every node sharing the Redis; without Redis, this node's "
+                + "[AIRAVATA_MAX_CONNECTIONS_CLUSTER, default 0: no cap].")
+    )
+    var maxConnectionsCluster: String?
+    @Option(
+        help: ArgumentHelp(
+            "Deprecated name of --max-connections-cluster, kept for older configurations; "
+                + "given alone, it also leaves the per-node limit off, as before [AIRAVATA_MAX_CONNECTIONS].")
+    )
     var maxConnections: String?
     @Option(help: "Heartbeat interval; silent clients are closed after two [AIRAVATA_PING_INTERVAL, default 30s].")
     var pingInterval: String?
@@ -131,6 +147,7 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "airavata.gateway")
+        for warning in settings.warnings { logger.warning("\(warning)") }
         let verifier: TokenVerifier
         do {
             verifier = try await TokenVerifier(configuration: settings.token)

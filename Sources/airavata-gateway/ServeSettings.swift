@@ -20,6 +20,8 @@ struct ServeSettings {
     /// Events kept for resume; nil for the bus's default.
     var replayLength: Int?
     var sessionTTLSeconds: Double
+    /// Said once logging is up: deprecated settings in use.
+    var warnings: [String] = []
 
     init(_ command: ServeCommand) throws {
         func setting(_ flag: String, _ value: String?) -> SettingValue { SettingValue(flag: flag, value: value) }
@@ -113,13 +115,9 @@ struct ServeSettings {
         var gateway = GatewayConfiguration(
             nodeID: setting("node-id", command.nodeID).string() ?? ProcessInfo.processInfo.hostName
         )
-        gateway.limits = ConnectionLimits(
-            perUser: try setting("max-connections-per-user", command.maxConnectionsPerUser)
-                .integer(default: 10, range: 1...1_000_000),
-            perIP: try setting("max-connections-per-ip", command.maxConnectionsPerIP)
-                .integer(default: 50, range: 1...1_000_000),
-            global: try setting("max-connections", command.maxConnections).integer(default: 1000, range: 1...10_000_000)
-        )
+        let (limits, limitWarnings) = try Self.connectionLimits(command, setting: setting)
+        gateway.limits = limits
+        warnings += limitWarnings
         gateway.maxSubscriptionsPerConnection = try setting("max-subscriptions", command.maxSubscriptions)
             .integer(default: gateway.maxSubscriptionsPerConnection, range: 1...100_000)
         gateway.sessionTTLSeconds = sessionTTLSeconds
@@ -161,6 +159,41 @@ struct ServeSettings {
         self.server = server
         self.token = token
         self.logLevel = level
+    }
+
+    /// Per user and per IP as before; the per-node and cluster-wide totals from their own
+    /// flags. The deprecated `--max-connections` always meant cluster-wide: given alone it
+    /// keeps that meaning and leaves the per-node cap off, so an old configuration admits
+    /// exactly what it did.
+    private static func connectionLimits(
+        _ command: ServeCommand, setting: (String, String?) -> SettingValue
+    ) throws -> (ConnectionLimits, [String]) {
+        let legacy = setting("max-connections", command.maxConnections)
+        let cluster = setting("max-connections-cluster", command.maxConnectionsCluster)
+        let perNode = setting("max-connections-per-node", command.maxConnectionsPerNode)
+        var warnings: [String] = []
+        var global = try cluster.integer(default: 0, range: 0...10_000_000)
+        var perNodeDefault = 1000
+        if legacy.string() != nil {
+            guard cluster.string() == nil else {
+                throw ValidationError(
+                    "\(legacy.source) and \(cluster.source) set the same limit; keep only \(cluster.source)")
+            }
+            global = try legacy.integer(default: 0, range: 1...10_000_000)
+            perNodeDefault = 0
+            warnings.append(
+                "\(legacy.source) is deprecated: it caps the whole cluster; use "
+                    + "--max-connections-cluster for that and --max-connections-per-node for each node's capacity")
+        }
+        let limits = ConnectionLimits(
+            perUser: try setting("max-connections-per-user", command.maxConnectionsPerUser)
+                .integer(default: 10, range: 1...1_000_000),
+            perIP: try setting("max-connections-per-ip", command.maxConnectionsPerIP)
+                .integer(default: 50, range: 1...1_000_000),
+            global: global,
+            perNode: try perNode.integer(default: perNodeDefault, range: 0...10_000_000)
+        )
+        return (limits, warnings)
     }
 
     private static func tlsContext(certificate: SettingValue, key: SettingValue) throws -> NIOSSLContext? {
