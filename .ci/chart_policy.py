@@ -14,6 +14,7 @@ Every failure names the rule, what was expected and what came. Exit 1 on any fai
 import hashlib
 import io
 import json
+import os
 import re
 import sys
 import tarfile
@@ -325,7 +326,13 @@ def check_dashboard(dashboard_file, metrics_source):
     with open(dashboard_file) as f:
         dashboard = json.load(f)
     with open(metrics_source) as f:
-        exported = set(re.findall(r'"(airavata_[a-z0-9_]+)"', f.read()))
+        source = f.read()
+    exported = set(re.findall(r"\b(airavata_[a-z0-9_]+)", source))
+    # A histogram is queried through its series.
+    exported |= {name + suffix for name in exported for suffix in ("_bucket", "_sum", "_count")}
+    # The standard process_* figures the gateway exports besides its own.
+    exported |= set(re.findall(r"\b(process_[a-z_]+)", open(os.path.join(os.path.dirname(metrics_source),
+                                                                        "ProcessFigures.swift")).read()))
     check = Checks("dashboard")
     check.expect(bool(exported), f"metric names in {metrics_source}", "some", "none")
     panels = dashboard.get("panels") or []
@@ -334,7 +341,7 @@ def check_dashboard(dashboard_file, metrics_source):
     check.expect(len(ids) == len(set(ids)), "unique panel ids", "unique", ids)
     for panel in panels:
         for target in panel.get("targets") or []:
-            for metric in re.findall(r"\b(airavata_[a-z0-9_]+)", target.get("expr", "")):
+            for metric in re.findall(r"\b((?:airavata|process)_[a-z0-9_]+)", target.get("expr", "")):
                 check.expect(metric in exported, f"panel '{panel.get('title')}' metric {metric}", "exported",
                              "unknown")
     return report(check)

@@ -259,9 +259,9 @@ def main():
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
                     for line in response.read().decode().splitlines():
-                        if line.startswith("airavata_replay_log_reads "):
+                        if line.startswith("airavata_replay_log_reads_total "):
                             reads += int(float(line.split()[1]))
-                        elif line.startswith("airavata_replays "):
+                        elif line.startswith("airavata_replays_total "):
                             replays += int(float(line.split()[1]))
             except OSError:
                 pass

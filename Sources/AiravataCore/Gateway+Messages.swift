@@ -39,7 +39,14 @@ extension Gateway {
     /// Publishes this node's figures where the other nodes read them.
     package func reportStatistics() async {
         do {
-            try await statisticsStore.publish(statistics.report())
+            let report = statistics.report()
+            let started = ContinuousClock.now
+            try await statisticsStore.publish(report)
+            if statisticsStore.isShared {
+                let elapsed = (ContinuousClock.now - started).components
+                statistics.storeRoundTrip(
+                    micros: Int(elapsed.seconds) * 1_000_000 + Int(elapsed.attoseconds / 1_000_000_000_000))
+            }
         } catch {
             logger.debug("statistics report failed", metadata: ["error": "\(error)"])
         }

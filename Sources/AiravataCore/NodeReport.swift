@@ -1,6 +1,6 @@
 import Synchronization
 
-/// One node's figures, as it shares them with the cluster for statistics.
+/// One node's figures, as it shares them with the cluster for statistics and the dashboard.
 package struct NodeReport: Sendable, Equatable {
     package var nodeID: String
     package var startedAtMicros: Int64
@@ -9,9 +9,16 @@ package struct NodeReport: Sendable, Equatable {
     /// Events accepted through this node's ingestion API.
     package var eventsAccepted: Int
     package var acceptRate: Double
+    /// Event frames handed to this node's connections, and how many a second lately.
     package var deliveries: Int
-    package var latencyMicrosSum: Int
-    package var latencySamples: Int
+    package var deliveryRate: Double = 0
+    /// Events that reached this node (from its own ingestion or the bus) and were looked up.
+    package var routed: Int = 0
+    /// Delivery latency over the last `recentSeconds` (at most `GatewayStatistics.windowSeconds`).
+    package var recentLatency = LatencyHistogram()
+    package var recentSeconds: Double = 0
+    package var status = NodeStatus()
+    package var reportedAtMicros: Int64 = 0
 
     package init(
         nodeID: String,
@@ -20,9 +27,7 @@ package struct NodeReport: Sendable, Equatable {
         totalConnections: Int,
         eventsAccepted: Int,
         acceptRate: Double,
-        deliveries: Int,
-        latencyMicrosSum: Int,
-        latencySamples: Int
+        deliveries: Int
     ) {
         self.nodeID = nodeID
         self.startedAtMicros = startedAtMicros
@@ -31,9 +36,40 @@ package struct NodeReport: Sendable, Equatable {
         self.eventsAccepted = eventsAccepted
         self.acceptRate = acceptRate
         self.deliveries = deliveries
-        self.latencyMicrosSum = latencyMicrosSum
-        self.latencySamples = latencySamples
     }
+}
+
+/// What the server layer knows of a node: its lifecycle, its Redis links, its version and the
+/// counters an operator watches during an incident.
+package struct NodeStatus: Sendable, Equatable {
+    /// `starting`, `ready` or `draining`.
+    package var state: String
+    /// False once the bus has been unable to carry events past its grace.
+    package var busReady: Bool
+    /// `up`, `down`, or `none` without Redis.
+    package var redis: String
+    package var heartbeatAgeSeconds: Double?
+    package var version: String
+    /// Outcome counters since the node started (`slow_consumer_closes`, …) and process figures
+    /// (`rss_bytes`, `open_fds`), by name.
+    package var figures: [String: Int]
+
+    package init(
+        state: String = "ready", busReady: Bool = true, redis: String = "none", heartbeatAgeSeconds: Double? = nil,
+        version: String = GatewayVersion.current, figures: [String: Int] = [:]
+    ) {
+        self.state = state
+        self.busReady = busReady
+        self.redis = redis
+        self.heartbeatAgeSeconds = heartbeatAgeSeconds
+        self.version = version
+        self.figures = figures
+    }
+}
+
+/// The release this binary was built from; shown by the dashboard and `--version`.
+package enum GatewayVersion {
+    package static let current = "0.9.0"
 }
 
 /// Where nodes leave their reports and read everyone's.

@@ -13,6 +13,10 @@ package struct StatisticsSnapshot: Sendable, Equatable {
     package var nodeID: String
     /// Our addition: each live node's own figures.
     package var nodes: [NodeReport] = []
+    /// Delivery latency over the last minute or so, every node's pooled; `averageLatency` is
+    /// its mean, so that a spike shows at once and is gone a minute later.
+    package var recentLatency = LatencyHistogram()
+    package var recentSeconds: Double = 0
 
     package init(
         totalConnections: Int,
@@ -46,6 +50,19 @@ package struct StatisticsSnapshot: Sendable, Equatable {
             "deliveries": .integer(deliveries),
             "nodeId": .string(nodeID),
             "nodes": .array(nodes.map(Self.nodeJSON)),
+            "latency": Self.latencyJSON(recentLatency, seconds: recentSeconds),
+        ])
+    }
+
+    /// Our addition: the window's percentiles and mean, in seconds.
+    package static func latencyJSON(_ histogram: LatencyHistogram, seconds: Double) -> JSONValue {
+        func rounded(_ value: Double) -> JSONValue { .double((value * 1e6).rounded() / 1e6) }
+        return .object([
+            "windowSeconds": .integer(Int(seconds.rounded())),
+            "samples": .integer(histogram.total),
+            "p50": rounded(histogram.quantileSeconds(0.5)),
+            "p99": rounded(histogram.quantileSeconds(0.99)),
+            "mean": rounded(histogram.meanSeconds),
         ])
     }
 
@@ -57,30 +74,28 @@ package struct StatisticsSnapshot: Sendable, Equatable {
             "totalMessages": .integer(node.eventsAccepted),
             "messagesPerSecond": .double((node.acceptRate * 100).rounded() / 100),
             "deliveries": .integer(node.deliveries),
-            "averageLatency": .string(
-                formatLatency(
-                    node.latencySamples == 0 ? 0 : Double(node.latencyMicrosSum) / Double(node.latencySamples) / 1e6)
-            ),
+            "averageLatency": .string(formatLatency(node.recentLatency.meanSeconds)),
         ])
     }
 
-    /// Cluster figures from every live node's report: sums, a pooled latency mean, and the
-    /// uptime of the longest-running node.
+    /// Cluster figures from every live node's report: sums, the pooled recent latency, and
+    /// the uptime of the longest-running node.
     package static func aggregate(_ reports: [NodeReport], nodeID: String, nowMicros: Int64) -> StatisticsSnapshot {
-        let samples = reports.reduce(0) { $0 + $1.latencySamples }
-        let latencySum = reports.reduce(0) { $0 + $1.latencyMicrosSum }
+        let latency = reports.reduce(LatencyHistogram()) { $0 + $1.recentLatency }
         let started = reports.map(\.startedAtMicros).min() ?? nowMicros
         var snapshot = StatisticsSnapshot(
             totalConnections: reports.reduce(0) { $0 + $1.totalConnections },
             activeConnections: reports.reduce(0) { $0 + $1.activeConnections },
             totalMessages: reports.reduce(0) { $0 + $1.eventsAccepted },
             messagesPerSecond: reports.reduce(0) { $0 + $1.acceptRate },
-            averageLatencySeconds: samples == 0 ? 0 : Double(latencySum) / Double(samples) / 1e6,
+            averageLatencySeconds: latency.meanSeconds,
             uptimeSeconds: Int(max(0, nowMicros - started) / 1_000_000),
             deliveries: reports.reduce(0) { $0 + $1.deliveries },
             nodeID: nodeID
         )
         snapshot.nodes = reports.sorted { $0.nodeID < $1.nodeID }
+        snapshot.recentLatency = latency
+        snapshot.recentSeconds = reports.map(\.recentSeconds).max() ?? 0
         return snapshot
     }
 

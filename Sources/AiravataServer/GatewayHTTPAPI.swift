@@ -103,8 +103,12 @@ final class GatewayHTTPAPI: Sendable {
         case (.GET, "/metrics"):
             let resumes = gateway.statistics.resumes
             let replay = gateway.replay.counts
+            let statistics = gateway.statistics
             let body = metrics.exposition(
-                statistics: gateway.statistics.snapshot(), bus: gateway.busHealth(),
+                core: .init(
+                    routed: statistics.routed, deliveries: statistics.delivered, activeConnections: statistics.active,
+                    latency: statistics.latency, redisRoundTripSeconds: statistics.storeRoundTripSeconds),
+                bus: gateway.busHealth(),
                 resumes: .init(
                     recovered: resumes.recovered, failed: resumes.failed, logReads: replay.reads,
                     replays: replay.replays))
@@ -115,9 +119,14 @@ final class GatewayHTTPAPI: Sendable {
             )
         case (.GET, "/api/v1/stats"):
             return .json(.ok, await statistics.current().json)
+        case (.GET, DashboardAPI.pagePath):
+            return DashboardAPI.page()
+        case (.GET, DashboardAPI.dataPath):
+            return await DashboardAPI.data(headers: request.headers, gateway: gateway, statistics: statistics)
         case (.GET, "/"):
             return .json(.ok, index)
-        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/stats"), (_, "/api/v1/events"), (_, "/"):
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/stats"), (_, "/api/v1/events"), (_, "/"),
+            (_, DashboardAPI.pagePath), (_, DashboardAPI.dataPath):
             return .error(.methodNotAllowed, "Method \(request.method.rawValue) is not allowed on \(request.path)")
         default:
             if request.path == "/ws" || request.path.hasPrefix("/ws/") {
@@ -131,6 +140,7 @@ final class GatewayHTTPAPI: Sendable {
         .object([
             "service": .string("airavata-gateway"),
             "node": .string(gateway.configuration.nodeID),
+            "dashboard": .string(String(DashboardAPI.pagePath)),
             "websocket": .array(
                 [
                     "/ws/experiments/{id}", "/ws/tasks/{id}", "/ws/projects/{id}", "/ws/workers/{id}", "/ws/user",
@@ -139,9 +149,11 @@ final class GatewayHTTPAPI: Sendable {
                 .map { .string($0) }
             ),
             "http": .array(
-                ["POST /api/v1/events", "GET /api/v1/stats", "GET /healthz", "GET /readyz", "GET /metrics"].map {
-                    .string($0)
-                }),
+                [
+                    "POST /api/v1/events", "GET /api/v1/stats", "GET /healthz", "GET /readyz", "GET /metrics",
+                    "GET /dashboard", "GET /api/v1/cluster",
+                ]
+                .map { .string($0) }),
         ])
     }
 

@@ -22,19 +22,22 @@ package final class GatewayMetrics: Sendable {
     private let activeConnections: Gauge
     private let routedEvents: Counter
     private let deliveries: Counter
-    private let averageLatency: Gauge
-    private let reported = Mutex((events: 0, deliveries: 0))
+    /// Counts the core keeps itself, last exported: each export adds what is new.
+    private let exported = Mutex([String: Int]())
+    /// The outcome counters an operator watches (refusals, slow consumers, rate limits): also
+    /// shared with the cluster through the node's report, for the dashboard.
+    private let outcomes = Mutex([String: Int]())
     private let busReady: Gauge
     private let redisUp: [String: Gauge]
     private let heartbeatAge: Gauge
-    private let gapFills: Gauge
-    private let replayed: Gauge
-    private let busRejected: Gauge
+    private let gapFills: Counter
+    private let replayed: Counter
+    private let busRejected: Counter
     private let busHeld: Gauge
-    private let resumesRecovered: Gauge
-    private let resumesFailed: Gauge
-    private let replayReads: Gauge
-    private let replaysAnswered: Gauge
+    private let resumesRecovered: Counter
+    private let resumesFailed: Counter
+    private let replayReads: Counter
+    private let replaysAnswered: Counter
 
     package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -110,7 +113,10 @@ package final class GatewayMetrics: Sendable {
                 metricName: "airavata_connections_active", unitName: "", helpText: "Open WebSocket connections"))
         routedEvents = registry.makeCounter(
             descriptor: MetricNameDescriptor(
-                metricName: "airavata_events_routed_total", unitName: "", helpText: "Events routed on this node"))
+                metricName: "airavata_events_routed_total", unitName: "",
+                helpText:
+                    "Events that reached this node, from any node's ingestion, and were matched to its connections"
+            ))
         deliveries = registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_deliveries_total", unitName: "", helpText: "Event frames handed to connections"))
@@ -134,43 +140,38 @@ package final class GatewayMetrics: Sendable {
                 "Seconds since this node last heard its own heartbeat through Redis pub/sub"
             )
         )
-        gapFills = registry.makeGauge(
+        gapFills = registry.makeCounter(
             descriptor: Self.descriptor(
-                "airavata_bus_gap_fills", "Times a pub/sub gap was refilled from the replay log")
+                "airavata_bus_gap_fills_total", "Times a pub/sub gap was refilled from the replay log")
         )
-        replayed = registry.makeGauge(
+        replayed = registry.makeCounter(
             descriptor: Self.descriptor(
-                "airavata_bus_replayed_events", "Events delivered from the replay log after a gap")
+                "airavata_bus_replayed_events_total", "Events delivered from the replay log after a gap")
         )
-        busRejected = registry.makeGauge(
+        busRejected = registry.makeCounter(
             descriptor: Self.descriptor(
-                "airavata_bus_rejected_messages",
-                "Messages from the events channel skipped as malformed or forged (since start)")
+                "airavata_bus_rejected_messages_total",
+                "Messages from the events channel skipped as malformed or forged")
         )
         busHeld = registry.makeGauge(
             descriptor: Self.descriptor(
                 "airavata_bus_held_messages", "Live events held while a pub/sub gap is filled from the log")
         )
-        func resumes(_ outcome: String) -> Gauge {
-            registry.makeGauge(
-                descriptor: Self.descriptor(
-                    "airavata_resumes", "Sessions resumed on this node since it started, by outcome"),
+        func resumes(_ outcome: String) -> Counter {
+            registry.makeCounter(
+                descriptor: Self.descriptor("airavata_resumes_total", "Resumes asked of this node, by outcome"),
                 labels: [("outcome", outcome)]
             )
         }
         resumesRecovered = resumes("recovered")
         resumesFailed = resumes("failed")
-        replayReads = registry.makeGauge(
+        replayReads = registry.makeCounter(
             descriptor: Self.descriptor(
-                "airavata_replay_log_reads", "Reads of the replay log for resuming clients (one serves many)")
+                "airavata_replay_log_reads_total", "Reads of the replay log for resuming clients (one serves many)")
         )
-        replaysAnswered = registry.makeGauge(
-            descriptor: Self.descriptor("airavata_replays", "Resuming clients answered from those reads")
+        replaysAnswered = registry.makeCounter(
+            descriptor: Self.descriptor("airavata_replays_total", "Resuming clients answered from those reads")
         )
-        averageLatency = registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                metricName: "airavata_delivery_latency_average_seconds", unitName: "",
-                helpText: "Mean time from acceptance to hand-off to connections"))
     }
 
     func connectionOpened() { opened.increment() }
@@ -180,21 +181,58 @@ package final class GatewayMetrics: Sendable {
     }
     func connectionClosed() { closed.increment() }
     func messageReceived() { received.increment() }
-    func rateLimited() { rateLimitedCounter.increment() }
-    func slowConsumer() { slowConsumers.increment() }
-    func pingTimeout() { pingTimeouts.increment() }
+    func rateLimited() {
+        rateLimitedCounter.increment()
+        count("rate_limited_messages")
+    }
+    func slowConsumer() {
+        slowConsumers.increment()
+        count("slow_consumer_closes")
+    }
+    func pingTimeout() {
+        pingTimeouts.increment()
+        count("ping_timeouts")
+    }
     func oversizedMessage() { oversized.increment() }
     func eventsIngested(_ count: Int) { ingested.increment(by: Int64(count)) }
-    func ingestRejected(_ reason: String) { ingestRejected[reason]?.increment() }
+    func ingestRejected(_ reason: String) {
+        ingestRejected[reason]?.increment()
+        count("ingest_rejected_" + reason)
+    }
     func httpRefused(_ reason: HTTPRefusal) { httpRefused[reason.rawValue]?.increment() }
 
     func connectionRefused(_ refusal: ConnectionRefusal) {
         switch refusal {
-        case .authentication: refusedAuth.increment()
-        case .forbidden: refusedForbidden.increment()
-        case .limit(let exceeded): refusedLimit[exceeded.kind]?.increment()
-        case .unavailable: refusedUnavailable.increment()
+        case .authentication:
+            refusedAuth.increment()
+            count("refused_authentication")
+        case .forbidden:
+            refusedForbidden.increment()
+            count("refused_forbidden")
+        case .limit(let exceeded):
+            refusedLimit[exceeded.kind]?.increment()
+            count("refused_limit_" + exceeded.kind)
+        case .unavailable:
+            refusedUnavailable.increment()
+            count("refused_unavailable")
         }
+    }
+
+    private func count(_ outcome: String) {
+        outcomes.withLock { $0[outcome, default: 0] += 1 }
+    }
+
+    /// The outcome counters since start, by name, for the node's report.
+    package var outcomeCounts: [String: Int] { outcomes.withLock { $0 } }
+
+    /// Adds to `counter` what `value` (a count the core keeps) gained since the last export.
+    private func advance(_ counter: Counter, _ name: String, to value: Int) {
+        let delta = exported.withLock { last in
+            let delta = value - last[name, default: 0]
+            last[name] = max(value, last[name, default: 0])
+            return delta
+        }
+        if delta > 0 { counter.increment(by: Int64(delta)) }
     }
 
     /// The Prometheus text, with the core's lock-free counters brought up to date first.
@@ -213,28 +251,72 @@ package final class GatewayMetrics: Sendable {
         }
     }
 
-    package func exposition(statistics: StatisticsSnapshot, bus: EventBusHealth, resumes: ResumeFigures) -> [UInt8] {
-        resumesRecovered.set(Double(resumes.recovered))
-        resumesFailed.set(Double(resumes.failed))
-        replayReads.set(Double(resumes.logReads))
-        replaysAnswered.set(Double(resumes.replays))
+    /// Everything the core counts itself, read at export time.
+    package struct CoreFigures: Sendable {
+        package var routed: Int
+        package var deliveries: Int
+        package var activeConnections: Int
+        package var latency: LatencyHistogram
+        package var redisRoundTripSeconds: Double?
+
+        package init(
+            routed: Int, deliveries: Int, activeConnections: Int, latency: LatencyHistogram,
+            redisRoundTripSeconds: Double?
+        ) {
+            self.routed = routed
+            self.deliveries = deliveries
+            self.activeConnections = activeConnections
+            self.latency = latency
+            self.redisRoundTripSeconds = redisRoundTripSeconds
+        }
+    }
+
+    package func exposition(core: CoreFigures, bus: EventBusHealth, resumes: ResumeFigures) -> [UInt8] {
+        advance(resumesRecovered, "resumes_recovered", to: resumes.recovered)
+        advance(resumesFailed, "resumes_failed", to: resumes.failed)
+        advance(replayReads, "replay_reads", to: resumes.logReads)
+        advance(replaysAnswered, "replays", to: resumes.replays)
+        advance(gapFills, "gap_fills", to: bus.gapFills)
+        advance(replayed, "replayed", to: bus.replayedEvents)
+        advance(busRejected, "bus_rejected", to: bus.rejectedMessages)
+        advance(routedEvents, "routed", to: core.routed)
+        advance(deliveries, "deliveries", to: core.deliveries)
         busReady.set(bus.ready ? 1.0 : 0.0)
         for link in bus.links { redisUp[link.role]?.set(link.up ? 1.0 : 0.0) }
         heartbeatAge.set(bus.heartbeatAgeSeconds ?? 0)
-        gapFills.set(Double(bus.gapFills))
-        replayed.set(Double(bus.replayedEvents))
-        busRejected.set(Double(bus.rejectedMessages))
         busHeld.set(Double(bus.heldMessages))
-        let (newEvents, newDeliveries) = reported.withLock { last in
-            let delta = (statistics.totalMessages - last.events, statistics.deliveries - last.deliveries)
-            last = (statistics.totalMessages, statistics.deliveries)
-            return delta
+        activeConnections.set(Double(core.activeConnections))
+        var text = registry.emitToBuffer()
+        text += Self.histogramText(core.latency)
+        if let roundTrip = core.redisRoundTripSeconds {
+            text += Array(
+                """
+                # HELP airavata_redis_roundtrip_seconds Time of this node's latest statistics write to Redis (one round trip)
+                # TYPE airavata_redis_roundtrip_seconds gauge
+                airavata_redis_roundtrip_seconds \(roundTrip)
+
+                """.utf8)
         }
-        routedEvents.increment(by: Int64(max(0, newEvents)))
-        deliveries.increment(by: Int64(max(0, newDeliveries)))
-        activeConnections.set(Double(statistics.activeConnections))
-        averageLatency.set(statistics.averageLatencySeconds)
-        return registry.emitToBuffer()
+        text += ProcessFigures.read().prometheusText
+        return text
+    }
+
+    /// The delivery-latency histogram in Prometheus text: cumulative buckets in seconds.
+    static func histogramText(_ histogram: LatencyHistogram) -> [UInt8] {
+        let name = "airavata_delivery_latency_seconds"
+        var text = "# HELP \(name) Time from an event's acceptance to its hand-off to this node's connections\n"
+        text += "# TYPE \(name) histogram\n"
+        var cumulative = 0
+        for (index, count) in histogram.counts.enumerated() {
+            cumulative += count
+            let bound =
+                index < LatencyHistogram.boundsMicros.count
+                ? String(Double(LatencyHistogram.boundsMicros[index]) / 1e6) : "+Inf"
+            text += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+        }
+        text += "\(name)_sum \(Double(histogram.sumMicros) / 1e6)\n"
+        text += "\(name)_count \(cumulative)\n"
+        return Array(text.utf8)
     }
 }
 

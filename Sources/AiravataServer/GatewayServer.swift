@@ -40,6 +40,32 @@ package final class GatewayServer: Service {
         self.logger = logger
         self.boundPromise = group.next().makePromise(of: Int.self)
         self.statistics = StatisticsCache(maxAgeSeconds: 1) { await gateway.clusterStatistics() }
+        gateway.statistics.setStatusProvider { [weak gateway] in
+            Self.status(gateway: gateway, readiness: readiness, metrics: metrics)
+        }
+    }
+
+    /// This node as the cluster's dashboard shows it: lifecycle, Redis, outcome counters and
+    /// process figures.
+    private static func status(gateway: Gateway?, readiness: Readiness, metrics: GatewayMetrics) -> NodeStatus {
+        var figures = metrics.outcomeCounts
+        let process = ProcessFigures.read()
+        figures["rss_bytes"] = process.residentBytes
+        figures["open_fds"] = process.openDescriptors
+        guard let gateway else { return NodeStatus(state: readiness.current.name, figures: figures) }
+        let health = gateway.busHealth()
+        let resumes = gateway.statistics.resumes
+        let replay = gateway.replay.counts
+        figures["resumes_recovered"] = resumes.recovered
+        figures["resumes_failed"] = resumes.failed
+        figures["replay_log_reads"] = replay.reads
+        figures["replays"] = replay.replays
+        figures["bus_gap_fills"] = health.gapFills
+        figures["bus_replayed_events"] = health.replayedEvents
+        let redis = health.links.isEmpty ? "none" : health.links.allSatisfy(\.up) ? "up" : "down"
+        return NodeStatus(
+            state: readiness.current.name, busReady: health.ready, redis: redis,
+            heartbeatAgeSeconds: health.heartbeatAgeSeconds, figures: figures)
     }
 
     package func run() async throws {

@@ -6,6 +6,15 @@ package final class Readiness: Sendable {
         case starting
         case ready
         case draining
+
+        /// As `/readyz` and the dashboard say it.
+        package var name: String {
+            switch self {
+            case .starting: "starting"
+            case .ready: "ready"
+            case .draining: "draining"
+            }
+        }
     }
 
     private let state = Atomic<UInt8>(State.starting.rawValue)

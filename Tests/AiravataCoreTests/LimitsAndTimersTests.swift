@@ -80,19 +80,20 @@ struct LimitsAndTimersTests {
 
     @Test("cluster statistics sum the nodes' reports")
     func aggregate() {
-        func report(_ node: String, started: Int64, active: Int, accepted: Int, rate: Double, latency: (Int, Int))
+        func report(_ node: String, started: Int64, active: Int, accepted: Int, rate: Double, latency: [Int64])
             -> NodeReport
         {
-            NodeReport(
+            var report = NodeReport(
                 nodeID: node, startedAtMicros: started, activeConnections: active, totalConnections: active + 1,
-                eventsAccepted: accepted, acceptRate: rate, deliveries: accepted * 2,
-                latencyMicrosSum: latency.0, latencySamples: latency.1
+                eventsAccepted: accepted, acceptRate: rate, deliveries: accepted * 2
             )
+            for micros in latency { report.recentLatency.record(micros: micros) }
+            return report
         }
         let snapshot = StatisticsSnapshot.aggregate(
             [
-                report("b", started: 5_000_000, active: 3, accepted: 10, rate: 1.5, latency: (3000, 3)),
-                report("a", started: 1_000_000, active: 2, accepted: 5, rate: 0.5, latency: (1000, 1)),
+                report("b", started: 5_000_000, active: 3, accepted: 10, rate: 1.5, latency: [1000, 1000, 1000]),
+                report("a", started: 1_000_000, active: 2, accepted: 5, rate: 0.5, latency: [1000]),
             ],
             nodeID: "a",
             nowMicros: 11_000_000

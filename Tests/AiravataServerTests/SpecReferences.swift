@@ -57,6 +57,7 @@ func withoutAdditions(_ message: JSONValue) -> JSONValue {
         data["deliveries"] = nil
         data["nodeId"] = nil
         data["nodes"] = nil
+        data["latency"] = nil
         object["data"] = .object(data)
     }
     return .object(object)

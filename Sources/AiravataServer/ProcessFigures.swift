@@ -1,0 +1,75 @@
+import Foundation
+
+/// This process's resources, read from /proc (Linux): what an operator checks first when a
+/// node misbehaves — memory, descriptors, threads, CPU.
+struct ProcessFigures {
+    var residentBytes: Int?
+    var openDescriptors: Int?
+    var maxDescriptors: Int?
+    var threads: Int?
+    var cpuSeconds: Double?
+    var startTimeSeconds: Double?
+
+    /// Clock ticks per second of /proc/self/stat; Linux fixes it at 100 for user space.
+    private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+
+    static func read() -> ProcessFigures {
+        var figures = ProcessFigures()
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
+            for line in status.split(separator: "\n") {
+                if line.hasPrefix("VmRSS:") {
+                    figures.residentBytes = Self.firstNumber(line).map { $0 * 1024 }
+                } else if line.hasPrefix("Threads:") {
+                    figures.threads = Self.firstNumber(line)
+                }
+            }
+        }
+        figures.openDescriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")).map {
+            $0.count
+        }
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 { figures.maxDescriptors = Int(limit.rlim_cur) }
+        if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        {
+            // Fields after the command name, which may itself hold spaces and parentheses.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+            if fields.count > 20, let user = Double(fields[11]), let system = Double(fields[12]),
+                let started = Double(fields[19])
+            {
+                figures.cpuSeconds = (user + system) / ticksPerSecond
+                figures.startTimeSeconds = Self.bootTime().map { $0 + started / ticksPerSecond }
+            }
+        }
+        return figures
+    }
+
+    private static func firstNumber(_ line: Substring) -> Int? {
+        line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int($0) }
+    }
+
+    private static func bootTime() -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
+        for line in stat.split(separator: "\n") where line.hasPrefix("btime ") {
+            return Double(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+
+    /// The standard `process_*` metrics (the names Prometheus client libraries use).
+    var prometheusText: [UInt8] {
+        var text = ""
+        func add(_ name: String, _ type: String, _ help: String, _ value: Double?) {
+            guard let value else { return }
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+        }
+        add("process_resident_memory_bytes", "gauge", "Resident memory size in bytes", residentBytes.map(Double.init))
+        add("process_open_fds", "gauge", "Open file descriptors", openDescriptors.map(Double.init))
+        add("process_max_fds", "gauge", "Most open file descriptors allowed", maxDescriptors.map(Double.init))
+        add("process_threads", "gauge", "Operating-system threads", threads.map(Double.init))
+        add("process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds", cpuSeconds)
+        add("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch", startTimeSeconds)
+        return Array(text.utf8)
+    }
+}
