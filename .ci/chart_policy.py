@@ -7,6 +7,7 @@ against the rules that make rolling upgrades lossless.
   chart_policy.py check-flags HELP.txt RENDERED.yaml [RENDERED.yaml ...]
   chart_policy.py smoke RENDERED.yaml GATEWAY-BINARY
   chart_policy.py check-dashboard DASHBOARD.json METRICS.swift
+  chart_policy.py check-rules RENDERED.yaml METRICS.swift RUNBOOKS.md RULES-OUT.yaml
 
 Every failure names the rule, what was expected and what came. Exit 1 on any failure.
 """
@@ -321,18 +322,22 @@ def smoke(rendered, binary):
     return report(check)
 
 
+def exported_metrics(metrics_source):
+    """Metric names the gateway exports: its own (GatewayMetrics.swift), a histogram's series,
+    and the standard process_* figures (ProcessFigures.swift beside it)."""
+    with open(metrics_source) as f:
+        exported = set(re.findall(r"\b(airavata_[a-z0-9_]+)", f.read()))
+    exported |= {name + suffix for name in exported for suffix in ("_bucket", "_sum", "_count")}
+    with open(os.path.join(os.path.dirname(metrics_source), "ProcessFigures.swift")) as f:
+        exported |= set(re.findall(r"\b(process_[a-z_]+)", f.read()))
+    return exported
+
+
 def check_dashboard(dashboard_file, metrics_source):
     """The dashboard parses, and every metric it queries is one the gateway exports."""
     with open(dashboard_file) as f:
         dashboard = json.load(f)
-    with open(metrics_source) as f:
-        source = f.read()
-    exported = set(re.findall(r"\b(airavata_[a-z0-9_]+)", source))
-    # A histogram is queried through its series.
-    exported |= {name + suffix for name in exported for suffix in ("_bucket", "_sum", "_count")}
-    # The standard process_* figures the gateway exports besides its own.
-    exported |= set(re.findall(r"\b(process_[a-z_]+)", open(os.path.join(os.path.dirname(metrics_source),
-                                                                        "ProcessFigures.swift")).read()))
+    exported = exported_metrics(metrics_source)
     check = Checks("dashboard")
     check.expect(bool(exported), f"metric names in {metrics_source}", "some", "none")
     panels = dashboard.get("panels") or []
@@ -344,6 +349,39 @@ def check_dashboard(dashboard_file, metrics_source):
             for metric in re.findall(r"\b((?:airavata|process)_[a-z0-9_]+)", target.get("expr", "")):
                 check.expect(metric in exported, f"panel '{panel.get('title')}' metric {metric}", "exported",
                              "unknown")
+    return report(check)
+
+
+def check_rules(render_file, metrics_source, runbooks_file, rules_out):
+    """The render's PrometheusRule: every alert has a severity, a summary, a description and a
+    runbook link whose anchor exists in the runbooks; every gateway metric it queries is
+    exported. Writes its groups to `rules_out` for promtool."""
+    import yaml
+
+    rules = [d for d in load_documents(render_file) if d.get("kind") == "PrometheusRule"]
+    check = Checks("alerts")
+    check.expect(len(rules) == 1, "PrometheusRule documents", 1, len(rules))
+    if len(rules) != 1:
+        return report(check)
+    exported = exported_metrics(metrics_source)
+    with open(runbooks_file) as f:
+        anchors = set(re.findall(r'<a id="([a-z0-9-]+)"></a>', f.read()))
+    groups = rules[0]["spec"]["groups"]
+    alerts = [rule for group in groups for rule in group.get("rules", [])]
+    check.expect(len(alerts) >= 7, "alerts", ">= 7", len(alerts))
+    for alert in alerts:
+        name = alert.get("alert", "?")
+        check.expect(alert.get("labels", {}).get("severity") in ("warning", "critical"), f"{name} severity",
+                     "warning or critical", alert.get("labels", {}).get("severity"))
+        annotations = alert.get("annotations", {})
+        for key in ("summary", "description", "runbook_url"):
+            check.expect(bool(annotations.get(key)), f"{name} annotation {key}", "set", annotations.get(key))
+        anchor = annotations.get("runbook_url", "").rpartition("#")[2]
+        check.expect(anchor in anchors, f"{name} runbook anchor #{anchor}", f"in {runbooks_file}", "missing")
+        for metric in re.findall(r"\b((?:airavata|process)_[a-z0-9_]+)", alert.get("expr", "")):
+            check.expect(metric in exported, f"{name} metric {metric}", "exported", "unknown")
+    with open(rules_out, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
     return report(check)
 
 
@@ -359,6 +397,8 @@ def main(argv):
         return smoke(argv[1], argv[2])
     if len(argv) == 3 and argv[0] == "check-dashboard":
         return check_dashboard(argv[1], argv[2])
+    if len(argv) == 5 and argv[0] == "check-rules":
+        return check_rules(argv[1], argv[2], argv[3], argv[4])
     print(__doc__, file=sys.stderr)
     return 2
 
