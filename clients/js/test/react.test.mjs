@@ -138,3 +138,16 @@ test('useGatewayClient with enabled: false does not connect; enabled, it opens e
     { what: 'the statistics answer' });
   assert.equal(disabledSockets.sockets.length, 1, 'enabled, the hook opened exactly one socket');
 });
+
+test('useGatewayClient with a refused string token ends in "closed" after one socket', { timeout: 30_000 }, async () => {
+  const { React, render } = createFakeReact();
+  const { useGatewayClient } = createGatewayHooks(React);
+  const WebSocket = trackingWebSocket();
+  // The hook hands the client a function that reads the token prop: a string token that
+  // is refused must still not be sent again.
+  const view = mount(render, (props) => useGatewayClient(props), { url: gateway.url('/ws'), token: 'not-a-token', WebSocket, initialBackoff: 1 });
+  const closed = await view.waitFor((r) => r.status === 'closed', { what: 'status "closed"' });
+  assert.equal(closed.lastDisconnect.retryIn, null);
+  assert.equal(closed.lastDisconnect.code, 1008);
+  assert.equal(WebSocket.sockets.length, 1, 'the refused token was sent once');
+});
