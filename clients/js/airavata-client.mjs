@@ -4,8 +4,10 @@
 // It mirrors the Swift client (Sources/AiravataClient/GatewayClient.swift): capped
 // exponential backoff with jitter, a short jittered retry after a server restart (1012),
 // resume from the last cursor seen, and its own record of explicit subscriptions so that
-// it can restore whatever the server did not. One dependency-free ES module for browsers
-// and Node 20+ (`node --experimental-websocket`, or pass a WebSocket constructor).
+// it can restore whatever the server did not. A token the server refuses (1008) is not
+// retried: only a token function gets one chance to bring a fresh one. One dependency-free
+// ES module for browsers and Node 20+ (`node --experimental-websocket`, or pass a WebSocket
+// constructor); its types are in airavata-client.d.mts.
 
 const DEFAULTS = Object.freeze({
   resume: true,
