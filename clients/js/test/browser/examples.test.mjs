@@ -70,7 +70,7 @@ test('the example page connects through the cluster, receives events, and surviv
     (r) => r !== null && check(r), { what, timeout },
   ).catch((error) => { throw new Error(`${error.message}\n${diagnostics()}`); });
 
-  const connected = await read((r) => r.connections.length === 1, 'the first connection');
+  const connected = await read((r) => r.connections.length === 1, 'the first connection', 30_000);
   assert.deepEqual({ nodeId: connected.connections[0].nodeId, resumed: connected.connections[0].resumed }, { nodeId: 'node-1', resumed: false });
   assert.equal(connected.status, 'connected', 'the page shows the connection');
 
