@@ -46,12 +46,45 @@ struct JavaScriptClientTests {
     @Test("the official client's own suite (reconnect, resume, bookkeeping, React hooks) passes under Node")
     func officialClientSuite() async throws {
         let node = try #require(ProcessRunner.which("node"), "node (20.10+) is needed for this test")
-        let command = [
-            node, "--experimental-websocket", "--test",
-            Self.repositoryRoot.appendingPathComponent("clients/js/test").path,
-        ]
+        // Test files by name: from Node 22, `node --test <directory>` no longer runs a directory.
+        let tests = try Self.testFiles(in: "clients/js/test")
+        try #require(tests.count >= 5, "expected the JS suite's test files, found \(tests)")
+        let command = [node, "--experimental-websocket", "--test"] + tests
         let gateway = try gatewayBinary()
         let (status, output) = try await offloaded { try runScript(command, environment: ["GATEWAY_BIN": gateway]) }
         #expect(status == 0, "node --test failed:\n\(output.suffix(6000))")
+    }
+
+    @Test("the example pages in headless Chromium: a two-node cluster, a drain survived by resume, the React hooks")
+    func browserExamples() async throws {
+        let node = try #require(ProcessRunner.which("node"), "node (20.10+) is needed for this test")
+        try #require(
+            ProcessRunner.which("chromium") != nil && ProcessRunner.which("chromedriver") != nil,
+            "the browser test needs chromium and chromedriver on PATH (bash .ci/install-deps)")
+        let test = Self.repositoryRoot.appendingPathComponent("clients/js/test/browser/examples.test.mjs").path
+        let gateway = try gatewayBinary()
+        let (status, output) = try await offloaded {
+            try runScript([node, "--experimental-websocket", "--test", test], environment: ["GATEWAY_BIN": gateway])
+        }
+        #expect(status == 0, "the browser test failed:\n\(output.suffix(6000))")
+    }
+
+    @Test("the package packs, installs offline, imports, and its declarations pass tsc --strict (.ci/js-client)")
+    func packageAndDeclarations() async throws {
+        for tool in ["node", "npm", "tsc"] {
+            try #require(ProcessRunner.which(tool) != nil, "\(tool) is needed for this test (bash .ci/install-deps)")
+        }
+        let script = Self.repositoryRoot.appendingPathComponent(".ci/js-client").path
+        let (status, output) = try await offloaded { try runScript(["bash", script]) }
+        #expect(status == 0, ".ci/js-client failed:\n\(output.suffix(6000))")
+    }
+
+    /// The `*.test.mjs` files directly in `directory` (relative to the repository), sorted.
+    static func testFiles(in directory: String) throws -> [String] {
+        let folder = repositoryRoot.appendingPathComponent(directory)
+        return try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            .filter { $0.hasSuffix(".test.mjs") }
+            .sorted()
+            .map { folder.appendingPathComponent($0).path }
     }
 }

@@ -4,8 +4,10 @@
 // It mirrors the Swift client (Sources/AiravataClient/GatewayClient.swift): capped
 // exponential backoff with jitter, a short jittered retry after a server restart (1012),
 // resume from the last cursor seen, and its own record of explicit subscriptions so that
-// it can restore whatever the server did not. One dependency-free ES module for browsers
-// and Node 20+ (`node --experimental-websocket`, or pass a WebSocket constructor).
+// it can restore whatever the server did not. A token the server refuses (1008) is not
+// retried: only a token function gets one chance to bring a fresh one. One dependency-free
+// ES module for browsers and Node 20+ (`node --experimental-websocket`, or pass a WebSocket
+// constructor); its types are in airavata-client.d.mts.
 
 const DEFAULTS = Object.freeze({
   resume: true,
@@ -21,6 +23,8 @@ export const EVENTS = Object.freeze(['connected', 'message', 'replay_complete', 
 
 const SERVICE_RESTART = 1012;
 const NORMAL_CLOSURE = 1000;
+/** The server refused the connection at the door: a bad or expired token, or a path the token may not see. */
+const POLICY_VIOLATION = 1008;
 
 export class GatewayClient {
   #options;
@@ -44,6 +48,11 @@ export class GatewayClient {
   #everAdmitted = false;
   /** Why the next connection will not resume although we had a session; set after a refusal. */
   #sessionLost = null;
+  /**
+   * `{ token }` the server refused (1008 before admission) while the client tries a fresh
+   * one from the token function; null when no refusal is pending.
+   */
+  #refusal = null;
 
   /**
    * @param {string | object} urlOrOptions  a URL, or the options object itself
@@ -169,6 +178,11 @@ export class GatewayClient {
       return;
     }
     if (this.#status === 'closed') return;
+    if (this.#refusal !== null && token === this.#refusal.token) {
+      // Asking again brought nothing new: the same token would be refused again.
+      this.#giveUp({ code: POLICY_VIOLATION, reason: 'token refused, and the token function returned the same token again' });
+      return;
+    }
 
     const url = new URL(base);
     if (token != null) url.searchParams.set('token', String(token));
@@ -189,7 +203,9 @@ export class GatewayClient {
       this.#ended({ code: null, reason: String(error?.message ?? error), admitted: false });
       return;
     }
-    const connection = { socket, opened: false, admitted: false, resuming, loss, finished: false, connectTimer: null, errorTimer: null };
+    const connection = {
+      socket, token, opened: false, admitted: false, resuming, loss, sessionRefused: false, finished: false, connectTimer: null, errorTimer: null,
+    };
     this.#connection = connection;
 
     const finish = (code, reason) => {
@@ -201,7 +217,7 @@ export class GatewayClient {
       if (socket.readyState !== 3) {
         try { socket.close(NORMAL_CLOSURE); } catch { /* already closing */ }
       }
-      this.#ended({ code, reason, admitted: connection.admitted });
+      this.#ended({ code, reason, admitted: connection.admitted, connection });
     };
     connection.connectTimer = setTimeout(() => finish(null, 'connect timeout'), this.#options.connectTimeout);
     socket.addEventListener('open', () => {
@@ -233,11 +249,20 @@ export class GatewayClient {
   }
 
   /** A connection ended (or never began): schedule the next attempt, or give up. */
-  #ended({ code, reason, admitted }) {
+  #ended({ code, reason, admitted, connection = null }) {
     if (this.#status === 'closed') return;
     if (admitted) {
       this.#failures = 0;
       this.#backoff = this.#options.initialBackoff;
+    }
+    if (code === POLICY_VIOLATION && connection && !admitted && !connection.sessionRefused) {
+      // Refused at the door: the same token would be refused forever. Only a token
+      // function can bring a new one, and it gets one chance.
+      if (typeof this.#options.token !== 'function' || this.#refusal !== null) {
+        this.#giveUp({ code, reason });
+        return;
+      }
+      this.#refusal = { token: connection.token };
     }
     const { maxBackoff, restartJitter, maxAttempts } = this.#options;
     let retryIn;
@@ -249,8 +274,7 @@ export class GatewayClient {
       this.#backoff = Math.min(this.#backoff * 2, maxBackoff);
     }
     if (this.#failures >= maxAttempts) {
-      this.#status = 'closed';
-      this.#emit('disconnected', { code, reason, retryIn: null });
+      this.#giveUp({ code, reason });
       return;
     }
     this.#status = 'waiting';
@@ -259,6 +283,12 @@ export class GatewayClient {
       this.#connect();
     }, retryIn);
     this.#emit('disconnected', { code, reason, retryIn });
+  }
+
+  #giveUp({ code, reason }) {
+    this.#status = 'closed';
+    this.#refusal = null;
+    this.#emit('disconnected', { code, reason, retryIn: null });
   }
 
   // Inbound ---------------------------------------------------------------------------
@@ -288,6 +318,7 @@ export class GatewayClient {
       this.#sessionId = null;
       this.#cursor = null;
       this.#sessionLost = 'session_refused';
+      connection.sessionRefused = true;
     }
     if (typeof message.cursor === 'string') this.#cursor = message.cursor;
     if (action === 'replay_complete') {
@@ -304,6 +335,7 @@ export class GatewayClient {
     connection.admitted = true;
     this.#everAdmitted = true;
     this.#sessionLost = null;
+    this.#refusal = null;
     this.#status = 'connected';
     this.#sessionId = typeof data.sessionId === 'string' ? data.sessionId : null;
     if (typeof message.cursor === 'string') this.#cursor = message.cursor;

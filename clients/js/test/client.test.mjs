@@ -109,15 +109,56 @@ test('keeps its explicit subscriptions: sent once admitted, added and removed wh
 });
 
 test('passes subscription errors on and keeps the connection', { timeout: 20_000 }, async () => {
-  const { client, recorder } = makeClient({ url: gateway.url('/ws') });
+  const { client, WebSocket, recorder } = makeClient({ url: gateway.url('/ws') });
   client.start();
   await recorder.next('connected');
   client.subscribe('project', 'proj-2');
   const refused = await recorder.next('message', (m) => m.type === 'error');
   assert.match(refused.error, /proj-2/);
   assert.equal(refused.data?.status, 'error');
+  // A close would come after the error: only an answer on the same socket proves it stayed.
+  client.subscribe('project', 'proj-1');
+  await recorder.next('message', subscribed('project', 'proj-1'), { what: 'the answer to a later subscription' });
+  assert.equal(client.status, 'connected');
+  assert.equal(WebSocket.sockets.length, 1, 'the same connection answered');
+  assert.deepEqual(recorder.all('disconnected'), []);
+  await client.close();
+});
+
+test('a refused token (1008) is not retried: one attempt, then closed', { timeout: 20_000 }, async () => {
+  const { client, WebSocket, recorder } = makeClient({ url: gateway.url('/ws'), token: 'not-a-token', initialBackoff: 1 });
+  client.start();
+  const ended = await recorder.next('disconnected');
+  assert.deepEqual(ended, { code: 1008, reason: 'Invalid or expired token', retryIn: null }, 'a refused string token ends the client');
+  assert.equal(client.status, 'closed');
+  assert.deepEqual(recorder.messages('error').map((m) => m.error), ['Invalid or expired token']);
+  assert.equal(WebSocket.sockets.length, 1, 'no second attempt');
+  assert.equal(recorder.all('disconnected').length, 1);
+});
+
+test('a token function, refused (1008), is asked once for a fresh token: admitted with it', { timeout: 20_000 }, async () => {
+  const handed = ['expired.jwt.token', alice];
+  const { client, WebSocket, recorder } = makeClient({ url: gateway.url('/ws'), token: () => handed.shift(), initialBackoff: 1 });
+  client.start();
+  const connected = await recorder.next('connected', () => true, { what: 'admission with the fresh token' });
+  assert.equal(connected.resumed, false);
+  const [refusal] = recorder.all('disconnected');
+  assert.equal(refusal.code, 1008);
+  assert.equal(typeof refusal.retryIn, 'number', `the refusal schedules one more attempt: ${JSON.stringify(refusal)}`);
+  assert.deepEqual(WebSocket.sockets.map((s) => s.openedWith.searchParams.get('token')), ['expired.jwt.token', alice]);
   assert.equal(client.status, 'connected');
   await client.close();
+});
+
+test('a token function whose fresh token is refused too: two attempts, then closed', { timeout: 20_000 }, async () => {
+  let asked = 0;
+  const { client, WebSocket, recorder } = makeClient({ url: gateway.url('/ws'), token: async () => `bad-token-${++asked}`, initialBackoff: 1 });
+  client.start();
+  await recorder.next('disconnected', (d) => d.retryIn === null, { what: 'giving up' });
+  assert.deepEqual(recorder.all('disconnected').map((d) => d.code), [1008, 1008]);
+  assert.equal(client.status, 'closed');
+  assert.equal(asked, 2, 'the token function is asked once more, not again and again');
+  assert.equal(WebSocket.sockets.length, 2);
 });
 
 test('answers the JSON heartbeat with pongs and is not cut off', { timeout: 20_000 }, async () => {

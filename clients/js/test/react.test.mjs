@@ -114,13 +114,40 @@ test('useGatewayClient reports recovery failures and reconnection in its state',
   assert.equal(second.client.status, 'closed');
 });
 
-test('useGatewayClient with enabled: false does not connect', () => {
+test('useGatewayClient with enabled: false does not connect; enabled, it opens exactly one socket', { timeout: 30_000 }, async () => {
+  const { React, render } = createFakeReact();
+  const { useGatewayClient } = createGatewayHooks(React);
+  const disabledSockets = trackingWebSocket();
+  const enabledSockets = trackingWebSocket();
+  const props = (WebSocket, enabled) => ({ url: gateway.url('/ws/user'), token: alice, WebSocket, enabled });
+  const disabled = mount(render, (p) => useGatewayClient(p), props(disabledSockets, false));
+  // Control: the same hook, enabled, mounted at the same time. Its admission is a round
+  // trip with the node, long after a disabled hook's client would have dialled.
+  const enabled = mount(render, (p) => useGatewayClient(p), props(enabledSockets, true));
+  await enabled.waitFor((r) => r.status === 'connected', { what: 'the enabled control to connect' });
+  assert.equal(enabledSockets.sockets.length, 1, 'the enabled hook opened one socket');
+  assert.equal(disabled.result.client, null);
+  assert.equal(disabled.result.status, 'idle');
+  assert.equal(disabledSockets.sockets.length, 0, 'the disabled hook opened no socket');
+
+  // Turned on, the same component connects, once.
+  disabled.rerender(props(disabledSockets, true));
+  const connected = await disabled.waitFor((r) => r.status === 'connected', { what: 'the connection once enabled' });
+  connected.client.send({ type: 'system_status' });
+  await disabled.waitFor((r) => r.lastMessage?.type === 'system_status' && r.lastMessage.data?.totalConnections !== undefined,
+    { what: 'the statistics answer' });
+  assert.equal(disabledSockets.sockets.length, 1, 'enabled, the hook opened exactly one socket');
+});
+
+test('useGatewayClient with a refused string token ends in "closed" after one socket', { timeout: 30_000 }, async () => {
   const { React, render } = createFakeReact();
   const { useGatewayClient } = createGatewayHooks(React);
   const WebSocket = trackingWebSocket();
-  const view = mount(render, (props) => useGatewayClient(props), { url: gateway.url('/ws'), token: alice, WebSocket, enabled: false });
-  assert.equal(view.result.client, null);
-  assert.equal(view.result.status, 'idle');
-  assert.equal(WebSocket.sockets.length, 0);
-  view.unmount();
+  // The hook hands the client a function that reads the token prop: a string token that
+  // is refused must still not be sent again.
+  const view = mount(render, (props) => useGatewayClient(props), { url: gateway.url('/ws'), token: 'not-a-token', WebSocket, initialBackoff: 1 });
+  const closed = await view.waitFor((r) => r.status === 'closed', { what: 'status "closed"' });
+  assert.equal(closed.lastDisconnect.retryIn, null);
+  assert.equal(closed.lastDisconnect.code, 1008);
+  assert.equal(WebSocket.sockets.length, 1, 'the refused token was sent once');
 });

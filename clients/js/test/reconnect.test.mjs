@@ -271,3 +271,62 @@ test('against a closed port: real WebSocket failures, then giving up', { timeout
   assert.equal(disconnects.length, 3);
   assert.ok(disconnects.every((d) => d.code === 1006), `failed connections close with 1006: ${JSON.stringify(disconnects)}`);
 });
+
+test('a refused token (1008 before admission) is not retried when the token is a string', { timeout: 5_000 }, async () => {
+  const WebSocket = fakeWebSocket({ onCreate: (socket) => { socket.open(); socket.serverClose(1008, 'Invalid or expired token'); } });
+  const client = makeClient({ url: URL_A, token: 'expired', WebSocket, initialBackoff: 1 });
+  const recorder = new Recorder(client);
+  client.start();
+  const ended = await recorder.next('disconnected');
+  assert.deepEqual(ended, { code: 1008, reason: 'Invalid or expired token', retryIn: null });
+  assert.equal(client.status, 'closed');
+  assert.equal(WebSocket.sockets.length, 1);
+});
+
+test('a token function that hands back the refused token is not used again', { timeout: 5_000 }, async () => {
+  let asked = 0;
+  const WebSocket = fakeWebSocket({ onCreate: (socket) => { socket.open(); socket.serverClose(1008, 'Invalid or expired token'); } });
+  const client = makeClient({ url: URL_A, token: () => { asked += 1; return 'cached'; }, WebSocket, initialBackoff: 1 });
+  const recorder = new Recorder(client);
+  client.start();
+  await recorder.next('disconnected', (d) => d.retryIn === null, { what: 'giving up' });
+  assert.equal(asked, 2, 'asked once for a fresh token');
+  assert.equal(WebSocket.sockets.length, 1, 'the same token is not sent to be refused again');
+  assert.match(recorder.all('disconnected')[1].reason, /same token/);
+});
+
+test('a fresh token that is admitted renews the one chance for the next refusal', { timeout: 5_000 }, async () => {
+  const refuse = (socket) => { socket.open(); socket.serverClose(1008, 'Invalid or expired token'); };
+  // refused, admitted (then dropped), refused, admitted: each refusal follows an admission.
+  const WebSocket = fakeWebSocket({
+    onCreate: (socket, n) => {
+      if (n === 1 || n === 3) return refuse(socket);
+      socket.admit();
+      if (n === 2) socket.serverClose(1006);
+    },
+  });
+  let issued = 0;
+  const client = makeClient({ url: URL_A, token: () => `token-${++issued}`, WebSocket, initialBackoff: 1 });
+  const recorder = new Recorder(client);
+  client.start();
+  await recorder.until(() => recorder.all('connected').length === 2, { what: 'the second admission' });
+  assert.deepEqual(recorder.all('disconnected').map((d) => d.code), [1008, 1006, 1008]);
+  assert.ok(recorder.all('disconnected').every((d) => d.retryIn !== null));
+  await client.close();
+});
+
+test('a 1008 after admission (slow consumer, flooding) is retried like any drop', { timeout: 5_000 }, async () => {
+  const WebSocket = fakeWebSocket({
+    onCreate: (socket, n) => {
+      socket.admit();
+      if (n === 1) socket.serverClose(1008, 'Slow consumer: outbound queue overflow');
+    },
+  });
+  const client = makeClient({ url: URL_A, token: 'still-valid', WebSocket, initialBackoff: 1 });
+  const recorder = new Recorder(client);
+  client.start();
+  await recorder.until(() => recorder.all('connected').length === 2, { what: 'the reconnection' });
+  assert.equal(recorder.all('disconnected')[0].code, 1008);
+  assert.equal(typeof recorder.all('disconnected')[0].retryIn, 'number');
+  await client.close();
+});

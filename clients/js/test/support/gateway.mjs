@@ -1,7 +1,8 @@
 // Real gateway nodes and a real redis-server for the client tests, on loopback ports.
 //
-// GATEWAY_BIN names the gateway executable (default: the debug build). It is copied to a
-// temporary directory first, so that a rebuild during the run cannot swap it underneath.
+// GATEWAY_BIN names the gateway executable (default: this repository's debug build,
+// .build/debug/airavata-gateway). It is copied to a temporary directory first, so that a
+// rebuild during the run cannot swap it underneath. redis-server is taken from PATH.
 
 import { spawn, execFile } from 'node:child_process';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
@@ -9,9 +10,11 @@ import { request as httpRequest } from 'node:http';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const SECRET = 'airavata-js-client-tests-secret-0123456789';
-const DEFAULT_BIN = '/work/main/.build/debug/airavata-gateway';
+/** The debug build of the checkout these tests belong to (clients/js/test/support → the root). */
+export const DEFAULT_BIN = fileURLToPath(new URL('../../../../.build/debug/airavata-gateway', import.meta.url));
 const START_TIMEOUT = 15_000;
 
 if (typeof WebSocket === 'undefined') {
@@ -33,7 +36,7 @@ export async function gatewayBinary() {
     await copyFile(source, path);
   } catch (error) {
     await rm(directory, { recursive: true, force: true });
-    throw new Error(`cannot copy the gateway binary ${source} (set GATEWAY_BIN): ${error.message}`);
+    throw new Error(`cannot copy the gateway binary ${source} (run \`swift build\` at the repository root, or set GATEWAY_BIN): ${error.message}`);
   }
   const run = (args) =>
     new Promise((resolve, reject) => {
