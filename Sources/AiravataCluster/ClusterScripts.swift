@@ -39,6 +39,23 @@ enum ClusterScripts {
         return ids
         """)
 
+    /// KEYS: the log floor. ARGV: a cursor. Raises the floor to the cursor (never lowers it);
+    /// returns the floor. Cursors compare as (milliseconds, sequence).
+    static let raiseLogFloor = RedisScript(
+        """
+        local function parse(c)
+          local ms, seq = string.match(c or '', '^(%d+)-(%d+)$')
+          return tonumber(ms), tonumber(seq)
+        end
+        local ms, seq = parse(ARGV[1])
+        if not ms then return redis.error_reply('not a cursor: ' .. tostring(ARGV[1])) end
+        local current = redis.call('GET', KEYS[1])
+        local cms, cseq = parse(current)
+        if cms and (cms > ms or (cms == ms and cseq >= seq)) then return current end
+        redis.call('SET', KEYS[1], ARGV[1])
+        return ARGV[1]
+        """)
+
     /// KEYS: stream. Returns the id of the stream's newest entry, adding the epoch mark to
     /// a missing stream first, so that there is always a cursor to start a client from.
     static let tip = RedisScript(

@@ -8,19 +8,26 @@ import NIOCore
 extension RedisEventBus {
     package func readLog(from start: EventCursor, limit: Int) async throws -> LogRead {
         let limit = max(limit, 1)
-        // From `start` itself, to learn whether the log still holds it.
-        let reply = try await client.send(
+        // From `start` itself, to learn whether the log still holds it; and the floor, below
+        // which the log may lack events although it holds the start.
+        let replies = try await client.pipeline([
             RedisCommand(
                 "XRANGE", RedisArgument(keys.eventStream), RedisArgument(start.description), "+", "COUNT",
-                RedisArgument(limit + 1))
-        )
+                RedisArgument(limit + 1)),
+            RedisCommand("GET", RedisArgument(keys.logFloor)),
+        ])
+        guard replies.count == 2 else {
+            throw RedisError(.unexpectedReply, "log read answered \(replies.count) replies")
+        }
+        let reply = replies[0]
         if case .error(let message) = reply { throw RedisError(.server, message) }
+        let belowFloor = try Self.floor(replies[1]).map { start < $0 } ?? false
         var holdsStart = false
         var entries: [LogEntry] = []
         for item in reply.array ?? [] {
             guard let (id, body) = Self.streamEntry(item) else { continue }
             if id == start {
-                holdsStart = true
+                holdsStart = !belowFloor
                 continue
             }
             guard entries.count < limit else { break }
@@ -39,15 +46,35 @@ extension RedisEventBus {
     package func logHolds(_ cursors: [EventCursor]) async throws -> Set<EventCursor> {
         guard !cursors.isEmpty else { return [] }
         let replies = try await client.pipeline(
-            cursors.map { cursor in
-                let id = RedisArgument(cursor.description)
-                return RedisCommand("XRANGE", RedisArgument(keys.eventStream), id, id, "COUNT", 1)
-            })
+            [RedisCommand("GET", RedisArgument(keys.logFloor))]
+                + cursors.map { cursor in
+                    let id = RedisArgument(cursor.description)
+                    return RedisCommand("XRANGE", RedisArgument(keys.eventStream), id, id, "COUNT", 1)
+                })
+        guard let floorReply = replies.first else { throw RedisError(.unexpectedReply, "no reply to the floor read") }
+        let floor = try Self.floor(floorReply)
         var held = Set<EventCursor>()
-        for (cursor, reply) in zip(cursors, replies) where !(reply.array ?? []).isEmpty {
+        for (cursor, reply) in zip(cursors, replies.dropFirst()) where !(reply.array ?? []).isEmpty {
+            // Held, but with events after it lost in a rewind: not a complete resume point.
+            if let floor, cursor < floor { continue }
             held.insert(cursor)
         }
         return held
+    }
+
+    /// The log floor (`RedisKeys.logFloor`): nil when no rewind was ever seen. A value that
+    /// is not a cursor is an error, not "no floor": reading past it could resume a client
+    /// silently over lost events.
+    static func floor(_ reply: RedisReply) throws -> EventCursor? {
+        switch reply {
+        case .null: return nil
+        case .error(let message): throw RedisError(.server, message)
+        default:
+            guard let text = reply.string, let cursor = EventCursor(text) else {
+                throw RedisError(.unexpectedReply, "the replay log floor is not a cursor: \(reply)")
+            }
+            return cursor
+        }
     }
 
     package func logTip() async throws -> EventCursor {

@@ -307,7 +307,8 @@ package final class RedisEventBus: EventBus {
         var resetDetected = false
         var first = true
         var requestsAtLastRead = 0
-        if state.withLock({ $0.lastCursor }) == nil {
+        let startedAt = state.withLock { $0.lastCursor }
+        if startedAt == nil {
             // Start-up could not read the tip: a cursor to check held messages against.
             let tip = try await logTip()
             state.withLock { state in
@@ -393,11 +394,23 @@ package final class RedisEventBus: EventBus {
             "filled the pub/sub gap from the replay log", metadata: ["replayed": "\(replayed)", "held": "\(released)"])
         if resetDetected {
             logger.warning(
-                "the replay log no longer holds this node's last event (trimmed during a long outage, or lost with Redis); resuming clients older than now will be told to refetch"
-            )
+                "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); resuming clients older than now will be told to refetch",
+                metadata: ["last.cursor": "\(startedAt.map { "\($0)" } ?? "none")"])
+            if let startedAt { try await raiseLogFloor(to: startedAt) }
             state.withLock { $0.logReset }?()
         }
         return again
+    }
+
+    /// Events up to `cursor` may be missing from the log: every node's resumes from below it
+    /// fail from now on. Written before this node forgets its own memory of them, and retried
+    /// with the fill if Redis refuses it, so no resume can slip through in between.
+    private func raiseLogFloor(to cursor: EventCursor) async throws {
+        let floor = try await client.run(
+            ClusterScripts.raiseLogFloor, keys: [RedisArgument(keys.logFloor)],
+            arguments: [RedisArgument(cursor.description)])
+        if case .error(let message) = floor { throw RedisError(.server, message) }
+        logger.notice("replay log floor raised", metadata: ["floor": "\(floor.string ?? "?")"])
     }
 
     /// An XRANGE entry: its id and the event payload (nil for the epoch mark).

@@ -11,6 +11,10 @@ struct RedisKeys: Sendable {
     /// The pub/sub channel of v2 messages, one script call's events each. Every node that
     /// reads v2 subscribes to both, so the difference in subscribers counts older nodes.
     var eventBatchChannel: String { "\(prefix):events:v2" }
+    /// The newest cursor some node had delivered when it found the log no longer holding it
+    /// (a failover to a replica that lagged, a Redis restarted empty): events up to it may be
+    /// gone from the log, so no resume from a cursor below it is complete.
+    var logFloor: String { "\(prefix):events:floor" }
     /// Cluster-wide count of accepted events.
     var acceptedCounter: String { "\(prefix):stats:accepted" }
 

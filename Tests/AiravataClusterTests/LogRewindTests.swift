@@ -1,0 +1,181 @@
+import AiravataProtocol
+import AiravataTestSupport
+import Testing
+
+/// A replay log that went back in time under the nodes (a failover to a replica that lagged,
+/// a Redis restarted empty, a FLUSHALL): a client whose missed events are gone must be told
+/// `recovery_failed`, never resumed as if nothing were missing; delivery then goes on.
+@Suite("Cluster: a rewound or replaced replay log", .serialized)
+struct LogRewindTests {
+    static let stream = "airavata:events"
+    static let floorKey = "airavata:events:floor"
+
+    /// A client of alice's on `exp-r`, its session, and the cursor of the last event it saw.
+    struct Listener {
+        let socket: RawWebSocket
+        let session: String
+        var cursor: String
+    }
+
+    static func listen(_ cluster: ClusterHarness, _ node: Int, query: String = "") async throws -> (
+        Listener, JSONValue
+    ) {
+        let token = try await cluster.token("alice", projects: ["proj-r"])
+        let socket = try await RawWebSocket.connect(
+            port: cluster.node(node).port, path: "/ws/experiments/exp-r?token=\(token)\(query)")
+        let connected = try await socket.nextMessage()
+        let session = try #require(connected["data"]?["sessionId"]?.stringValue, "greeting: \(connected.jsonString)")
+        return (Listener(socket: socket, session: session, cursor: connected["cursor"]?.stringValue ?? ""), connected)
+    }
+
+    /// Publishes progress events and returns their cursors, in order.
+    @discardableResult
+    static func publish(_ cluster: ClusterHarness, _ sequences: ClosedRange<Int>) async throws -> [String] {
+        let answer = try await cluster.publish(
+            0, .array(sequences.map { ClusterEvents.progress(experiment: "exp-r", sequence: $0) }))
+        return answer["cursors"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    }
+
+    /// Reads `count` progress events; returns the last one's cursor.
+    static func receive(_ listener: Listener, _ count: Int) async throws -> String {
+        var cursor = listener.cursor
+        for _ in 0..<count {
+            let event = try await listener.socket.nextMessage(ofType: "experiment_progress")
+            cursor = try #require(event["cursor"]?.stringValue)
+        }
+        return cursor
+    }
+
+    /// A resume's outcome (`replay_complete` or `recovery_failed`), after its greeting; the
+    /// session must still exist when `sessionKept` (Redis lost sessions with the log otherwise).
+    static func resume(_ cluster: ClusterHarness, _ node: Int, _ listener: Listener, sessionKept: Bool = true)
+        async throws -> (RawWebSocket, JSONValue)
+    {
+        let (again, greeting) = try await listen(
+            cluster, node, query: "&session=\(listener.session)&cursor=\(listener.cursor)")
+        #expect(greeting["data"]?["resumed"] == .bool(sessionKept), "greeting: \(greeting.jsonString)")
+        while true {
+            let message = try await again.socket.nextMessage()
+            let action = message["data"]?["action"]?.stringValue
+            if action == "replay_complete" || action == "recovery_failed" { return (again.socket, message) }
+        }
+    }
+
+    static func ownership(_ cluster: ClusterHarness) async throws {
+        try await cluster.publish(0, ClusterEvents.experiment(id: "exp-r", project: "proj-r", owner: "alice"))
+    }
+
+    @Test(
+        "events lost from the log's end (a failover to a lagging replica): a resume from before them fails on any node")
+    func rewound() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            try await Self.ownership(cluster)
+            let (watcher, _) = try await Self.listen(cluster, 0)
+            defer { watcher.socket.close() }
+            var (away, _) = try await Self.listen(cluster, 0)
+            try await Self.publish(cluster, 1...2)
+            away.cursor = try await Self.receive(away, 2)
+            away.socket.close()
+            // Events the away client misses; the watcher sees them live.
+            let lost = try await Self.publish(cluster, 3...5)
+            #expect(try await Self.receive(watcher, 5) == lost.last)
+            // What a promoted replica that lagged looks like to the nodes: the log ends before
+            // the events they delivered, and their connections to Redis start again.
+            #expect(lost.count == 3)
+            _ = try await cluster.redis.cli("XDEL", Self.stream, lost[0], lost[1], lost[2])
+            _ = try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+            let floorRaised = await eventually(within: .seconds(10)) {
+                (try? await cluster.redis.cli("GET", Self.floorKey))?.contains(lost[2]) == true
+            }
+            #expect(floorRaised, "the node did not record where the log was rewound")
+            // A node that never saw the lost events, and the node that did: both refuse.
+            let late = try cluster.launch(name: "late")
+            guard await eventually(within: .seconds(20), { await cluster.isReady(late) }) else {
+                throw TestSupportError("the late node did not become ready")
+            }
+            for node in [late, 0] {
+                let (socket, outcome) = try await Self.resume(cluster, node, away)
+                defer { socket.close() }
+                #expect(
+                    outcome["data"]?["action"]?.stringValue == "recovery_failed",
+                    "node \(node) answered \(outcome.jsonString): the events after \(away.cursor) are gone")
+            }
+            // Delivery goes on, to a resumed client too.
+            let (resumed, _) = try await Self.resume(cluster, late, away)
+            defer { resumed.close() }
+            let next = try await Self.publish(cluster, 6...6)
+            #expect(try await Self.receive(watcher, 1) == next.first)
+            let live = try await resumed.nextMessage(ofType: "experiment_progress")
+            #expect(live["data"]?["completedTasks"] == .integer(6))
+            // A client that starts after the rewind resumes normally.
+            var fresh = try await Self.listen(cluster, late).0
+            let newest = try await Self.publish(cluster, 7...7)
+            fresh.cursor = try await Self.receive(fresh, 1)
+            #expect(fresh.cursor == newest.first)
+            fresh.socket.close()
+            let (back, outcome) = try await Self.resume(cluster, 0, fresh)
+            defer { back.close() }
+            #expect(outcome["data"]?["action"]?.stringValue == "replay_complete", "\(outcome.jsonString)")
+        }
+    }
+
+    @Test("Redis restarted empty: a resume from the old log fails, delivery goes on")
+    func restartedEmpty() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            try await Self.ownership(cluster)
+            let (watcher, _) = try await Self.listen(cluster, 0)
+            defer { watcher.socket.close() }
+            var (away, _) = try await Self.listen(cluster, 0)
+            try await Self.publish(cluster, 1...1)
+            away.cursor = try await Self.receive(away, 1)
+            _ = try await Self.receive(watcher, 1)
+            away.socket.close()
+            cluster.redis.kill()
+            try await cluster.redis.launch()
+            guard await eventually(within: .seconds(20), { await cluster.isReady(0) }) else {
+                throw TestSupportError("the node did not become ready after Redis came back")
+            }
+            try await Self.ownership(cluster)
+            // Sessions went with the data: the client is told its session expired.
+            let (socket, outcome) = try await Self.resume(cluster, 0, away, sessionKept: false)
+            defer { socket.close() }
+            #expect(outcome["data"]?["action"]?.stringValue == "recovery_failed", "\(outcome.jsonString)")
+            try await Self.publish(cluster, 2...2)
+            let live = try await socket.nextMessage(ofType: "experiment_progress")
+            #expect(live["data"]?["completedTasks"] == .integer(2))
+            let watched = try await watcher.socket.nextMessage(ofType: "experiment_progress")
+            #expect(watched["data"]?["completedTasks"] == .integer(2))
+        }
+    }
+
+    @Test("FLUSHALL: a node without the events in memory fails the resume; delivery goes on")
+    func flushed() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            try await Self.ownership(cluster)
+            let (watcher, _) = try await Self.listen(cluster, 0)
+            defer { watcher.socket.close() }
+            var (away, _) = try await Self.listen(cluster, 0)
+            try await Self.publish(cluster, 1...1)
+            away.cursor = try await Self.receive(away, 1)
+            away.socket.close()
+            try await Self.publish(cluster, 2...3)
+            _ = try await Self.receive(watcher, 3)
+            _ = try await cluster.redis.cli("FLUSHALL")
+            try await Self.ownership(cluster)
+            let late = try cluster.launch(name: "late")
+            guard await eventually(within: .seconds(20), { await cluster.isReady(late) }) else {
+                throw TestSupportError("the late node did not become ready")
+            }
+            let (socket, outcome) = try await Self.resume(cluster, late, away, sessionKept: false)
+            defer { socket.close() }
+            #expect(
+                outcome["data"]?["action"]?.stringValue == "recovery_failed",
+                "events 2 and 3 are gone with the log: \(outcome.jsonString)")
+            try await Self.publish(cluster, 4...4)
+            let live = try await socket.nextMessage(ofType: "experiment_progress")
+            #expect(live["data"]?["completedTasks"] == .integer(4))
+            let watched = try await watcher.socket.nextMessage(ofType: "experiment_progress")
+            #expect(watched["data"]?["completedTasks"] == .integer(4))
+        }
+    }
+}
