@@ -163,14 +163,18 @@ final class GatewayHTTPAPI: Sendable {
         }
     }
 
+    /// `accepted` counts the events published now; `duplicates` lists the batch positions
+    /// whose producer id was accepted before (their cursor is the first acceptance's).
     private func acceptedResponse(_ accepted: [Gateway.Accepted]) -> HTTPResponse {
-        metrics.eventsIngested(accepted.count)
+        let duplicates = accepted.indices.filter { accepted[$0].duplicate }
+        metrics.eventsIngested(accepted.count - duplicates.count)
         return .json(
             .accepted,
             .object([
-                "accepted": .integer(accepted.count),
+                "accepted": .integer(accepted.count - duplicates.count),
                 "ids": .array(accepted.map { .string($0.id) }),
                 "cursors": .array(accepted.map { .string($0.cursor) }),
+                "duplicates": .array(duplicates.map { .integer($0) }),
             ])
         )
     }
