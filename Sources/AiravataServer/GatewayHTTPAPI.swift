@@ -118,12 +118,24 @@ final class GatewayHTTPAPI: Sendable {
         case (.GET, "/"):
             return .json(.ok, index)
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/stats"), (_, "/api/v1/events"), (_, "/"):
-            return .error(.methodNotAllowed, "Method \(request.method.rawValue) is not allowed on \(request.path)")
+            var response = HTTPResponse.error(
+                .methodNotAllowed, "Method \(request.method.rawValue) is not allowed on \(request.path)")
+            // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+            response.headers.add(name: "allow", value: Self.allowedMethods(request.path))
+            return response
         default:
             if request.path == "/ws" || request.path.hasPrefix("/ws/") {
                 return .error(.upgradeRequired, "This is a WebSocket endpoint; connect with a WebSocket client")
             }
             return .error(.notFound, "No such endpoint: \(request.path)")
+        }
+    }
+
+    private static func allowedMethods(_ path: Substring) -> String {
+        switch path {
+        case "/healthz", "/readyz": "GET, HEAD"
+        case Self.ingestionPath: "POST"
+        default: "GET"
         }
     }
 
