@@ -64,4 +64,32 @@ struct IdempotentIngestionClusterTests {
             #expect(notes == ids + ["end"], "each id delivered once, in order; got \(notes)")
         }
     }
+
+    @Test("Redis remembers at most --dedup-ids ids: the oldest is forgotten and accepted again")
+    func boundedMemory() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--dedup-ids", "2"]) { cluster in
+            for id in ["a", "b", "c"] { try await cluster.publish(0, Self.event(id: id, note: id)) }
+            let remembered = try await cluster.redis.cli("ZCARD", "airavata:dedup:ids")
+            #expect(remembered == "2", "expected 2 ids remembered, Redis holds \(remembered)")
+            let oldest = try await cluster.publish(0, Self.event(id: "a", note: "a"))
+            #expect(oldest["duplicates"]?.arrayValue == [], "the forgotten id is new again: \(oldest.jsonString)")
+            let newest = try await cluster.publish(0, Self.event(id: "c", note: "c"))
+            #expect(newest["duplicates"]?.arrayValue == [.integer(0)], "a remembered id: \(newest.jsonString)")
+        }
+    }
+
+    @Test("past --dedup-window an id is new again")
+    func windowEnds() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--dedup-window", "1s"]) { cluster in
+            try await cluster.publish(0, Self.event(id: "w", note: "w"))
+            let retry = try await cluster.publish(0, Self.event(id: "w", note: "w"))
+            #expect(retry["duplicates"]?.arrayValue == [.integer(0)], "within the window: \(retry.jsonString)")
+            // Reposting is harmless while the id is remembered: it answers duplicate until the window ends.
+            let accepted = await eventually(within: .seconds(5)) {
+                let answer = try? await cluster.publish(0, Self.event(id: "w", note: "w"))
+                return answer?["accepted"]?.doubleValue == 1
+            }
+            #expect(accepted, "expected the id accepted again once its 1 s window ended")
+        }
+    }
 }
