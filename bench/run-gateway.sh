@@ -5,7 +5,9 @@
 # a: 10,000 idle subscribers (own channel each; then one shared channel): RSS per connection
 # b: fan-out, 1 channel x 1,000 subscribers, 200 events/s for $DUR s
 # peer: the same scenarios against Nchan (REDIS_MODE=nostore: Redis as pure pub/sub)
-# Results: bench/results/<stamp>/ (git-ignored); summarize with bench/summarize.py.
+# Results: bench/results/<stamp>/ (git-ignored), one load-tool report per scenario; the owners'
+# ../shared/bench/summarize.py (beside the load tool, not in this repository) tabulates them.
+# For a side-by-side table from this repository, use bench/run-pair.sh and bench/compare.py.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"

@@ -1,3 +1,4 @@
+package import AiravataCore
 package import AiravataRedis
 
 /// Settings of a node that shares state through Redis.
@@ -20,6 +21,8 @@ package struct ClusterConfiguration: Sendable {
     package var reportSeconds: Double
     /// Which form of bus message this node writes (docs/architecture.md, "The bus message").
     package var busFormat: BusFormat
+    /// How long, and for how many, producers' event ids are remembered in Redis.
+    package var deduplication = Deduplication()
 
     package init(
         redis: RedisConfiguration,

@@ -56,6 +56,62 @@ enum ClusterScripts {
         return ARGV[1]
         """)
 
+    /// KEYS: stream, channel, accepted counter, ids by acceptance time (sorted set), first
+    /// cursor by id (hash). ARGV: max length, bus format ('1' or '2'), window ms, most ids
+    /// remembered, then per event its producer id ('' for none) and its payload.
+    /// `publish`/`publishBatch` for requests that carry producer ids: an id accepted within the
+    /// window is not appended again, and the check is in the same atomic step as the append,
+    /// so that two nodes cannot both accept one id. Answers per event its cursor, or '=' and
+    /// the id's first cursor for a duplicate. Forgetting is bounded per call (`forgetPerCall`
+    /// beyond the events added), so that one call never stalls Redis.
+    static let publishOnce = RedisScript(
+        """
+        local forgetPerCall = 1024
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        local window = tonumber(ARGV[3])
+        local function forget(ids)
+          if #ids > 0 then
+            redis.call('ZREM', KEYS[4], unpack(ids))
+            redis.call('HDEL', KEYS[5], unpack(ids))
+          end
+        end
+        forget(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - window, 'LIMIT', 0, forgetPerCall))
+        if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('XADD', KEYS[1], '*', 'epoch', '1') end
+        local answers = {}
+        local records = {}
+        local added = 0
+        for i = 5, #ARGV, 2 do
+          local key = ARGV[i]
+          local payload = ARGV[i + 1]
+          local seen = key ~= '' and redis.call('ZSCORE', KEYS[4], key)
+          local first = seen and tonumber(seen) > now - window and redis.call('HGET', KEYS[5], key)
+          if first then
+            answers[#answers + 1] = '=' .. first
+          else
+            local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', payload)
+            if key ~= '' then
+              redis.call('ZADD', KEYS[4], now, key)
+              redis.call('HSET', KEYS[5], key, id)
+            end
+            answers[#answers + 1] = id
+            added = added + 1
+            if ARGV[2] == '2' then
+              records[#records + 1] = id .. ' ' .. #payload .. '\\n' .. payload
+            else
+              redis.call('PUBLISH', KEYS[2], id .. '\\n' .. payload)
+            end
+          end
+        end
+        if #records > 0 then redis.call('PUBLISH', KEYS[2], table.concat(records)) end
+        redis.call('INCRBY', KEYS[3], added)
+        local excess = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[4])
+        if excess > 0 then forget(redis.call('ZRANGE', KEYS[4], 0, math.min(excess, forgetPerCall + added) - 1)) end
+        redis.call('PEXPIRE', KEYS[4], window)
+        redis.call('PEXPIRE', KEYS[5], window)
+        return answers
+        """)
+
     /// KEYS: stream. Returns the id of the stream's newest entry, adding the epoch mark to
     /// a missing stream first, so that there is always a cursor to start a client from.
     static let tip = RedisScript(

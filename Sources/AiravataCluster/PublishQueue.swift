@@ -22,6 +22,7 @@ final class PublishQueue: Sendable {
 
     private struct Waiter {
         var payloads: [[UInt8]]
+        var events: Int
         var bytes: Int
         var promise: EventLoopPromise<[String]>
     }
@@ -35,16 +36,24 @@ final class PublishQueue: Sendable {
     private let state = Mutex(State())
     private let loop: any EventLoop
     private let call: @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>
+    private let argumentsPerEvent: Int
 
     /// - Parameters:
     ///   - loop: where the answers of `async` callers complete (the Redis connection's).
+    ///   - argumentsPerEvent: how many of the payloads make one event (the script answers
+    ///     one string per event).
     ///   - call: sends one publish script call with these payloads, in order.
-    init(loop: any EventLoop, call: @escaping @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>) {
+    init(
+        loop: any EventLoop, argumentsPerEvent: Int = 1,
+        call: @escaping @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>
+    ) {
         self.loop = loop
+        self.argumentsPerEvent = argumentsPerEvent
         self.call = call
     }
 
-    /// The cursors of `payloads`, in order, once the call that carried them returns.
+    /// The script's answers for `payloads` (one per event: the cursors), in order, once the
+    /// call that carried them returns.
     func publish(_ payloads: [[UInt8]]) async throws -> [String] {
         try await publish(payloads, on: loop).get()
     }
@@ -59,7 +68,8 @@ final class PublishQueue: Sendable {
             guard state.waitingBytes == 0 || state.waitingBytes + bytes <= Self.maxWaitingBytes else {
                 return (nil, true)
             }
-            state.waiting.append(Waiter(payloads: payloads, bytes: bytes, promise: promise))
+            state.waiting.append(
+                Waiter(payloads: payloads, events: payloads.count / argumentsPerEvent, bytes: bytes, promise: promise))
             state.waitingBytes += bytes
             guard !state.inFlight else { return (nil, false) }
             state.inFlight = true
@@ -80,11 +90,11 @@ final class PublishQueue: Sendable {
         var taken = 0
         for waiter in state.waiting {
             if taken > 0,
-                events + waiter.payloads.count > maxEventsPerCall || bytes + waiter.bytes > maxBytesPerCall
+                events + waiter.events > maxEventsPerCall || bytes + waiter.bytes > maxBytesPerCall
             {
                 break
             }
-            events += waiter.payloads.count
+            events += waiter.events
             bytes += waiter.bytes
             taken += 1
         }
@@ -110,7 +120,7 @@ final class PublishQueue: Sendable {
     }
 
     private static func answer(_ batch: [Waiter], with result: Result<RedisReply, any Error>) {
-        let expected = batch.reduce(0) { $0 + $1.payloads.count }
+        let expected = batch.reduce(0) { $0 + $1.events }
         let cursors: [String]
         switch result {
         case .failure(let error):
@@ -131,7 +141,7 @@ final class PublishQueue: Sendable {
         }
         var position = 0
         for waiter in batch {
-            let count = waiter.payloads.count
+            let count = waiter.events
             waiter.promise.succeed(Array(cursors[position..<(position + count)]))
             position += count
         }

@@ -54,6 +54,9 @@ package final class RedisEventBus: EventBus {
     private let rejections = LogThrottle(interval: .seconds(10))
     private let publishQueue: PublishQueue
     private let legacyPublishQueue: PublishQueue
+    /// The same for requests whose events carry producer ids (`ClusterScripts.publishOnce`).
+    private let publishOnceQueue: PublishQueue
+    private let legacyPublishOnceQueue: PublishQueue
 
     /// Most live messages held while a gap fill runs (it may keep failing while Redis
     /// commands are down but pub/sub is up). Past it the node stops holding and reads the log
@@ -97,6 +100,24 @@ package final class RedisEventBus: EventBus {
         }
         publishQueue = queue(ClusterScripts.publishBatch, channel: keys.eventBatchChannel)
         legacyPublishQueue = queue(ClusterScripts.publish, channel: keys.eventChannel)
+        let deduplication = configuration.deduplication
+        /// Each event is two arguments: its producer id ('' for none) and its payload.
+        func onceQueue(format: String, channel: String) -> PublishQueue {
+            PublishQueue(loop: client.eventLoop, argumentsPerEvent: 2) { arguments in
+                client.submit(
+                    ClusterScripts.publishOnce,
+                    keys: [
+                        RedisArgument(keys.eventStream), RedisArgument(channel), RedisArgument(keys.acceptedCounter),
+                        RedisArgument(keys.producerIDs), RedisArgument(keys.producerIDCursors),
+                    ],
+                    arguments: [
+                        RedisArgument(replayLength), RedisArgument(format),
+                        RedisArgument(Int(deduplication.windowMillis)), RedisArgument(deduplication.capacity),
+                    ] + arguments.map { RedisArgument(bytes: $0) })
+            }
+        }
+        publishOnceQueue = onceQueue(format: "2", channel: keys.eventBatchChannel)
+        legacyPublishOnceQueue = onceQueue(format: "1", channel: keys.eventChannel)
         let receiver = Receiver()
         subscriber = RedisSubscriber(
             configuration: configuration.redis,
@@ -127,6 +148,33 @@ package final class RedisEventBus: EventBus {
             publishQueue.publish(events.map(EventWireFormat.encodeV2), on: loop)
         } else {
             legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1), on: loop)
+        }
+    }
+
+    package func publishOnce(_ events: [GatewayEvent], producerIDs: [String?]) async throws -> [Publication] {
+        let loop = client.eventLoop
+        return try await publishOnce(events, producerIDs: producerIDs, on: loop).get()
+    }
+
+    package func publishOnce(_ events: [GatewayEvent], producerIDs: [String?], on loop: any EventLoop)
+        -> EventLoopFuture<[Publication]>
+    {
+        guard configuration.deduplication.isEnabled else {
+            return publish(events, on: loop).map { $0.map { Publication(cursor: $0) } }
+        }
+        let v2 = writesV2
+        var arguments: [[UInt8]] = []
+        arguments.reserveCapacity(events.count * 2)
+        for (event, producerID) in zip(events, producerIDs) {
+            arguments.append(Array((producerID ?? "").utf8))
+            arguments.append(v2 ? EventWireFormat.encodeV2(event) : EventWireFormat.encodeV1(event))
+        }
+        let queue = v2 ? publishOnceQueue : legacyPublishOnceQueue
+        return queue.publish(arguments, on: loop).map { answers in
+            answers.map { answer in
+                answer.hasPrefix("=")
+                    ? Publication(cursor: String(answer.dropFirst()), duplicate: true) : Publication(cursor: answer)
+            }
         }
     }
 

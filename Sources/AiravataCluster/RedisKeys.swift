@@ -17,6 +17,10 @@ struct RedisKeys: Sendable {
     var logFloor: String { "\(prefix):events:floor" }
     /// Cluster-wide count of accepted events.
     var acceptedCounter: String { "\(prefix):stats:accepted" }
+    /// Producers' event ids accepted within the deduplication window, scored by acceptance
+    /// time (milliseconds, Redis's clock), and the cursor each was first accepted with.
+    var producerIDs: String { "\(prefix):dedup:ids" }
+    var producerIDCursors: String { "\(prefix):dedup:cursors" }
 
     func heartbeatChannel(instance: String) -> String { "\(prefix):hb:\(instance)" }
     func nodeLease(instance: String) -> String { "\(prefix):node:\(instance)" }

@@ -8,6 +8,7 @@ package final class EmbeddedEventBus: EventBus {
         var sequence: UInt64 = 0
         var sink: (@Sendable (DeliveredEvent) -> Void)?
         var log: CursorRing<LogEntry>
+        var recentIDs: RecentProducerIDs
     }
 
     /// One lock serialises cursor assignment and delivery, so cursor order is delivery order.
@@ -15,13 +16,18 @@ package final class EmbeddedEventBus: EventBus {
     /// The log's epoch: a restarted node starts a new one, so its predecessor's cursors
     /// are never mistaken for its own.
     private let epoch: UInt64
+    private let deduplicates: Bool
 
-    package init(replayLength: Int = 10_000, nowMicros: Int64 = WallClock.nowMicros()) {
+    package init(
+        replayLength: Int = 10_000, deduplication: Deduplication = Deduplication(),
+        nowMicros: Int64 = WallClock.nowMicros()
+    ) {
         let epoch = UInt64(max(nowMicros / 1000, 1))
         self.epoch = epoch
         var log = CursorRing<LogEntry>(capacity: replayLength)
         log.append(LogEntry(cursor: EventCursor(milliseconds: epoch, sequence: 0), event: nil))
-        state = Mutex(State(log: log))
+        state = Mutex(State(log: log, recentIDs: RecentProducerIDs(policy: deduplication)))
+        self.deduplicates = deduplication.isEnabled
     }
 
     package func publish(_ events: [GatewayEvent]) async throws -> [String] {
@@ -33,17 +39,44 @@ package final class EmbeddedEventBus: EventBus {
         loop.makeSucceededFuture(publishNow(events))
     }
 
+    package func publishOnce(_ events: [GatewayEvent], producerIDs: [String?]) async throws -> [Publication] {
+        publishOnceNow(events, producerIDs: producerIDs)
+    }
+
+    package func publishOnce(_ events: [GatewayEvent], producerIDs: [String?], on loop: any EventLoop)
+        -> EventLoopFuture<[Publication]>
+    {
+        loop.makeSucceededFuture(publishOnceNow(events, producerIDs: producerIDs))
+    }
+
     private func publishNow(_ events: [GatewayEvent]) -> [String] {
-        state.withLock { state in
-            events.map { accepted in
-                let event = accepted.routed
-                state.sequence += 1
-                let cursor = EventCursor(milliseconds: epoch, sequence: state.sequence)
-                state.log.append(LogEntry(cursor: cursor, event: event))
-                state.sink?(DeliveredEvent(event: event, cursor: cursor))
-                return cursor.description
+        state.withLock { state in events.map { append($0, state: &state) } }
+    }
+
+    /// The check and the append under one lock: two requests cannot both accept one id.
+    private func publishOnceNow(_ events: [GatewayEvent], producerIDs: [String?]) -> [Publication] {
+        guard deduplicates else { return publishNow(events).map { Publication(cursor: $0) } }
+        let nowMillis = WallClock.nowMicros() / 1000
+        return state.withLock { state in
+            zip(events, producerIDs).map { event, producerID in
+                guard let producerID else { return Publication(cursor: append(event, state: &state)) }
+                if let first = state.recentIDs.cursor(of: producerID, nowMillis: nowMillis) {
+                    return Publication(cursor: first, duplicate: true)
+                }
+                let cursor = append(event, state: &state)
+                state.recentIDs.remember(producerID, cursor: cursor, nowMillis: nowMillis)
+                return Publication(cursor: cursor)
             }
         }
+    }
+
+    private func append(_ accepted: GatewayEvent, state: inout State) -> String {
+        let event = accepted.routed
+        state.sequence += 1
+        let cursor = EventCursor(milliseconds: epoch, sequence: state.sequence)
+        state.log.append(LogEntry(cursor: cursor, event: event))
+        state.sink?(DeliveredEvent(event: event, cursor: cursor))
+        return cursor.description
     }
 
     package func run(sink: @escaping @Sendable (DeliveredEvent) -> Void) async throws {

@@ -13,6 +13,16 @@ package protocol EventBus: Sendable {
     /// loop stays there.
     func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]>
 
+    /// Publishes like `publish`, except that an event whose producer id (`producerIDs[i]`,
+    /// nil for none) was accepted within the deduplication window is not published again: its
+    /// answer is the cursor it was first accepted with, marked duplicate. The check and the
+    /// append are one atomic step, so that two nodes cannot both accept one id.
+    func publishOnce(_ events: [GatewayEvent], producerIDs: [String?]) async throws -> [Publication]
+
+    /// The same, answered on `loop` without a task where the bus can.
+    func publishOnce(_ events: [GatewayEvent], producerIDs: [String?], on loop: any EventLoop)
+        -> EventLoopFuture<[Publication]>
+
     /// Starts delivering to `sink`; returns when the bus stops.
     func run(sink: @escaping @Sendable (DeliveredEvent) -> Void) async throws
 
@@ -37,6 +47,12 @@ package protocol EventBus: Sendable {
 extension EventBus {
     package func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]> {
         loop.makeFutureWithTask { try await self.publish(events) }
+    }
+
+    package func publishOnce(_ events: [GatewayEvent], producerIDs: [String?], on loop: any EventLoop)
+        -> EventLoopFuture<[Publication]>
+    {
+        loop.makeFutureWithTask { try await self.publishOnce(events, producerIDs: producerIDs) }
     }
 
     /// An in-process log cannot be lost while the process runs.

@@ -7,6 +7,9 @@ extension Gateway {
     package struct Accepted: Sendable, Equatable {
         package var id: String
         package var cursor: String
+        /// The producer's id was accepted before, within the deduplication window: this
+        /// event was not published again, and `cursor` is the one it was first given.
+        package var duplicate = false
     }
 
     /// Validates a producer's document, completes ids, timestamps and routing, and hands
@@ -20,8 +23,10 @@ extension Gateway {
         }
         let known = unknown.isEmpty ? [:] : try await ownership.lookup(experimentIDs: unknown)
         let events = complete(candidates, known: known, nowMicros: now)
-        let cursors = try await bus.publish(events)
-        return accepted(events, cursors)
+        guard let producerIDs = Self.producerIDs(candidates) else {
+            return accepted(events, try await bus.publish(events))
+        }
+        return accepted(events, try await bus.publishOnce(events, producerIDs: producerIDs))
     }
 
     /// The same on an event loop, without a task: the ownership index and the bus answer
@@ -41,8 +46,17 @@ extension Gateway {
             ? loop.makeSucceededFuture([:]) : ownership.record(entries, thenLookUp: unknown, on: loop)
         return known.flatMap { known in
             let events = self.complete(candidates, known: known, nowMicros: now)
-            return self.bus.publish(events, on: loop).map { self.accepted(events, $0) }
+            guard let producerIDs = Self.producerIDs(candidates) else {
+                return self.bus.publish(events, on: loop).map { self.accepted(events, $0) }
+            }
+            return self.bus.publishOnce(events, producerIDs: producerIDs, on: loop).map { self.accepted(events, $0) }
         }
+    }
+
+    /// The producers' own ids, nil when no event has one: those events take the plain
+    /// publish path, which costs nothing for deduplication.
+    private static func producerIDs(_ candidates: [EventValidator.Candidate]) -> [String?]? {
+        candidates.contains { $0.id != nil } ? candidates.map(\.id) : nil
     }
 
     /// What ingesting these events reads and writes in experiment → (project, owner):
@@ -100,5 +114,10 @@ extension Gateway {
     private func accepted(_ events: [GatewayEvent], _ cursors: [String]) -> [Accepted] {
         statistics.eventsAccepted(events.count)
         return zip(events, cursors).map { Accepted(id: $0.id, cursor: $1) }
+    }
+
+    private func accepted(_ events: [GatewayEvent], _ publications: [Publication]) -> [Accepted] {
+        statistics.eventsAccepted(publications.filter { !$0.duplicate }.count)
+        return zip(events, publications).map { Accepted(id: $0.id, cursor: $1.cursor, duplicate: $1.duplicate) }
     }
 }

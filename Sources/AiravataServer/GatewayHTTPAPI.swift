@@ -127,12 +127,24 @@ final class GatewayHTTPAPI: Sendable {
             return .json(.ok, index)
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/stats"), (_, "/api/v1/events"), (_, "/"),
             (_, DashboardAPI.pagePath), (_, DashboardAPI.dataPath):
-            return .error(.methodNotAllowed, "Method \(request.method.rawValue) is not allowed on \(request.path)")
+            var response = HTTPResponse.error(
+                .methodNotAllowed, "Method \(request.method.rawValue) is not allowed on \(request.path)")
+            // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+            response.headers.add(name: "allow", value: Self.allowedMethods(request.path))
+            return response
         default:
             if request.path == "/ws" || request.path.hasPrefix("/ws/") {
                 return .error(.upgradeRequired, "This is a WebSocket endpoint; connect with a WebSocket client")
             }
             return .error(.notFound, "No such endpoint: \(request.path)")
+        }
+    }
+
+    private static func allowedMethods(_ path: Substring) -> String {
+        switch path {
+        case "/healthz", "/readyz": "GET, HEAD"
+        case Self.ingestionPath: "POST"
+        default: "GET"
         }
     }
 
@@ -175,14 +187,18 @@ final class GatewayHTTPAPI: Sendable {
         }
     }
 
+    /// `accepted` counts the events published now; `duplicates` lists the batch positions
+    /// whose producer id was accepted before (their cursor is the first acceptance's).
     private func acceptedResponse(_ accepted: [Gateway.Accepted]) -> HTTPResponse {
-        metrics.eventsIngested(accepted.count)
+        let duplicates = accepted.indices.filter { accepted[$0].duplicate }
+        metrics.eventsIngested(accepted.count - duplicates.count)
         return .json(
             .accepted,
             .object([
-                "accepted": .integer(accepted.count),
+                "accepted": .integer(accepted.count - duplicates.count),
                 "ids": .array(accepted.map { .string($0.id) }),
                 "cursors": .array(accepted.map { .string($0.cursor) }),
+                "duplicates": .array(duplicates.map { .integer($0) }),
             ])
         )
     }

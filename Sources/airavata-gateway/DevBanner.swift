@@ -8,11 +8,13 @@ enum DevBanner {
         let user = try await issuer.token(subject: "dev-user", projects: ["demo-project"], lifetime: 86_400)
         let service = try await issuer.token(subject: "dev-producer", roles: ["service"], lifetime: 86_400)
         let address = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+        // As this process was started: `swift run` does not put `airavata-gateway` on PATH.
+        let command = CommandLine.arguments.first ?? "airavata-gateway"
         let text = """
 
             ── Airavata gateway, development mode ─────────────────────────────────────
             JWT secret (HS256):   \(secret)
-              restart with the same secret:  airavata-gateway serve --dev --jwt-secret \(secret)
+              restart with the same secret:  \(command) serve --dev --jwt-secret \(secret)
             User token  (sub dev-user, project demo-project, 24 h):
               \(user)
             Service token (role service, may publish, 24 h):
@@ -25,7 +27,7 @@ enum DevBanner {
               curl -s -X POST http://\(address):\(port)/api/v1/events \\
                 -H 'Authorization: Bearer \(service)' -H 'Content-Type: application/json' \\
                 -d '{"type":"experiment_updated","data":{"experiment":{"id":"exp-1","name":"Demo","status":"RUNNING","ownerId":"dev-user","projectId":"demo-project"}}}'
-              or: airavata-gateway publish --url http://\(address):\(port) --token '\(service)' \\
+              or: \(command) publish --url http://\(address):\(port) --token '\(service)' \\
                     --type experiment_updated --data '{"experiment":{"id":"exp-1","status":"RUNNING","ownerId":"dev-user","projectId":"demo-project"}}'
             ────────────────────────────────────────────────────────────────────────────
 

@@ -11,7 +11,8 @@ struct PublishCommand: AsyncParsableCommand {
         discussion: """
             Either --type with --data builds one event, or --file reads a JSON event or array of \
             events ('-' for standard input). A service token comes from --token, or is minted \
-            from --secret / AIRAVATA_JWT_SECRET.
+            from --secret / AIRAVATA_JWT_SECRET, with the issuer and audience a gateway started with \
+            --jwt-issuer / --jwt-audience requires (--issuer / --audience, or the same environment variables).
             """
     )
 
@@ -21,6 +22,10 @@ struct PublishCommand: AsyncParsableCommand {
     var token: String?
     @Option(help: "Secret to mint a short-lived service token with, when --token is absent [AIRAVATA_JWT_SECRET].")
     var secret: String?
+    @Option(help: "Issuer (iss) of a minted token [AIRAVATA_JWT_ISSUER].")
+    var issuer: String?
+    @Option(help: "Audience (aud) of a minted token [AIRAVATA_JWT_AUDIENCE].")
+    var audience: String?
     @Option(help: "Event type, e.g. experiment_updated.")
     var type: String?
     @Option(help: "The event's data object as JSON.")
@@ -63,6 +68,11 @@ struct PublishCommand: AsyncParsableCommand {
             throw ValidationError("give --token, or --secret / AIRAVATA_JWT_SECRET to mint one")
         }
         return try await TokenIssuer(hmacSecret: secret).token(
-            subject: "cli-publisher", roles: ["service"], lifetime: 300)
+            subject: "cli-publisher",
+            roles: ["service"],
+            issuer: SettingValue(flag: "jwt-issuer", value: issuer).string(),
+            audience: SettingValue(flag: "jwt-audience", value: audience).string(),
+            lifetime: 300
+        )
     }
 }

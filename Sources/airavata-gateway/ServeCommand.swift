@@ -110,6 +110,17 @@ struct ServeCommand: AsyncParsableCommand {
     var maxBodySize: String?
     @Option(
         help: ArgumentHelp(
+            "How long an event's producer id is remembered, so that a retried POST is not delivered twice "
+                + "[AIRAVATA_DEDUP_WINDOW, default 10m; 0 turns it off].")
+    )
+    var dedupWindow: String?
+    @Option(
+        help:
+            "Most producer ids remembered; past it the oldest are forgotten early [AIRAVATA_DEDUP_IDS, default 100000]."
+    )
+    var dedupIds: String?
+    @Option(
+        help: ArgumentHelp(
             "A plain HTTP request or WebSocket handshake must arrive whole within this; slower ones get 408 "
                 + "[AIRAVATA_REQUEST_TIMEOUT, default 10s; 0 turns it off].")
     )
@@ -179,7 +190,8 @@ struct ServeCommand: AsyncParsableCommand {
             gateway = Gateway(
                 configuration: settings.gateway,
                 verifier: verifier,
-                bus: EmbeddedEventBus(replayLength: settings.replayLength ?? 10_000),
+                bus: EmbeddedEventBus(
+                    replayLength: settings.replayLength ?? 10_000, deduplication: settings.deduplication),
                 ownership: InMemoryOwnershipIndex(),
                 limiter: InMemoryConnectionLimiter(limits: settings.gateway.limits),
                 frames: WebSocketTextFrames(),

@@ -22,6 +22,8 @@ struct ServeSettings {
     var sessionTTLSeconds: Double
     /// Said once logging is up: deprecated settings in use.
     var warnings: [String] = []
+    /// Producer ids remembered for retry-safe ingestion, by either bus.
+    var deduplication: Deduplication
 
     init(_ command: ServeCommand) throws {
         func setting(_ flag: String, _ value: String?) -> SettingValue { SettingValue(flag: flag, value: value) }
@@ -76,6 +78,17 @@ struct ServeSettings {
             replaySetting.string() == nil ? nil : try replaySetting.integer(default: 0, range: 100...100_000_000)
         if let replayLength { cluster?.replayLength = replayLength }
         sessionTTLSeconds = try setting("session-ttl", command.sessionTtl).duration(default: 300, minimum: 1)
+        let dedupWindow = try setting("dedup-window", command.dedupWindow)
+            .duration(default: Double(Deduplication.defaultWindowMillis) / 1000)
+        guard dedupWindow <= 86_400 else {
+            throw ValidationError("--dedup-window: at most 24h, got \(dedupWindow)s")
+        }
+        deduplication = Deduplication(
+            windowMillis: Int64((dedupWindow * 1000).rounded()),
+            capacity: try setting("dedup-ids", command.dedupIds)
+                .integer(default: Deduplication.defaultCapacity, range: 1...10_000_000)
+        )
+        cluster?.deduplication = deduplication
 
         var server = ServerConfiguration()
         server.host = setting("host", command.host).string() ?? server.host
