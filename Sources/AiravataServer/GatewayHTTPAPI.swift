@@ -192,6 +192,7 @@ final class GatewayHTTPAPI: Sendable {
     private func acceptedResponse(_ accepted: [Gateway.Accepted]) -> HTTPResponse {
         let duplicates = accepted.indices.filter { accepted[$0].duplicate }
         metrics.eventsIngested(accepted.count - duplicates.count)
+        if !duplicates.isEmpty { metrics.duplicatesIgnored(duplicates.count) }
         return .json(
             .accepted,
             .object([

@@ -17,6 +17,7 @@ package final class GatewayMetrics: Sendable {
     private let pingTimeouts: Counter
     private let oversized: Counter
     private let ingested: Counter
+    private let duplicates: Counter
     private let ingestRejected: [String: Counter]
     private let httpRefused: [String: Counter]
     private let activeConnections: Gauge
@@ -86,6 +87,10 @@ package final class GatewayMetrics: Sendable {
         ingested = registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_events_ingested_total", unitName: "", helpText: "Events accepted on this node"))
+        duplicates = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_events_duplicate_total", unitName: "",
+                helpText: "Events whose id was accepted before within --dedup-window: answered, not published again"))
         func rejected(_ reason: String) -> Counter {
             registry.makeCounter(
                 descriptor: MetricNameDescriptor(
@@ -195,6 +200,10 @@ package final class GatewayMetrics: Sendable {
     }
     func oversizedMessage() { oversized.increment() }
     func eventsIngested(_ count: Int) { ingested.increment(by: Int64(count)) }
+    func duplicatesIgnored(_ count: Int) {
+        duplicates.increment(by: Int64(count))
+        outcomes.withLock { $0["duplicate_events", default: 0] += count }
+    }
     func ingestRejected(_ reason: String) {
         ingestRejected[reason]?.increment()
         count("ingest_rejected_" + reason)
