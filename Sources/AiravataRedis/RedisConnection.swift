@@ -33,10 +33,9 @@ public final class RedisConnection: Sendable {
                 to: resolved, on: eventLoop, connectTimeout: connectTimeout, commandTimeout: commandTimeout,
                 onPush: onPush)
         }
-        let sslContext: NIOSSLContext? =
-            configuration.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        let sslContext = try configuration.tls ? tlsContext(caFile: configuration.tlsCAFile) : nil
         let serverHostname: String? =
-            if case .tcp(let host, _) = configuration.endpoint { host } else { nil }
+            if case .tcp(let host, _) = configuration.endpoint { tlsServerName(host) } else { nil }
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
@@ -74,6 +73,19 @@ public final class RedisConnection: Sendable {
             throw error
         }
         return connection
+    }
+
+    private static func tlsContext(caFile: String?) throws -> NIOSSLContext {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile { tls.trustRoots = .file(caFile) }
+        return try NIOSSLContext(configuration: tls)
+    }
+
+    /// The name sent as SNI and checked against the certificate's DNS names. An IP address
+    /// may not be sent as SNI (RFC 6066, and NIOSSL refuses it); without a name the
+    /// certificate is checked against the address connected to, i.e. its IP SANs.
+    static func tlsServerName(_ host: String) -> String? {
+        (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
     }
 
     /// Asks each Sentinel in turn for the master's address; the first answer wins.
