@@ -15,13 +15,15 @@ struct JWKSTests {
         func verify(using algorithm: some JWTAlgorithm) async throws {}
     }
 
-    /// A token for `user` signed by `key` and labelled `kid` (which need not be the key's).
-    static func token(_ user: String, signedBy key: ES256PrivateKey, kid: String) async throws -> String {
+    /// A token for `user` signed by `key` and labelled `kid` (which need not be the key's;
+    /// nil: no `kid` in the header).
+    static func token(_ user: String, signedBy key: ES256PrivateKey, kid: String?) async throws -> String {
         let keys = JWTKeyCollection()
-        await keys.add(ecdsa: key, kid: JWKIdentifier(string: kid))
+        let identifier = kid.map { JWKIdentifier(string: $0) }
+        await keys.add(ecdsa: key, kid: identifier)
         return try await keys.sign(
             Claims(sub: SubjectClaim(value: user), exp: ExpirationClaim(value: Date().addingTimeInterval(600))),
-            kid: JWKIdentifier(string: kid))
+            kid: identifier)
     }
 
     static func jwk(_ key: ES256PrivateKey, kid: String) throws -> String {
@@ -56,6 +58,9 @@ struct JWKSTests {
 
         let refused = [
             ("an unknown kid", try await Self.token("mallory", signedBy: stranger, kid: "key-3")),
+            // Not the first key as a default for a kid the set does not hold.
+            ("key-1's signature under an unknown kid", try await Self.token("mallory", signedBy: first, kid: "key-3")),
+            ("key-1's signature without a kid", try await Self.token("mallory", signedBy: first, kid: nil)),
             ("key-2's signature labelled key-1", try await Self.token("mallory", signedBy: second, kid: "key-1")),
             (
                 "a stranger's signature labelled key-2",
@@ -69,5 +74,20 @@ struct JWKSTests {
             #expect(message["error"]?.stringValue == "Invalid or expired token", "\(name): got \(message.jsonString)")
             #expect(try await socket.expectClose().code == 1008, "\(name)")
         }
+    }
+
+    @Test("a JWKS with a key that has no kid stops the node at start, saying so")
+    func keyWithoutKid() async throws {
+        let key = ES256PrivateKey()
+        let point = try #require(key.publicKey.parameters)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("jwks-\(UUID().uuidString).json")
+        try #"{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","x":"\#(point.x)","y":"\#(point.y)"}]}"#.write(
+            to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let node = try GatewayProcess.start(arguments: ["--jwks", file.path, "--log-level", "warning"])
+        defer { node.stop() }
+        let status = try await node.exitStatus(within: .seconds(10))
+        #expect(status != 0, "the node started with a JWKS key that no token can name")
+        #expect(node.log().contains("needs a kid of its own"), "the error does not say why: \(node.log())")
     }
 }
