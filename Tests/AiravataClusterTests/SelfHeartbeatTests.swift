@@ -54,8 +54,9 @@ struct SelfHeartbeatTests {
 
         try await relay.startListening()
         try await node.waitFor("/readyz", toAnswer: 200, within: .seconds(15))
+        let rebuilt = await eventually { relay.connectionCount(thatSent: "SUBSCRIBE") >= 2 }
         #expect(
-            relay.connectionCount(thatSent: "SUBSCRIBE") >= 2,
+            rebuilt,
             "expected a new subscriber connection after the silence; saw \(relay.connectionCount(thatSent: "SUBSCRIBE"))"
         )
         let missed = try await listener.nextMessage { $0["data"]?["notice"] != nil }
