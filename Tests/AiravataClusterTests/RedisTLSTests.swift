@@ -82,6 +82,8 @@ struct RedisTLSTests {
         defer { node.stop() }
         let failed = await eventually(within: .seconds(10)) { node.log().contains("redis connect failed") }
         #expect(failed, "expected the node to log a failed Redis connection; its log:\n\(node.log())")
+        // Refused at connect: no link counts as up, even for a moment.
+        #expect(!node.log().contains("redis connected"), "a link came up on a refused certificate:\n\(node.log())")
         #expect(await node.status("/readyz") == 503, "the node is ready on a refused certificate; log:\n\(node.log())")
     }
 }
