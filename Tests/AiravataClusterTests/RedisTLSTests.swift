@@ -1,6 +1,7 @@
 import AiravataCore
 import AiravataProtocol
 import AiravataTestSupport
+import Foundation
 import Testing
 
 /// `rediss://` against a real TLS redis-server whose certificate a test CA signed, reached by
@@ -85,6 +86,25 @@ struct RedisTLSTests {
         // Refused at connect: no link counts as up, even for a moment.
         #expect(!node.log().contains("redis connected"), "a link came up on a refused certificate:\n\(node.log())")
         #expect(await node.status("/readyz") == 503, "the node is ready on a refused certificate; log:\n\(node.log())")
+    }
+
+    @Test("--redis-tls-ca without rediss://, or naming no readable file, stops the node at start")
+    func caFlagChecked() async throws {
+        let fixtures = try await TLSFixtures.make()
+        defer { fixtures.remove() }
+        let cases = [
+            ("redis://127.0.0.1:6379/0", fixtures.caCertificate, "needs a rediss:// URL"),
+            ("rediss://127.0.0.1:6379/0", fixtures.directory.appendingPathComponent("absent.pem").path, "cannot read"),
+        ]
+        for (url, caFile, complaint) in cases {
+            let node = try GatewayProcess.start(
+                arguments: ["--redis-url", url, "--redis-tls-ca", caFile],
+                environment: ["AIRAVATA_JWT_SECRET": Self.secret])
+            defer { node.stop() }
+            let status = try await node.exitStatus(within: .seconds(10))
+            #expect(status != 0, "the node started with --redis-url \(url) --redis-tls-ca \(caFile)")
+            #expect(node.log().contains(complaint), "expected '\(complaint)' in: \(node.log())")
+        }
     }
 }
 
