@@ -46,9 +46,15 @@ struct UnprivilegedRunTests {
         try node.signal(SIGTERM)
         // Draining: not ready any more, so load balancers stop sending new clients.
         try await node.waitFor("/readyz", toAnswer: 503, within: .seconds(Self.drain.delay + 2))
-        // The client is asked to reconnect elsewhere and closed.
-        let close = try await client.expectClose(timeout: .seconds(Self.drain.delay + Self.drain.spread + 5))
-        #expect(close.code != nil, "the drain closed the client without a close code")
+        // The client is asked to reconnect elsewhere, then closed with 1012 (service restart).
+        let window = Duration.seconds(Self.drain.delay + Self.drain.spread + 5)
+        let notice = try await client.nextMessage(timeout: window) { $0["data"]?["action"] != nil }
+        #expect(notice["data"]?["action"]?.stringValue == "reconnect", "got \(notice.jsonString)")
+        let close = try await client.expectClose(timeout: window)
+        #expect(close.code == 1012, "the drain closed the client with \(close.code.map(String.init) ?? "no code")")
+        // As a browser would: answer the close and leave, so the node need not wait its timeout.
+        try await client.sendClose()
+        client.close()
 
         let bound = Self.drain.delay + Self.drain.spread + Self.drain.timeout
         let status = try await node.exitStatus(within: .seconds(bound))
@@ -56,5 +62,15 @@ struct UnprivilegedRunTests {
         #expect(clock.now - start < .seconds(bound), "the drain took longer than delay + spread + timeout")
         let log = node.log()
         #expect(!log.contains("Read-only file system"), "the node tried to write outside /tmp:\n\(log)")
+    }
+}
+
+extension RawWebSocket {
+    /// The next message that `matches`, skipping others; bounded like `nextMessage`.
+    func nextMessage(timeout: Duration, where matches: (JSONValue) -> Bool) async throws -> JSONValue {
+        while true {
+            let message = try await nextMessage(timeout: timeout)
+            if matches(message) { return message }
+        }
     }
 }
