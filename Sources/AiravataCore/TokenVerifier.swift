@@ -6,12 +6,17 @@ import JWTKit
 package struct TokenVerifier: Sendable {
     private let keys: JWTKeyCollection
     private let acceptedAlgorithms: Set<String>
+    /// With a JWKS, the `kid`s it lists: a token must name one. Without this, JWTKit falls
+    /// back to the set's first key for a `kid` it does not hold (or none), so a retired or
+    /// misspelled `kid` was accepted whenever that key had signed.
+    private let keyIDs: Set<ExactString>?
     private let configuration: TokenVerifierConfiguration
     private let verified = VerifiedTokens()
 
     package init(configuration: TokenVerifierConfiguration) async throws {
         self.configuration = configuration
         let keys = JWTKeyCollection()
+        var keyIDs: Set<ExactString>?
         let sources = [configuration.hmacSecret, configuration.publicKeyPEM, configuration.jwksJSON].compactMap { $0 }
         guard sources.count == 1 else {
             throw TokenConfigurationError(
@@ -40,6 +45,19 @@ package struct TokenVerifier: Sendable {
                 throw TokenConfigurationError("the JWT public key is neither an RSA nor a P-256 PEM public key")
             }
         } else if let jwks = configuration.jwksJSON {
+            let listed: [JWK]
+            do {
+                listed = try JSONDecoder().decode(JWKS.self, from: Data(jwks.utf8)).keys
+            } catch {
+                throw TokenConfigurationError("the JWKS document could not be read: \(error)")
+            }
+            let ids = listed.compactMap { $0.keyIdentifier.map { ExactString($0.string) } }
+            guard ids.count == listed.count, Set(ids).count == ids.count else {
+                throw TokenConfigurationError(
+                    "every key in the JWKS needs a kid of its own (tokens choose their key by it); "
+                        + "for a single key without one, use --jwt-public-key")
+            }
+            keyIDs = Set(ids)
             do {
                 try await keys.add(jwksJSON: jwks)
             } catch {
@@ -50,6 +68,7 @@ package struct TokenVerifier: Sendable {
             acceptedAlgorithms = []
         }
         self.keys = keys
+        self.keyIDs = keyIDs
     }
 
     /// The principal of a token verified recently and still valid, without a task or a
@@ -65,8 +84,14 @@ package struct TokenVerifier: Sendable {
         if let principal = verified.principal(for: token, nowMicros: nowMicros) { return principal }
         // The header's algorithm must be one we configured: this refuses `none` and
         // HS/RS confusion before any key is touched.
-        guard let algorithm = Self.headerAlgorithm(of: token), acceptedAlgorithms.contains(algorithm) else {
+        let header = Self.header(of: token)
+        guard let algorithm = header?["alg"] as? String, acceptedAlgorithms.contains(algorithm) else {
             throw .invalid(reason: "algorithm not accepted")
+        }
+        if let keyIDs {
+            guard let kid = header?["kid"] as? String, keyIDs.contains(ExactString(kid)) else {
+                throw .invalid(reason: "no kid, or a kid the JWKS does not list")
+            }
         }
         let claims: TokenClaims
         do {
@@ -111,13 +136,13 @@ package struct TokenVerifier: Sendable {
         return Principal(userID: userID, projects: claims.projects ?? [], roles: roles)
     }
 
-    private static func headerAlgorithm(of token: String) -> String? {
+    private static func header(of token: String) -> [String: Any]? {
         guard let headerPart = token.split(separator: ".", omittingEmptySubsequences: false).first else { return nil }
         var base64 = headerPart.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64),
             let header = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { return nil }
-        return header["alg"] as? String
+        return header
     }
 }

@@ -17,15 +17,20 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var password: String?
     public var database: Int
     public var tls: Bool
+    /// PEM file of the certificate authorities a `rediss://` server's certificate must chain
+    /// to; nil trusts the system's roots. A Redis inside a cluster usually has a private CA.
+    public var tlsCAFile: String?
 
     public init(
-        endpoint: Endpoint, username: String? = nil, password: String? = nil, database: Int = 0, tls: Bool = false
+        endpoint: Endpoint, username: String? = nil, password: String? = nil, database: Int = 0, tls: Bool = false,
+        tlsCAFile: String? = nil
     ) {
         self.endpoint = endpoint
         self.username = username
         self.password = password
         self.database = database
         self.tls = tls
+        self.tlsCAFile = tlsCAFile
     }
 
     public init(url text: String) throws(RedisError) {

@@ -2,6 +2,7 @@ import Logging
 public import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// One connection to Redis. Commands are pipelined: each call writes at once and its reply
 /// is matched by order. A command that gets no reply within the timeout closes the
@@ -33,10 +34,12 @@ public final class RedisConnection: Sendable {
                 to: resolved, on: eventLoop, connectTimeout: connectTimeout, commandTimeout: commandTimeout,
                 onPush: onPush)
         }
-        let sslContext: NIOSSLContext? =
-            configuration.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        let sslContext = try configuration.tls ? tlsContext(caFile: configuration.tlsCAFile) : nil
         let serverHostname: String? =
-            if case .tcp(let host, _) = configuration.endpoint { host } else { nil }
+            if case .tcp(let host, _) = configuration.endpoint { tlsServerName(host) } else { nil }
+        // Completed by the handshake: a refused certificate must fail the connect, not make a
+        // connection that drops at once (that reset the backoff and logged every retry).
+        let handshake = sslContext == nil ? nil : eventLoop.makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
@@ -46,17 +49,38 @@ public final class RedisConnection: Sendable {
                         let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }
+                    if let handshake {
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(handshake))
+                    }
                     try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(onPush: onPush))
                 }
             }
         let channel: any Channel
-        switch configuration.endpoint {
-        case .tcp(let host, let port):
-            channel = try await bootstrap.connect(host: host, port: port).get()
-        case .unixSocket(let path):
-            channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
-        case .sentinel:
-            preconditionFailure("Sentinel endpoints are resolved above")
+        do {
+            switch configuration.endpoint {
+            case .tcp(let host, let port):
+                channel = try await bootstrap.connect(host: host, port: port).get()
+            case .unixSocket(let path):
+                channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+            case .sentinel:
+                preconditionFailure("Sentinel endpoints are resolved above")
+            }
+        } catch {
+            handshake?.fail(error)
+            throw error
+        }
+        if let handshake {
+            let timeout = eventLoop.scheduleTask(in: connectTimeout) {
+                handshake.fail(
+                    RedisError(.timeout, "no TLS handshake with \(configuration.redacted) within the timeout"))
+            }
+            defer { timeout.cancel() }
+            do {
+                try await handshake.futureResult.get()
+            } catch {
+                try? await channel.close()
+                throw error
+            }
         }
         let connection = RedisConnection(channel: channel, commandTimeout: commandTimeout)
         do {
@@ -74,6 +98,19 @@ public final class RedisConnection: Sendable {
             throw error
         }
         return connection
+    }
+
+    private static func tlsContext(caFile: String?) throws -> NIOSSLContext {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile { tls.trustRoots = .file(caFile) }
+        return try NIOSSLContext(configuration: tls)
+    }
+
+    /// The name sent as SNI and checked against the certificate's DNS names. An IP address
+    /// may not be sent as SNI (RFC 6066, and NIOSSL refuses it); without a name the
+    /// certificate is checked against the address connected to, i.e. its IP SANs.
+    static func tlsServerName(_ host: String) -> String? {
+        (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
     }
 
     /// Asks each Sentinel in turn for the master's address; the first answer wins.
@@ -155,5 +192,31 @@ public final class RedisConnection: Sendable {
 
     public func close() async {
         try? await channel.close()
+    }
+}
+
+/// Reports the end of a TLS handshake to `connect`: done, failed, or the connection gone.
+private final class TLSHandshakeWatcher: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    private let handshake: EventLoopPromise<Void>
+
+    init(_ handshake: EventLoopPromise<Void>) {
+        self.handshake = handshake
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSUserEvent { handshake.succeed() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        handshake.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        handshake.fail(RedisError(.connectionClosed, "the connection closed during the TLS handshake"))
+        context.fireChannelInactive()
     }
 }

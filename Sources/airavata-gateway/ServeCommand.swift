@@ -31,6 +31,11 @@ struct ServeCommand: AsyncParsableCommand {
     var redisSentinelMaster: String?
     @Option(help: "Redis password; overrides one in --redis-url [AIRAVATA_REDIS_PASSWORD].")
     var redisPassword: String?
+    @Option(
+        help:
+            "PEM CA certificates a rediss:// server must be signed by, instead of the system's [AIRAVATA_REDIS_TLS_CA]."
+    )
+    var redisTlsCa: String?
     @Option(help: "Prefix of every Redis key and channel [AIRAVATA_REDIS_KEY_PREFIX, default airavata].")
     var redisKeyPrefix: String?
     @Option(help: "How long a crashed node's connections keep counting [AIRAVATA_NODE_LEASE, default 30s].")

@@ -55,6 +55,14 @@ struct ServeSettings {
         case (.some, .some):
             throw ValidationError("--redis-url and --redis-sentinels are alternatives: give one")
         }
+        let caSetting = setting("redis-tls-ca", command.redisTlsCa)
+        if let caFile = caSetting.string() {
+            guard redis?.tls == true else { throw ValidationError("\(caSetting.source) needs a rediss:// URL") }
+            guard FileManager.default.isReadableFile(atPath: caFile) else {
+                throw ValidationError("\(caSetting.source): cannot read '\(caFile)'")
+            }
+            redis?.tlsCAFile = caFile
+        }
         if let redis {
             var cluster = ClusterConfiguration(redis: redis)
             cluster.keyPrefix = setting("redis-key-prefix", command.redisKeyPrefix).string() ?? cluster.keyPrefix
