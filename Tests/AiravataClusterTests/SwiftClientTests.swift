@@ -105,9 +105,15 @@ struct SwiftClientTests {
                     })
             else { throw TestSupportError("the subscription never delivered") }
             // The gap: the client's node is frozen (it can deliver nothing) while event 1 is
-            // published, then killed; without resume nothing may bring event 1 back.
+            // published, then killed; without resume nothing may bring event 1 back. A witness on
+            // the other node shows event 1 routed there before the client can arrive, so it
+            // cannot reach the client late as a live event.
+            let witness = try await cluster.connect(1, "/ws/experiments/exp-2", user: "alice", projects: ["proj-1"])
+            defer { witness.close() }
             kill(cluster.node(0).process.processIdentifier, SIGSTOP)
             try await cluster.publish(1, ClusterEvents.progress(experiment: "exp-2", sequence: 1))
+            let seen = try await witness.nextMessage(ofType: "experiment_progress")
+            #expect(seen["data"]?["completedTasks"] == .integer(1), "the witness got \(seen.jsonString)")
             cluster.kill9(0)
             guard await eventually(within: .seconds(10), { recorder.connections.count == 2 }) else {
                 throw TestSupportError("the client did not reconnect")
