@@ -60,6 +60,12 @@ struct RollingUpgradeTests {
             ])
         #expect(status == 1, "\(Self.summary(output))")
         #expect(output.contains("overran the 6s grace period"), "\(Self.summary(output))")
+        // A failing run keeps its logs for diagnosis; this failure is the expected one.
+        if let kept = output.split(separator: "\n").first(where: { $0.contains("logs kept in ") }),
+            let path = kept.components(separatedBy: "logs kept in ").last
+        {
+            try? FileManager.default.removeItem(atPath: path.trimmingCharacters(in: .whitespaces))
+        }
     }
 
     @Test("negative control: SIGKILL without resume loses events, and the driver sees it")
