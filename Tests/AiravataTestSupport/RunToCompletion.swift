@@ -54,12 +54,18 @@ public func runBlockingToCompletion(
     do {
         status = try process.blockingExitStatus(within: timeout)
     } catch {
-        _ = reader.wait(timeout: .now() + 5)
+        _ = reader.wait(timeout: .now() + outputCloseBound)
         throw error
     }
-    reader.wait()
+    guard reader.wait(timeout: .now() + outputCloseBound) == .success else {
+        throw TestSupportError("\(executable) exited but its output stayed open: something it started holds it")
+    }
     return (status, String(decoding: collected.data, as: UTF8.self))
 }
+
+/// How long the output may stay open after the program exits (it ends at once unless a
+/// process the program left behind holds it).
+private let outputCloseBound: Double = 5
 
 /// The reader thread's result, handed over through the DispatchGroup's wait.
 private final class Collected: @unchecked Sendable {
