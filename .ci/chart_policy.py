@@ -242,14 +242,40 @@ def check_flags(help_file, rendered_files):
     return report(check)
 
 
+# Files a pod reads from a Secret the chart does not render (an existingSecret), by the
+# variable that names them: the smoke test makes stand-ins of the same kind.
+STAND_IN_FILES = {"AIRAVATA_TLS_CERT": "certificate", "AIRAVATA_TLS_KEY": "private-key",
+                  "AIRAVATA_JWT_PUBLIC_KEY": "public-key"}
+
+
+def stand_in_keys(directory):
+    """A throw-away self-signed certificate, its key and its public key, made with openssl."""
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        sys.exit("smoke: openssl is not on PATH; it makes the stand-ins for the render's existing Secrets")
+    paths = {kind: f"{directory}/{kind}.pem" for kind in ("certificate", "private-key", "public-key")}
+    for command in (
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", paths["private-key"], "-out",
+         paths["certificate"], "-days", "1", "-subj", "/CN=localhost"],
+        [openssl, "pkey", "-in", paths["private-key"], "-pubout", "-out", paths["public-key"]],
+    ):
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    return paths
+
+
 def smoke(rendered, binary):
     """Starts the gateway with the environment a render gives the pod: it must accept every
-    setting, answer /healthz and exit on SIGTERM. Redis is pointed at a closed local port and
-    mounted key files at a temp dir, so nothing leaves the machine."""
+    setting, answer /healthz and exit on SIGTERM. Redis (a URL or Sentinels) is pointed at
+    closed local ports and mounted key files at a temp dir, so nothing leaves the machine;
+    Secrets the render only names (existingSecret) get stand-ins of the same kind."""
     import base64
     import os
     import signal
     import socket
+    import ssl
     import subprocess
     import tempfile
     import time
@@ -268,41 +294,78 @@ def smoke(rendered, binary):
             return s.getsockname()[1]
 
     with tempfile.TemporaryDirectory() as files:
-        mounts = {}
+        mounts, existing = {}, {}  # mount path → temp dir; for existing Secrets, the keys it lists (or None)
         volumes = {v["name"]: v for v in pod.get("volumes") or []}
         for mount in container.get("volumeMounts") or []:
             secret = (volumes.get(mount["name"]) or {}).get("secret")
-            if secret and secret["secretName"] in secrets:
-                directory = os.path.join(files, mount["name"])
-                os.makedirs(directory)
+            if not secret:
+                continue
+            directory = os.path.join(files, mount["name"])
+            os.makedirs(directory)
+            mounts[mount["mountPath"]] = directory
+            if secret["secretName"] in secrets:
                 for key, value in secrets[secret["secretName"]].items():
                     with open(os.path.join(directory, key), "wb") as f:
                         f.write(base64.b64decode(value))
-                mounts[mount["mountPath"]] = directory
+            else:
+                items = secret.get("items")
+                existing[mount["mountPath"]] = [item["path"] for item in items] if items else None
         _, env = container_env(documents, container)
         for entry in container.get("env") or []:
             ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
-            if ref:
-                data = secrets.get(ref["name"], {})
+            if ref and ref["name"] in secrets:
+                data = secrets[ref["name"]]
                 check.expect(ref["key"] in data, f"{entry['name']} from the chart's Secret", ref["key"], "missing")
                 env[entry["name"]] = base64.b64decode(data.get(ref["key"], "")).decode()
+            elif ref:
+                # An existing Secret: a stand-in long enough for any secret the gateway checks.
+                env[entry["name"]] = os.urandom(32).hex()
             elif (entry.get("valueFrom") or {}).get("fieldRef"):
                 env[entry["name"]] = "smoke-pod"
+        stand_ins, written = None, {}
         for name, value in env.items():
             for path, directory in mounts.items():
-                if isinstance(value, str) and value.startswith(path + "/"):
-                    env[name] = directory + value[len(path):]
+                if not (isinstance(value, str) and value.startswith(path + "/")):
+                    continue
+                env[name] = directory + value[len(path):]
+                if path not in existing:
+                    continue
+                # A file from a Secret the render only names: a stand-in of the kind the variable reads.
+                listed, kind = existing[path], STAND_IN_FILES.get(name)
+                check.expect(kind is not None, f"{name} from the existing Secret at {path}",
+                             f"one of {sorted(STAND_IN_FILES)}", name)
+                check.expect(listed is None or value[len(path) + 1:] in listed, f"{name} names a key the volume mounts",
+                             listed, value)
+                check.expect(written.get(env[name], kind) == kind, f"{name} reads its own file",
+                             f"a {kind} of its own", f"{value}, which holds a {written.get(env[name])}")
+                if kind and env[name] not in written:
+                    stand_ins = stand_ins or stand_in_keys(files)
+                    with open(stand_ins[kind], "rb") as source, open(env[name], "wb") as target:
+                        target.write(source.read())
+                    written[env[name]] = kind
         port = free_port()
         env.update(AIRAVATA_HOST="127.0.0.1", AIRAVATA_PORT=str(port))
         if "AIRAVATA_REDIS_URL" in env:
             env["AIRAVATA_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+        if "AIRAVATA_REDIS_SENTINELS" in env:
+            hosts = env["AIRAVATA_REDIS_SENTINELS"].split(",")
+            check.expect(all(re.fullmatch(r"\s*[A-Za-z0-9.-]+:[0-9]+\s*", host) for host in hosts),
+                         "AIRAVATA_REDIS_SENTINELS is host:port, ...", "host:port entries", hosts)
+            # The same number of Sentinels, each on a closed local port.
+            env["AIRAVATA_REDIS_SENTINELS"] = ",".join(f"127.0.0.1:{free_port()}" for _ in hosts)
+        scheme, context = "http", None
+        if "AIRAVATA_TLS_CERT" in env:
+            # The pod serves TLS itself; the stand-in certificate is self-signed.
+            scheme, context = "https", ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         clean = {k: v for k, v in os.environ.items() if not k.startswith("AIRAVATA_")}
         process = subprocess.Popen([binary] + container.get("args", []), env={**clean, **env},
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         healthy, deadline = False, time.monotonic() + 15
         while time.monotonic() < deadline and process.poll() is None and not healthy:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/healthz", timeout=1,
+                                            context=context) as response:
                     healthy = response.status == 200
             except OSError:
                 time.sleep(0.2)

@@ -21,11 +21,17 @@ With --signal KILL a node is killed outright instead (a crash: no preStop, no dr
 --no-resume the clients reconnect without resuming. --expect-fail inverts the verdict: the
 negative control (SIGKILL, no resume) must show loss, or the test could not see any.
 
+A run passes only when it also tested something: events were published, the producer gave
+up on none (an event never offered cannot be missed), every client was moved (reconnected at
+least once), and every old node exited within the grace period; a node that overruns it is
+SIGKILLed, as the kubelet would, and fails the run. These hold for the negative control too.
+
 Exit status: 0 when the verdict is as expected, 1 otherwise, 2 on a set-up error.
 """
 import argparse
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -68,6 +74,49 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# Where free_ports looks for consecutive ports: below Linux's ephemeral range (32768 and up),
+# so that outgoing connections do not take them meanwhile; and how many bases it tries.
+CONSECUTIVE_PORT_RANGE = (20000, 32000)
+CONSECUTIVE_PORT_ATTEMPTS = 100
+
+
+def free_ports(count):
+    """The first of `count` consecutive loopback ports that were all free a moment ago
+    (start.sh numbers its nodes' ports from a base)."""
+    def free(port):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+
+    for _ in range(CONSECUTIVE_PORT_ATTEMPTS):
+        base = random.randrange(CONSECUTIVE_PORT_RANGE[0], CONSECUTIVE_PORT_RANGE[1] - count)
+        if all(free(port) for port in range(base, base + count)):
+            return base
+    raise SystemExit(f"no {count} consecutive free loopback ports in {CONSECUTIVE_PORT_RANGE}")
+
+
+def problems_with(summary, overruns):
+    """Why a run proves nothing or broke the drain contract, whatever its loss counts say."""
+    problems = [f"{name} overran the {grace}s grace period and was killed" for name, grace in overruns]
+    for key in ("published", "clients", "producerGaveUp", "clientsReconnected"):
+        if key not in summary:
+            problems.append(f"the load tool's summary has no {key!r}: rebuild airavata-load")
+    if problems:
+        return problems
+    if summary["published"] == 0:
+        problems.append("no events were published")
+    if summary["producerGaveUp"] > 0:
+        problems.append(f"the producer gave up on {summary['producerGaveUp']} events: never offered, so never missed")
+    if summary["clientsReconnected"] < summary["clients"]:
+        problems.append(
+            f"only {summary['clientsReconnected']} of {summary['clients']} clients reconnected: "
+            "the others were never moved off a replaced node")
+    return problems
 
 
 class HAProxy:
@@ -136,7 +185,7 @@ def main():
     run_dir = tempfile.mkdtemp(prefix="airavata-rollout-")
     secret = os.urandom(32).hex()
     front = free_port()
-    base = free_port()
+    base = free_ports(3)
     # The nodes flags: the chart's drain timings, limits high enough for the load, and a
     # ping interval below every idle timeout on the path.
     node_args = (
@@ -149,7 +198,6 @@ def main():
         os.environ, RUN_DIR=run_dir, FRONT_PORT=str(front), NODE_BASE_PORT=str(base),
         REDIS_PORT=str(free_port()), BIN=arguments.bin, AIRAVATA_JWT_SECRET=secret, NODE_ARGS=node_args,
     )
-    # Ports base..base+2 must be free too; a clash shows as a node that never gets ready.
     # Output to a file, not a pipe: the daemons it leaves behind must not hold our pipe open.
     start_log = os.path.join(run_dir, "start.log")
     with open(start_log, "w") as output:
@@ -164,6 +212,7 @@ def main():
         return 2
     haproxy = HAProxy(os.path.join(run_dir, "haproxy.sock"))
     load = None
+    replacements = []  # the new nodes: our children, so we stop and reap them ourselves
     verdict = 2
     try:
         command = [
@@ -190,6 +239,7 @@ def main():
         slots = {f"node-{i}": os.path.join(run_dir, f"node-{i}.pid") for i in (1, 2, 3)}
         spares = ["spare-1", "spare-2"]
         new_ports = []
+        overruns = []
         generation = 1
         for old in list(slots):
             generation += 1
@@ -205,6 +255,7 @@ def main():
                     env=environment, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+            replacements.append(process)
             with open(pid_file, "w") as handle:
                 handle.write(str(process.pid))
             new_ports.append(port)
@@ -223,7 +274,8 @@ def main():
                 os.kill(old_pid, signal.SIGTERM)
             else:
                 os.kill(old_pid, signal.SIGKILL)
-            while time.time() - began < grace + 5:
+            # The kubelet's clock: the grace period runs from the start of termination, preStop included.
+            while time.time() - began < grace:
                 try:
                     os.kill(old_pid, 0)
                 except ProcessLookupError:
@@ -235,7 +287,8 @@ def main():
                     pass
                 time.sleep(0.05)
             else:
-                log(f"{old} did not exit within the grace period; killing it")
+                log(f"FAIL: {old} did not exit within the {grace}s grace period; killing it as the kubelet would")
+                overruns.append((old, grace))
                 os.kill(old_pid, signal.SIGKILL)
             log(f"{old} gone {time.time() - began:.1f}s after the stop began")
             haproxy.command(f"set server nodes/{old} state maint")
@@ -270,17 +323,31 @@ def main():
             log("no summary from the load tool")
             return 2
         passed = summary["passed"]
+        problems = problems_with(summary, overruns)
+        for problem in problems:
+            log(f"FAIL: {problem}")
         if arguments.expect_fail:
-            verdict = 0 if not passed and summary["lost"] > 0 else 1
-            log("negative control " + ("saw the loss it must see" if verdict == 0 else "did NOT see loss"))
+            saw_loss = not passed and summary["lost"] > 0
+            verdict = 0 if saw_loss and not problems else 1
+            log("negative control " + ("saw the loss it must see" if saw_loss else "did NOT see loss"))
         else:
-            verdict = 0 if passed else 1
-            log("PASS" if passed else "FAIL")
+            verdict = 0 if passed and not problems else 1
+            log("PASS" if verdict == 0 else "FAIL")
         return verdict
     finally:
         if load and load.poll() is None:
             load.kill()
             load.wait()
+        # stop.sh waits for each pid to vanish; an unreaped child of ours never would.
+        for process in replacements:
+            if process.poll() is None:
+                process.terminate()
+        for process in replacements:
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         subprocess.run(
             ["bash", os.path.join(HERE, "stop.sh")], env=environment, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,

@@ -14,6 +14,8 @@ struct Report {
     var outOfOrder = 0
     var subscriptionsLost = 0
     var reconnects = 0
+    /// Clients that connected more than once: a rolling upgrade must move every client.
+    var clientsReconnected = 0
     var resumed = 0
     var recoveryFailures = 0
     var producerRetries = 0
@@ -93,6 +95,7 @@ struct Report {
             }
             if !state.probed { report.subscriptionsLost += 1 }
             report.reconnects += max(0, state.connections - 1)
+            if state.connections > 1 { report.clientsReconnected += 1 }
             report.resumed += state.resumed
             report.recoveryFailures += state.recoveryFailures.count
             reconnectTimes += state.reconnectSeconds
@@ -115,7 +118,7 @@ struct Report {
             duplicated           \(duplicated)  (plus \(producerDuplicates) from ambiguous producer retries)
             out of order         \(outOfOrder)
             subscriptions lost   \(subscriptionsLost)
-            reconnects           \(reconnects)  (resumed \(resumed), recovery failures \(recoveryFailures))
+            reconnects           \(reconnects)  (clients \(clientsReconnected), resumed \(resumed), recovery failures \(recoveryFailures))
             reconnect time       p50 \(milliseconds(reconnectP50)), p99 \(milliseconds(reconnectP99))
             verdict              \(passed ? "PASS" : "FAIL")
             """)
@@ -124,6 +127,8 @@ struct Report {
             "received": .integer(received), "lost": .integer(lost), "duplicated": .integer(duplicated),
             "producerDuplicates": .integer(producerDuplicates), "outOfOrder": .integer(outOfOrder),
             "subscriptionsLost": .integer(subscriptionsLost), "reconnects": .integer(reconnects),
+            "clientsReconnected": .integer(clientsReconnected), "producerRetries": .integer(producerRetries),
+            "producerGaveUp": .integer(producerGaveUp),
             "resumed": .integer(resumed), "recoveryFailures": .integer(recoveryFailures),
             "reconnectP50Ms": reconnectP50.map { .double(($0 * 1000).rounded()) } ?? .null,
             "reconnectP99Ms": reconnectP99.map { .double(($0 * 1000).rounded()) } ?? .null,

@@ -4,6 +4,7 @@ import AiravataProtocol
 import AiravataTestSupport
 import Foundation
 import Synchronization
+import Testing
 
 /// A real Redis and N real gateway processes on loopback ports.
 final class ClusterHarness: Sendable {
@@ -125,17 +126,28 @@ final class ClusterHarness: Sendable {
         process.waitUntilExit()
     }
 
-    /// SIGTERM, as Kubernetes sends it; returns once the node has drained and exited.
-    func terminate(_ index: Int) async {
+    /// How long a node may take to drain and exit after SIGTERM: the harness runs nodes with
+    /// no drain delay, so only the drain timeout's worth of closing remains.
+    static let exitBound: Duration = .seconds(40)
+
+    /// SIGTERM, as Kubernetes sends it; returns the exit status once the node has drained and
+    /// exited. A node still running after `exitBound` is killed and fails the test (nil).
+    @discardableResult
+    func terminate(_ index: Int) async -> Int32? {
         let process = node(index).process
         process.terminate()
-        _ = try? await offloaded { process.waitUntilExit() }
+        do {
+            return try await process.exitStatus(within: Self.exitBound)
+        } catch {
+            Issue.record("node \(node(index).name) did not exit after SIGTERM: \(error)")
+            return nil
+        }
     }
 
     func stop() {
         for node in nodes.withLock({ $0 }) where node.process.isRunning {
             node.process.terminate()
-            node.process.waitUntilExit()
+            _ = try? node.process.blockingExitStatus(within: Self.exitBound)
         }
         redis.stop()
     }

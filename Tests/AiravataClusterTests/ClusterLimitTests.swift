@@ -9,15 +9,17 @@ struct ClusterLimitTests {
         case refused(String)
     }
 
-    /// Opens `count` connections at once, round-robin over the nodes.
-    static func storm(_ cluster: ClusterHarness, count: Int, user: (Int) -> String) async throws -> [Outcome] {
+    /// Opens `count` connections at once, round-robin over `nodes`.
+    static func storm(
+        _ cluster: ClusterHarness, count: Int, on nodes: [Int] = [0, 1, 2], user: (Int) -> String
+    ) async throws -> [Outcome] {
         try await withThrowingTaskGroup(of: Outcome.self) { group in
             for index in 0..<count {
                 let name = user(index)
                 group.addTask {
                     let token = try await cluster.token(name)
                     let socket = try await RawWebSocket.connect(
-                        port: cluster.node(index % 3).port, path: "/ws?token=\(token)")
+                        port: cluster.node(nodes[index % nodes.count]).port, path: "/ws?token=\(token)")
                     // An admitted connection's first message is `connected`; a refused one's, the error.
                     let reply = try await socket.nextMessage()
                     if reply["data"]?["action"]?.stringValue == "connected" { return .admitted(socket) }
@@ -68,9 +70,15 @@ struct ClusterLimitTests {
         }
     }
 
+    /// The node lease the lease test runs with, in seconds (`--node-lease`).
+    static let leaseSeconds = 3
+    /// How long past the lease a freed count may take to show: one failed connect attempt,
+    /// the next attempt and scheduling on a busy machine. Well under the 30 s default lease.
+    static let leaseSlack: Duration = .seconds(3)
+
     @Test("a node killed with SIGKILL stops counting once its lease expires; a clean close releases at once")
     func crashedNodeStopsCounting() async throws {
-        try await ClusterHarness.with(arguments: ["--node-lease", "3"]) { cluster in
+        try await ClusterHarness.with(arguments: ["--node-lease", "\(Self.leaseSeconds)"]) { cluster in
             var sockets: [RawWebSocket] = []
             for _ in 0..<10 { sockets.append(try await cluster.connect(0, "/ws", user: "bob")) }
             defer { sockets.forEach { $0.close() } }
@@ -90,14 +98,25 @@ struct ClusterLimitTests {
             cluster.kill9(0)
             let clock = ContinuousClock()
             let killedAt = clock.now
-            // Node 1's nine connections are gone with it; within the lease bob may connect again.
-            let admittedAgain = await eventually(within: .seconds(30)) {
+            // Right after the kill the dead node's nine connections still count: only the lease
+            // expiry, not the kill itself, may release them.
+            let stillHeld = try await Self.storm(cluster, count: 1, on: [1]) { _ in "bob" }
+            Self.admitted(stillHeld).forEach { $0.close() }
+            #expect(
+                Self.admitted(stillHeld).isEmpty,
+                "bob was admitted \(clock.now - killedAt) after the kill, before the lease could expire")
+            // Within the lease (plus slack) bob may connect again.
+            let bound = .seconds(Self.leaseSeconds) + Self.leaseSlack
+            let admittedAgain = await eventually(within: bound) {
                 guard let socket = try? await cluster.connect(2, "/ws", user: "bob") else { return false }
                 sockets.append(socket)
                 return true
             }
-            #expect(admittedAgain)
-            #expect(clock.now - killedAt < .seconds(30))
+            let waited = clock.now - killedAt
+            #expect(
+                admittedAgain, "bob was still refused \(waited) after the kill; the lease is \(Self.leaseSeconds) s")
+            #expect(
+                waited <= bound, "the count was released \(waited) after the kill; the lease is \(Self.leaseSeconds) s")
         }
     }
 }

@@ -30,14 +30,15 @@ struct LocalClusterScriptTests {
     @Test("start.sh, a spec-style client through HAProxy, stop.sh")
     func clusterThroughHAProxy() async throws {
         let runDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString)")
-        // Three consecutive node ports from a random spot in a quiet range.
-        let base = Int.random(in: 21_000..<29_000)
+        // start.sh numbers the node ports from the base: all three must be free.
+        let base = try freeConsecutiveLoopbackPorts(3)
+        let frontPort = try freeLoopbackPort()
+        let redisPort = try freeLoopbackPort()
         let environment = [
-            "RUN_DIR": runDirectory.path, "FRONT_PORT": "\(try freeLoopbackPort())", "NODE_BASE_PORT": "\(base)",
-            "REDIS_PORT": "\(try freeLoopbackPort())", "BIN": try ClusterHarness.binary(),
+            "RUN_DIR": runDirectory.path, "FRONT_PORT": "\(frontPort)", "NODE_BASE_PORT": "\(base)",
+            "REDIS_PORT": "\(redisPort)", "BIN": try ClusterHarness.binary(),
             "AIRAVATA_JWT_SECRET": ClusterHarness.secret,
         ]
-        let frontPort = Int(environment["FRONT_PORT"] ?? "") ?? 0
         let (status, output) = try await Self.run("cluster/start.sh", ["3"], environment: environment)
         defer {
             // Idempotent; a no-op after the test's own stop. Blocking is fine at the very end.
@@ -71,8 +72,33 @@ struct LocalClusterScriptTests {
         let delivered = try await client.nextJSONLine()
         #expect(delivered["message"]?["type"]?.stringValue == "experiment_updated")
 
+        // What stop.sh must end: every process start.sh left, and every port they listened on.
+        var pids: [String: Int32] = [:]
+        for name in ["redis", "haproxy", "node-1", "node-2", "node-3"] {
+            let file = runDirectory.appendingPathComponent("\(name).pid")
+            let text = try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let pid = try #require(Int32(text), "\(name).pid holds \(text)")
+            pids[name] = pid
+        }
+        let ports = ["HAProxy": frontPort, "Redis": redisPort, "node-1": base, "node-2": base + 1, "node-3": base + 2]
+        for (name, pid) in pids.sorted(by: { $0.key < $1.key }) {
+            #expect(!hasEnded(pid: pid), "\(name) (pid \(pid)) should be running before stop.sh")
+        }
+        for (name, port) in ports.sorted(by: { $0.key < $1.key }) {
+            #expect(isListeningLoopbackPort(port), "\(name) should listen on port \(port) before stop.sh")
+        }
+
         let (stopStatus, stopOutput) = try await Self.run("cluster/stop.sh", [], environment: environment)
         #expect(stopStatus == 0, "stop.sh failed:\n\(stopOutput)")
-        #expect(!FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("redis.pid").path))
+        // An orphan is reaped by init a moment after it exits; allow that moment.
+        let ended = await eventually(within: .seconds(5)) { pids.values.allSatisfy { hasEnded(pid: $0) } }
+        let running = pids.filter { !hasEnded(pid: $0.value) }.map { "\($0.key) (pid \($0.value))" }.sorted()
+        #expect(ended, "still running after stop.sh: \(running)")
+        let open = ports.filter { isListeningLoopbackPort($0.value) }.map { "\($0.key) on \($0.value)" }.sorted()
+        #expect(open.isEmpty, "still accepting connections after stop.sh: \(open)")
+        let pidFiles = try FileManager.default.contentsOfDirectory(atPath: runDirectory.path).filter {
+            $0.hasSuffix(".pid")
+        }
+        #expect(pidFiles.isEmpty, "stop.sh left pid files: \(pidFiles)")
     }
 }

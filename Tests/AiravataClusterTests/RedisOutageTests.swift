@@ -11,17 +11,39 @@ struct RedisOutageTests {
         let kills = Atomic<Int>(0)
     }
 
+    /// The outage grace the restart test runs with, in seconds (`--redis-outage-grace`).
+    static let graceSeconds = 2
+    /// How long past the grace `/readyz` may take to turn: noticing the closed connection and
+    /// a busy machine. Together under the 5 s default grace, so a flag ignored shows.
+    static let graceSlack: Duration = .milliseconds(2500)
+
     @Test("Redis killed and restarted: clients stay, readiness shows the outage, delivery resumes")
     func redisRestart() async throws {
-        try await ClusterHarness.with(arguments: ["--redis-outage-grace", "1"]) { cluster in
+        try await ClusterHarness.with(arguments: ["--redis-outage-grace", "\(Self.graceSeconds)"]) { cluster in
             let listener = try await cluster.connect(1, "/ws/projects/p-1", user: "m", projects: ["p-1"])
             defer { listener.close() }
             try await cluster.publish(0, ClusterEvents.experiment(id: "e-1", project: "p-1", owner: "u"))
             _ = try await listener.nextMessage()
 
             cluster.redis.kill()
-            #expect(await eventually(within: .seconds(10)) { await cluster.readiness(0) == 503 })
-            #expect(await eventually(within: .seconds(10)) { await cluster.readiness(1) == 503 })
+            let clock = ContinuousClock()
+            let killedAt = clock.now
+            // Within the grace the nodes still say ready: a blip must not take them out of service.
+            // (Judged only when the answer itself came within the grace, as it does unless the
+            // machine stalls.)
+            let during = await cluster.readiness(0)
+            let checkedAfter = clock.now - killedAt
+            if checkedAfter < .seconds(Self.graceSeconds) {
+                #expect(during == 200, "/readyz answered \(String(describing: during)) \(checkedAfter) into the grace")
+            }
+            let bound = .seconds(Self.graceSeconds) + Self.graceSlack
+            for index in [0, 1] {
+                let turned = await eventually(within: bound) { await cluster.readiness(index) == 503 }
+                let waited = clock.now - killedAt
+                #expect(
+                    turned, "node \(index) still ready \(waited) after Redis died; the grace is \(Self.graceSeconds) s")
+                #expect(waited <= bound, "node \(index) turned 503 only \(waited) after Redis died")
+            }
             // Events offered meanwhile are refused, never silently dropped.
             let service = try await cluster.token("producer", roles: ["service"])
             let refused = try await cluster.http(0).publish(

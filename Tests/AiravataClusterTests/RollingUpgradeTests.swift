@@ -29,12 +29,43 @@ struct RollingUpgradeTests {
         let (status, output) = try await Self.drive(["--clients", "300", "--rate", "100"])
         #expect(status == 0, "\(Self.summary(output))")
         #expect(output.contains("\"lost\":0,\"duplicated\":0"))
+        #expect(output.contains("\"producerGaveUp\":0"), "\(Self.summary(output))")
     }
 
     @Test("SIGKILL each node in turn: its clients resume on the others and lose nothing")
     func rollingSigkillWithResume() async throws {
         let (status, output) = try await Self.drive(["--clients", "150", "--rate", "100", "--signal", "KILL"])
         #expect(status == 0, "\(Self.summary(output))")
+    }
+
+    @Test("negative control: a node that overruns its grace period fails the run, though nothing is lost")
+    func overrunFails() async throws {
+        // Short chart timings (a 6 s grace period), and nodes told to wait 12 s before draining.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("overrun-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let values = directory.appendingPathComponent("values.yaml")
+        try """
+        drain:
+          preStopSeconds: 1
+          delaySeconds: 1
+          spreadSeconds: 1
+          timeoutSeconds: 2
+          marginSeconds: 1
+        """.write(to: values, atomically: true, encoding: .utf8)
+        let (status, output) = try await Self.drive(
+            [
+                "--clients", "30", "--rate", "20", "--settle", "8", "--values", values.path,
+                "--node-args=--drain-delay 12s",
+            ])
+        #expect(status == 1, "\(Self.summary(output))")
+        #expect(output.contains("overran the 6s grace period"), "\(Self.summary(output))")
+        // A failing run keeps its logs for diagnosis; this failure is the expected one.
+        if let kept = output.split(separator: "\n").first(where: { $0.contains("logs kept in ") }),
+            let path = kept.components(separatedBy: "logs kept in ").last
+        {
+            try? FileManager.default.removeItem(atPath: path.trimmingCharacters(in: .whitespaces))
+        }
     }
 
     @Test("negative control: SIGKILL without resume loses events, and the driver sees it")

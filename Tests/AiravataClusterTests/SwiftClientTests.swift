@@ -1,6 +1,7 @@
 import AiravataClient
 import AiravataProtocol
 import AiravataTestSupport
+import Foundation
 import Synchronization
 import Testing
 
@@ -103,18 +104,29 @@ struct SwiftClientTests {
                         return !recorder.events.isEmpty
                     })
             else { throw TestSupportError("the subscription never delivered") }
+            // The gap: the client's node is frozen (it can deliver nothing) while event 1 is
+            // published, then killed; without resume nothing may bring event 1 back. A witness on
+            // the other node shows event 1 routed there before the client can arrive, so it
+            // cannot reach the client late as a live event.
+            let witness = try await cluster.connect(1, "/ws/experiments/exp-2", user: "alice", projects: ["proj-1"])
+            defer { witness.close() }
+            kill(cluster.node(0).process.processIdentifier, SIGSTOP)
+            try await cluster.publish(1, ClusterEvents.progress(experiment: "exp-2", sequence: 1))
+            let seen = try await witness.nextMessage(ofType: "experiment_progress")
+            #expect(seen["data"]?["completedTasks"] == .integer(1), "the witness got \(seen.jsonString)")
             cluster.kill9(0)
             guard await eventually(within: .seconds(10), { recorder.connections.count == 2 }) else {
                 throw TestSupportError("the client did not reconnect")
             }
             #expect(recorder.connections.last?.resumed == false)
-            let before = recorder.events.count
             let delivered = await eventually(within: .seconds(10)) {
-                _ = try? await cluster.publish(1, ClusterEvents.progress(experiment: "exp-2", sequence: 1))
-                return recorder.events.count > before
+                _ = try? await cluster.publish(1, ClusterEvents.progress(experiment: "exp-2", sequence: 2))
+                return recorder.sequence.contains(2)
             }
             await client.stop()
             #expect(delivered, "the re-sent subscription delivers on the new node")
+            // A replay would have come before the live event 2; none did.
+            #expect(!recorder.sequence.contains(1), "the gap event arrived without resume: \(recorder.sequence)")
             #expect(recorder.failures == ["resume_disabled"], "the client says the gap could not be recovered")
             #expect(client.subscriptions == [.init(.experiment, "exp-2")])
         }

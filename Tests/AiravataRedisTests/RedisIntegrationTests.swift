@@ -46,7 +46,7 @@ struct RedisIntegrationTests {
         sentinel monitor gateway-master 127.0.0.1 \(redis.port) 1
         """.write(to: configuration, atomically: true, encoding: .utf8)
         let sentinel = Process()
-        sentinel.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
+        sentinel.executableURL = URL(fileURLWithPath: try executable(named: "redis-server"))
         sentinel.arguments = [configuration.path, "--sentinel"]
         sentinel.standardOutput = FileHandle.nullDevice
         sentinel.standardError = FileHandle.nullDevice
@@ -54,7 +54,7 @@ struct RedisIntegrationTests {
         defer {
             // SIGKILL: children of the test process inherit a mask that blocks SIGTERM.
             kill(sentinel.processIdentifier, SIGKILL)
-            sentinel.waitUntilExit()
+            _ = try? sentinel.blockingExitStatus(within: .seconds(5))
         }
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         // An unreachable Sentinel first: the next one in the list answers.

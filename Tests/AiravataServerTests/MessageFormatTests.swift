@@ -100,14 +100,37 @@ struct MessageFormatTests {
         }
     }
 
+    /// The statistics interval the broadcast test configures, in seconds.
+    static let statsIntervalSeconds = 0.3
+    static var statsInterval: Duration { .seconds(statsIntervalSeconds) }
+    /// Broadcasts timed: enough gaps that one late wake-up cannot pass for the interval.
+    static let statsGaps = 4
+    /// Scheduling latitude over the gaps: the first broadcast may arrive late (the span
+    /// shrinks by that much) and a busy machine delays each wake-up a little.
+    static let statsEarlySlack: Duration = .milliseconds(250)
+    static let statsLateSlack: Duration = .milliseconds(1500)
+
     @Test("a statistics broadcast arrives at the configured interval")
     func statisticsBroadcast() async throws {
-        try await TestGateway.with(gateway: .init(nodeID: "n", statsIntervalSeconds: 0.2)) { node in
+        try await TestGateway.with(gateway: .init(nodeID: "n", statsIntervalSeconds: Self.statsIntervalSeconds)) {
+            node in
             let socket = try await node.connect("/ws", user: "alice")
             defer { socket.close() }
-            let status = try await socket.nextMessage(ofType: "system_status", timeout: .seconds(3))
-            #expect(status["data"]?["activeConnections"]?.doubleValue == 1)
-            #expect(status["data"]?["nodeId"]?.stringValue == "n")
+            let clock = ContinuousClock()
+            var arrivals: [ContinuousClock.Instant] = []
+            while arrivals.count <= Self.statsGaps {
+                let status = try await socket.nextMessage(
+                    ofType: "system_status", timeout: Self.statsInterval + Self.statsLateSlack)
+                guard status["data"]?["activeConnections"] != nil else { continue }
+                arrivals.append(clock.now)
+                #expect(status["data"]?["activeConnections"]?.doubleValue == 1)
+                #expect(status["data"]?["nodeId"]?.stringValue == "n")
+            }
+            let span = try #require(arrivals.last) - (try #require(arrivals.first))
+            let nominal = Self.statsInterval * Self.statsGaps
+            #expect(
+                span >= nominal - Self.statsEarlySlack && span <= nominal + Self.statsLateSlack,
+                "\(Self.statsGaps) gaps at \(Self.statsInterval) should span about \(nominal), took \(span)")
         }
     }
 }

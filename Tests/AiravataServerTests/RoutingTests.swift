@@ -85,14 +85,24 @@ struct RoutingTests {
     func explicitRouting() async throws {
         try await TestGateway.with { node in
             let project = try await node.connect("/ws/projects/p-9", user: "member", projects: ["p-9"])
-            defer { project.close() }
+            let owner = try await node.connect("/ws/user", user: "u-9")
+            let otherProject = try await node.connect("/ws/projects/p-8", user: "member2", projects: ["p-8"])
+            let otherUser = try await node.connect("/ws/user", user: "u-8")
+            let sockets = [project, owner, otherProject, otherUser]
+            defer { sockets.forEach { $0.close() } }
             var event = Events.task(id: "t-5", experiment: "exp-unknown")
             if case .object(var object) = event {
                 object["routing"] = .object(["projectId": .string("p-9"), "ownerId": .string("u-9")])
                 event = .object(object)
             }
             try await node.publish(event)
-            try await Self.expectNext(project, isEvent: "task_updated", id: "id", "t-5")
+            try await node.publish(Events.system(note: "end"))
+            for socket in [project, owner] {
+                try await Self.expectNext(socket, isEvent: "task_updated", id: "id", "t-5")
+            }
+            for socket in sockets {
+                try await Self.expectSentinel(socket, "end", because: "the routing fields name p-9 and u-9 only")
+            }
         }
     }
 

@@ -50,8 +50,7 @@ public final class ProcessRunner: Sendable {
     }
 
     public static func which(_ name: String) -> String? {
-        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-        return paths.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        try? executable(named: name)
     }
 
     public init(executable: String, arguments: [String]) throws {
@@ -92,11 +91,10 @@ public final class ProcessRunner: Sendable {
         return try JSONValue(parsing: line)
     }
 
-    public func exitCode() async throws -> Int32 {
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
-        while process.isRunning, clock.now < deadline { try await clock.sleep(for: .milliseconds(20)) }
-        return process.isRunning ? -1 : process.terminationStatus
+    /// The exit status once the child has exited; a child still running after `timeout` is
+    /// killed and the wait fails.
+    public func exitCode(within timeout: Duration = .seconds(10)) async throws -> Int32 {
+        try await process.exitStatus(within: timeout)
     }
 
     public func terminate() {

@@ -25,15 +25,8 @@ public final class RedisServerProcess: Sendable {
 
     /// Starts (again) on the same port, e.g. after `kill()`.
     public func launch() async throws {
-        guard
-            let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first(where: {
-                FileManager.default.isExecutableFile(atPath: $0)
-            })
-        else {
-            throw TestSupportError("redis-server is not installed (apt-get install redis-server)")
-        }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
+        process.executableURL = URL(fileURLWithPath: try executable(named: "redis-server"))
         process.arguments = [
             "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", directory.path, "--loglevel", "warning",
@@ -69,7 +62,7 @@ public final class RedisServerProcess: Sendable {
     /// Runs one command through `redis-cli` and returns its output (for test set-up and checks).
     @discardableResult
     public func cli(_ arguments: String...) async throws -> String {
-        try await runToCompletion("/usr/bin/redis-cli", ["-p", "\(port)"] + arguments).output
+        try await runToCompletion(try executable(named: "redis-cli"), ["-p", "\(port)"] + arguments).output
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

@@ -1,0 +1,73 @@
+public import Foundation
+
+/// How often a waiter looks whether a child has exited: short against any test's bound,
+/// long against the cost of looking.
+let exitPollInterval: Duration = .milliseconds(20)
+/// How long a child killed for overrunning gets to be reaped before the waiter gives up.
+let reapBound: Duration = .seconds(5)
+
+/// Exit statuses read only once a child has exited. Foundation's `terminationStatus` traps
+/// while the process runs, so reading it after a bounded wait that ran out would crash the
+/// whole test run; these kill an overrunning child and throw instead, failing one test.
+extension Process {
+    /// Waits without holding a thread of the cooperative pool.
+    public func exitStatus(within timeout: Duration) async throws -> Int32 {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        do {
+            while isRunning, clock.now < deadline { try await clock.sleep(for: exitPollInterval) }
+        } catch {
+            killAndReap()
+            throw error
+        }
+        if !isRunning { return terminationStatus }
+        killAndReap()
+        throw TestSupportError("\(name) did not exit within \(timeout); it was killed")
+    }
+
+    /// The same for a thread that may block (a Dispatch thread, see `offloaded`, or a `defer`).
+    public func blockingExitStatus(within timeout: Duration) throws -> Int32 {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while isRunning, clock.now < deadline { Thread.sleep(forTimeInterval: exitPollSeconds) }
+        if !isRunning { return terminationStatus }
+        killAndReap()
+        throw TestSupportError("\(name) did not exit within \(timeout); it was killed")
+    }
+
+    private var name: String { executableURL?.lastPathComponent ?? "the child process" }
+
+    private func killAndReap() {
+        guard isRunning else { return }
+        kill(processIdentifier, SIGKILL)
+        let clock = ContinuousClock()
+        let deadline = clock.now + reapBound
+        while isRunning, clock.now < deadline { Thread.sleep(forTimeInterval: exitPollSeconds) }
+    }
+}
+
+private let exitPollSeconds =
+    Double(exitPollInterval.components.seconds) + Double(exitPollInterval.components.attoseconds) / 1e18
+
+/// The full path of `name` on `PATH`, or an error that says what to install. Tests name
+/// their tools, never a machine's path to them.
+public func executable(named name: String) throws -> String {
+    let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+    guard let path = paths.map({ "\($0)/\(name)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+    else {
+        throw TestSupportError(
+            "\(name) is not on PATH (\(paths.joined(separator: ":"))); install it (bash .ci/install-deps)")
+    }
+    return path
+}
+
+/// Whether the process `pid` has ended (gone, or a zombie nobody reaped yet): for processes
+/// a script started, which the test cannot wait for.
+public func hasEnded(pid: Int32) -> Bool {
+    if kill(pid, 0) != 0 { return errno == ESRCH }
+    // "pid (comm) S ...": the state follows the last parenthesis.
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return false }
+    return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+}
