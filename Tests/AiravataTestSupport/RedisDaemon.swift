@@ -1,9 +1,9 @@
 public import Foundation
 import Synchronization
 
-/// One `redis-server` or `redis-sentinel` with arguments the test chooses, on a loopback
-/// port, logging to a file the test can show when it fails. Signals go to it directly, so
-/// a test can kill it (SIGKILL), freeze it (SIGSTOP) or thaw it (SIGCONT).
+/// One `redis-server`, as a data server or as a Sentinel, on a loopback port, logging to a
+/// file the test can show when it fails. Signals go to it directly, so a test can kill it
+/// (SIGKILL), freeze it (SIGSTOP) or thaw it (SIGCONT).
 public final class RedisDaemon: Sendable {
     public let name: String
     public let port: Int
@@ -24,7 +24,7 @@ public final class RedisDaemon: Sendable {
             let path = ["/usr/bin/\(name)", "/usr/local/bin/\(name)"].first(where: {
                 FileManager.default.isExecutableFile(atPath: $0)
             })
-        else { throw TestSupportError("\(name) is not installed (apt-get install redis-server redis-sentinel)") }
+        else { throw TestSupportError("\(name) is not installed (apt-get install redis-server)") }
         return path
     }
 
@@ -67,7 +67,9 @@ public final class RedisDaemon: Sendable {
 
             """
         try text.write(to: configuration, atomically: true, encoding: .utf8)
-        try daemon.run(try executable("redis-sentinel"), [configuration.path])
+        // `redis-server --sentinel` is what the `redis-sentinel` package's command runs; with it
+        // the tests need no package beyond `redis-server`.
+        try daemon.run(try executable("redis-server"), [configuration.path, "--sentinel"])
         try await daemon.awaitPing()
         return daemon
     }
