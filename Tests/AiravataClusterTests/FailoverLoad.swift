@@ -12,11 +12,14 @@ final class PacedProducer: Sendable {
         let sequence: Int
         let node: Int
         let status: Int
+        let sent: ContinuousClock.Instant
         let at: ContinuousClock.Instant
     }
 
     /// How long one post may take before it counts as unanswered (status 0, not acknowledged).
-    static let postTimeout: Duration = .seconds(5)
+    /// Longer than a node's Redis command timeout (5 s), so that an answer the node gives
+    /// late is still seen.
+    static let postTimeout: Duration = .seconds(10)
 
     let lanes: [Int]
     let experiment: String
@@ -49,10 +52,11 @@ final class PacedProducer: Sendable {
                         // Pacing to the target rate, not waiting for an event.
                         try? await clock.sleep(until: start + interval * round)
                         let sequence = round * self.lanes.count + lane
+                        let sent = clock.now
                         let status = await Self.post(
                             fleet, node, ClusterEvents.progress(experiment: self.experiment, sequence: sequence), token)
                         self.answers.withLock {
-                            $0.append(Answer(sequence: sequence, node: node, status: status, at: clock.now))
+                            $0.append(Answer(sequence: sequence, node: node, status: status, sent: sent, at: clock.now))
                         }
                         round += 1
                     }
