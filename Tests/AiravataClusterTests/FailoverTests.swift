@@ -188,8 +188,8 @@ struct FailoverTests {
             nodes writing to the new primary after \(writingAgain.map { $0?.seconds ?? "never" }) s; \
             posts sent after the kill refused: \(statuses) (status 0: no answer in \(PacedProducer.postTimeout)); \
             posts in flight at the kill answered: \(inFlight); /readyz 503 per node: \(unready.map(\.seconds)) s; \
-            accepted events missing from the new primary's log: \(lostFromLog.count); clients told \
-            recovery_failed: \(verdict.toldRecoveryFailed)
+            accepted events missing from the new primary's log: \(lostFromLog.count); clients that reconnected: \
+            \(recorders.count { $0.connections.count > 1 }); told recovery_failed: \(verdict.toldRecoveryFailed)
             """)
         #expect(
             writingAgain.allSatisfy { $0 != nil },
