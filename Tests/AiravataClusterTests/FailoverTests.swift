@@ -1,0 +1,409 @@
+import AiravataClient
+import AiravataProtocol
+import AiravataTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Redis failover and partition under load, on real processes: a primary, a replica and
+/// three Sentinels (or a standalone Redis behind a severable link), three gateway nodes,
+/// official Swift clients that resume by themselves, and a producer at a steady rate.
+/// The contract checked: every client receives every event that was answered 202, or is
+/// told `recovery_failed`; none twice; and delivery works afterwards.
+@Suite("Cluster: Redis failover and partition under load", .serialized)
+struct FailoverTests {
+    static let experiment = "exp-failover"
+    static let project = "proj-failover"
+    /// Clients per node; 30 in all keeps the test within a CI budget on two cores.
+    static let clientsPerNode = 10
+    /// Events per second from the producer, over `lanes` lanes.
+    static let rate = 200
+    static let lanes = 4
+    /// How long the producer runs.
+    static let streamDuration: Duration = .seconds(15)
+    /// The event that closes every test: its arrival everywhere proves delivery works again.
+    static let finalSequence = 9_999_999
+    /// Sequences from here up are one-off events posted to one node after recovery.
+    static let probe = 9_000_000
+    /// `--redis-outage-grace` of every node: short, so readiness shows a failover.
+    static let outageGrace = "1"
+
+    /// `perNode` clients of project members on each of `homes`, each with the other nodes as
+    /// fallbacks in order.
+    static func clients(
+        _ fleet: GatewayFleet,
+        perNode: Int,
+        homes: [Int]
+    ) async throws -> (clients: [GatewayClient], recorders: [SwiftClientTests.Recorder]) {
+        var clients: [GatewayClient] = []
+        var recorders: [SwiftClientTests.Recorder] = []
+        for home in homes {
+            for _ in 0..<perNode {
+                // A user each: one user's connections are limited per cluster.
+                let token = try await fleet.token("member-\(clients.count)", projects: [project])
+                let order = (0..<fleet.count).map { (home + $0) % fleet.count }
+                var configuration = GatewayClient.Configuration(
+                    host: "127.0.0.1", port: 1, path: "/ws/experiments/\(experiment)"
+                ) { token }
+                configuration.endpoints = order.map { ("127.0.0.1", fleet.node($0).port) }
+                configuration.initialBackoff = .milliseconds(100)
+                configuration.maximumBackoff = .seconds(1)
+                let recorder = SwiftClientTests.Recorder()
+                let client = GatewayClient(configuration: configuration) { recorder.record($0) }
+                client.start()
+                clients.append(client)
+                recorders.append(recorder)
+            }
+        }
+        let connected = await eventually(within: .seconds(20)) { recorders.allSatisfy { !$0.connections.isEmpty } }
+        guard connected else {
+            let count = recorders.count { !$0.connections.isEmpty }
+            throw TestSupportError("only \(count) of \(recorders.count) clients connected within 20 s")
+        }
+        return (clients, recorders)
+    }
+
+    /// Creates the experiment (so its ownership is known) through node `node`, retrying while
+    /// the node answers 503.
+    static func post(
+        _ fleet: GatewayFleet, node: Int, _ event: JSONValue, within timeout: Duration = .seconds(20)
+    ) async throws {
+        let token = try await fleet.token("producer", roles: ["service"])
+        var last = 0
+        let accepted = await eventually(within: timeout) {
+            last = await PacedProducer.post(fleet, node, event, token)
+            return last == 202
+        }
+        guard accepted else {
+            throw TestSupportError(
+                "posting to node \(node) was still answered \(last) after \(timeout), expected 202; \(fleet.logTail(node))"
+            )
+        }
+    }
+
+    /// Posts the final event and waits until every client has it.
+    static func finish(
+        _ fleet: GatewayFleet, node: Int, recorders: [SwiftClientTests.Recorder]
+    ) async throws {
+        try await post(fleet, node: node, ClusterEvents.progress(experiment: experiment, sequence: finalSequence))
+        let everywhere = await eventually(within: .seconds(30)) {
+            recorders.allSatisfy { $0.sequence.contains(finalSequence) }
+        }
+        let missing = recorders.indices.filter { !recorders[$0].sequence.contains(finalSequence) }
+        #expect(everywhere, "every client should get the event posted after recovery; these did not: \(missing)")
+    }
+
+    static func expectContract(
+        _ recorders: [SwiftClientTests.Recorder], producer: PacedProducer, context: @autoclosure () -> String
+    ) -> DeliveryVerdict {
+        let verdict = DeliveryVerdict(
+            clients: recorders, acknowledged: producer.acknowledged, lanes: lanes, final: finalSequence)
+        #expect(
+            verdict.silentLosses.isEmpty,
+            "acknowledged events missing without recovery_failed: \(verdict.silentLosses.prefix(5)); \(context())")
+        #expect(verdict.duplicates.isEmpty, "events delivered twice: \(verdict.duplicates.prefix(5))")
+        #expect(verdict.disorder.isEmpty, "a lane's events out of order: \(verdict.disorder.prefix(5))")
+        return verdict
+    }
+
+    /// The sequences of `experiment_progress` events a Redis stream holds.
+    static func sequencesInLog(of redis: RedisDaemon) async throws -> Set<Int> {
+        let output = try await redis.cli("--no-raw", "XRANGE", "airavata:events", "-", "+")
+        let pattern = /completedTasks\\?":(\d+)/
+        return Set(output.matches(of: pattern).compactMap { Int($0.output.1) })
+    }
+
+    @Test("the primary is killed mid-stream and Sentinel promotes a caught-up replica: nothing is lost")
+    func caughtUpReplica() async throws {
+        let redis = try await SentinelCluster.start()
+        defer { redis.stop() }
+        let fleet = try await GatewayFleet()
+        defer { fleet.stop() }
+        for index in 1...3 {
+            try await fleet.launch(
+                name: "n\(index)",
+                redisArguments: [
+                    "--redis-sentinels", redis.sentinelAddresses, "--redis-sentinel-master", SentinelCluster.master,
+                ],
+                extraArguments: ["--redis-outage-grace", Self.outageGrace])
+        }
+        try await Self.post(
+            fleet, node: 0, ClusterEvents.experiment(id: Self.experiment, project: Self.project, owner: "alice"))
+        let (clients, recorders) = try await Self.clients(fleet, perNode: Self.clientsPerNode, homes: [0, 1, 2])
+        let producer = PacedProducer(lanes: [0, 1, 2, 0], experiment: Self.experiment)
+        let watch = ReadinessWatch()
+        let clock = ContinuousClock()
+        let killedAt = Mutex<ContinuousClock.Instant?>(nil)
+        let promotedAt = Mutex<ContinuousClock.Instant?>(nil)
+
+        async let watching: Void = watch.run(fleet, nodes: [0, 1, 2])
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await producer.run(fleet, rate: Self.rate, duration: Self.streamDuration) }
+            // A third of the way in, with events flowing, the primary dies without a word.
+            guard await eventually(within: .seconds(20), { producer.acknowledgedCount >= Self.rate * 5 }) else {
+                producer.halt()
+                throw TestSupportError(
+                    "the producer got only \(producer.acknowledgedCount) events accepted in 20 s before the failover")
+            }
+            redis.primary.signal(SIGKILL)
+            killedAt.withLock { $0 = clock.now }
+            try await redis.awaitPromotion(within: .seconds(20))
+            promotedAt.withLock { $0 = clock.now }
+        }
+        // Every node writes to the new primary again and says it is ready.
+        for node in 0..<3 {
+            try await Self.post(
+                fleet, node: node, ClusterEvents.progress(experiment: Self.experiment, sequence: Self.probe + node))
+        }
+        let ready = await eventually(within: .seconds(20)) { (0..<3).allSatisfy { watch.isReady($0) } }
+        watch.stop()
+        await watching
+        #expect(ready, "every node should be ready again after the failover; \(fleet.logs())")
+        try await Self.finish(fleet, node: 1, recorders: recorders)
+        for client in clients { await client.stop() }
+
+        let killed = try #require(killedAt.withLock { $0 })
+        let promoted = try #require(promotedAt.withLock { $0 })
+        let afterKill = producer.all.filter { $0.sent >= killed }
+        let refused = afterKill.filter { $0.status != 202 }
+        let statuses = Dictionary(grouping: refused, by: \.status).mapValues(\.count)
+        // A node writes to the new primary once a post sent after the kill is accepted.
+        let writingAgain = (0..<3).map { node in
+            afterKill.filter { $0.node == node && $0.status == 202 }.map { $0.at - killed }.min()
+        }
+        // A post in flight at the kill: how long its answer took.
+        let inFlight = producer.all.filter { $0.sent < killed && $0.at > killed }
+            .map { "\($0.status) after \(($0.at - $0.sent).seconds) s" }
+        let unready = (0..<3).map { node in
+            watch.spells(of: node).filter { $0.from > killed }.map { ($0.until ?? clock.now) - $0.from }
+                .reduce(.zero, +)
+        }
+        let acknowledged = producer.acknowledged
+        let lostFromLog = acknowledged.subtracting(try await Self.sequencesInLog(of: redis.replica))
+        let verdict = Self.expectContract(recorders, producer: producer, context: fleet.logs())
+        print(
+            """
+            FailoverTests.caughtUpReplica: \(recorders.count) clients; \(producer.all.count) events posted, \
+            \(acknowledged.count) accepted; Sentinel promoted the replica \((promoted - killed).seconds) s after SIGKILL; \
+            nodes writing to the new primary after \(writingAgain.map { $0?.seconds ?? "never" }) s; \
+            posts sent after the kill refused: \(statuses) (status 0: no answer in \(PacedProducer.postTimeout)); \
+            posts in flight at the kill answered: \(inFlight); /readyz 503 per node: \(unready.map(\.seconds)) s; \
+            accepted events missing from the new primary's log: \(lostFromLog.count); clients that reconnected: \
+            \(recorders.count { $0.connections.count > 1 }); told recovery_failed: \(verdict.toldRecoveryFailed)
+            """)
+        #expect(
+            writingAgain.allSatisfy { $0 != nil },
+            "every node should accept a post sent after the failover: \(writingAgain)")
+        #expect(
+            (promoted - killed) < .seconds(15),
+            "Sentinel should promote within 15 s (down-after \(SentinelCluster.downAfterMilliseconds) ms)")
+    }
+
+    /// A client that was away while events vanished: it left with its session and cursor,
+    /// and comes back once the failover is over.
+    struct AbsentClient {
+        let session: String
+        let cursor: String
+
+        static func leave(_ fleet: GatewayFleet, node: Int, token: String) async throws -> AbsentClient {
+            let socket = try await RawWebSocket.connect(
+                port: fleet.node(node).port, path: "/ws/experiments/\(FailoverTests.experiment)?token=\(token)")
+            defer { socket.close() }
+            let connected = try await socket.nextMessage()
+            return AbsentClient(
+                session: try #require(connected["data"]?["sessionId"]?.stringValue),
+                cursor: try #require(connected["cursor"]?.stringValue))
+        }
+
+        /// Resumes on `node`: the sequences replayed, and the `recovery_failed` reason if any.
+        func resume(_ fleet: GatewayFleet, node: Int, token: String) async throws -> (
+            replayed: [Int], failure: String?
+        ) {
+            let socket = try await RawWebSocket.connect(
+                port: fleet.node(node).port,
+                path: "/ws/experiments/\(FailoverTests.experiment)?token=\(token)&session=\(session)&cursor=\(cursor)")
+            defer { socket.close() }
+            var replayed: [Int] = []
+            var failure: String?
+            while true {
+                let message = try await socket.nextMessage(timeout: .seconds(15))
+                switch message["data"]?["action"]?.stringValue {
+                case "replay_complete": return (replayed, failure)
+                case "recovery_failed":
+                    failure = message["data"]?["reason"]?.stringValue ?? "?"
+                    return (replayed, failure)
+                default:
+                    if case .number(let text)? = message["data"]?["completedTasks"], let value = Int(text) {
+                        replayed.append(value)
+                    }
+                }
+            }
+        }
+    }
+
+    // Disabled until the node detects a rewound log (issue 13): a client that was away
+    // while acknowledged events vanished resumes without them and is not told.
+    @Test(
+        "the replica fell behind when the primary died: clients owed vanished events are told recovery_failed",
+        .disabled("needs log-rewind detection"))
+    func laggingReplica() async throws {
+        let relay = Mutex<SeverableLink?>(nil)
+        let redis = try await SentinelCluster.start { primaryPort in
+            let link = try await SeverableLink.start(forwardingTo: primaryPort)
+            relay.withLock { $0 = link }
+            return link.port
+        }
+        defer { redis.stop() }
+        let link = try #require(relay.withLock { $0 })
+        defer { link.stop() }
+        let fleet = try await GatewayFleet()
+        defer { fleet.stop() }
+        for index in 1...3 {
+            try await fleet.launch(
+                name: "n\(index)",
+                redisArguments: [
+                    "--redis-sentinels", redis.sentinelAddresses, "--redis-sentinel-master", SentinelCluster.master,
+                ],
+                extraArguments: ["--redis-outage-grace", Self.outageGrace])
+        }
+        try await Self.post(
+            fleet, node: 0, ClusterEvents.experiment(id: Self.experiment, project: Self.project, owner: "alice"))
+        let token = try await fleet.token("alice", projects: [Self.project])
+        var absent: [AbsentClient] = []
+        for node in [0, 1, 2, 0, 1, 2] { absent.append(try await AbsentClient.leave(fleet, node: node, token: token)) }
+        let (clients, recorders) = try await Self.clients(fleet, perNode: Self.clientsPerNode, homes: [0, 1, 2])
+        let producer = PacedProducer(lanes: [0, 1, 2, 0], experiment: Self.experiment)
+
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await producer.run(fleet, rate: Self.rate, duration: Self.streamDuration) }
+            guard await eventually(within: .seconds(20), { producer.acknowledgedCount >= Self.rate * 3 }) else {
+                producer.halt()
+                throw TestSupportError("only \(producer.acknowledgedCount) events accepted in 20 s before the cut")
+            }
+            // The replica stops hearing from the primary, which goes on accepting events.
+            link.sever()
+            let atCut = producer.acknowledgedCount
+            guard await eventually(within: .seconds(10), { producer.acknowledgedCount >= atCut + 150 }) else {
+                producer.halt()
+                throw TestSupportError(
+                    "the primary accepted only \(producer.acknowledgedCount - atCut) events after the cut")
+            }
+            redis.primary.signal(SIGKILL)
+            // What the replica had not received dies with the primary.
+            link.stop()
+            try await redis.awaitPromotion(within: .seconds(20))
+        }
+        let lostFromLog = producer.acknowledged.subtracting(try await Self.sequencesInLog(of: redis.replica))
+        try #require(
+            !lostFromLog.isEmpty, "the promoted replica should lack events the old primary acknowledged; it lacks none")
+
+        var silent: [String] = []
+        var told = 0
+        for (index, client) in absent.enumerated() {
+            let (replayed, failure) = try await client.resume(fleet, node: index % 3, token: token)
+            if failure != nil {
+                told += 1
+                continue
+            }
+            let missing = producer.acknowledged.subtracting(replayed)
+            if !missing.isEmpty { silent.append("absent client \(index): \(missing.count) missing, replay complete") }
+        }
+        #expect(silent.isEmpty, "clients that resumed past vanished events must get recovery_failed: \(silent)")
+
+        // The live clients of one node now resume elsewhere, from cursors near the lost range.
+        fleet.kill9(0)
+        try await Self.finish(fleet, node: 1, recorders: recorders)
+        for client in clients { await client.stop() }
+        let verdict = Self.expectContract(recorders, producer: producer, context: fleet.logs())
+        print(
+            """
+            FailoverTests.laggingReplica: \(producer.acknowledged.count) accepted, \(lostFromLog.count) of them \
+            missing from the promoted replica's log; absent clients told recovery_failed: \(told) of \(absent.count); \
+            live clients told recovery_failed: \(verdict.toldRecoveryFailed) of \(recorders.count)
+            """)
+    }
+
+    @Test("one node is cut off from Redis: it turns unready, and its clients lose nothing acknowledged elsewhere")
+    func partition() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let link = try await SeverableLink.start(forwardingTo: redis.port)
+        defer { link.stop() }
+        let fleet = try await GatewayFleet()
+        defer { fleet.stop() }
+        let grace = ["--redis-outage-grace", Self.outageGrace]
+        try await fleet.launch(name: "n1", redisArguments: ["--redis-url", redis.url], extraArguments: grace)
+        try await fleet.launch(name: "n2", redisArguments: ["--redis-url", redis.url], extraArguments: grace)
+        let cut = try await fleet.launch(
+            name: "n3", redisArguments: ["--redis-url", "redis://127.0.0.1:\(link.port)/0"], extraArguments: grace)
+        try await Self.post(
+            fleet, node: 0, ClusterEvents.experiment(id: Self.experiment, project: Self.project, owner: "alice"))
+        // Most clients on the node that will be cut off, a few elsewhere to compare.
+        let (clients, recorders) = try await Self.clients(fleet, perNode: Self.clientsPerNode, homes: [cut, 0])
+        let producer = PacedProducer(lanes: [0, 1, 0, 1], experiment: Self.experiment)
+        let clock = ContinuousClock()
+        let timings = Mutex<(unready: Duration, ready: Duration)?>(nil)
+        let window = Mutex<(severed: ContinuousClock.Instant, healed: ContinuousClock.Instant)?>(nil)
+        let refusedWhileCut = Atomic<Int>(-1)
+        let watch = ReadinessWatch()
+        async let watching: Void = watch.run(fleet, nodes: [cut])
+
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await producer.run(fleet, rate: Self.rate, duration: Self.streamDuration) }
+            guard await eventually(within: .seconds(20), { producer.acknowledgedCount >= Self.rate * 2 }) else {
+                producer.halt()
+                throw TestSupportError("only \(producer.acknowledgedCount) events accepted in 20 s before the cut")
+            }
+            link.sever()
+            let severed = clock.now
+            let atCut = producer.acknowledgedCount
+            guard await eventually(within: .seconds(20), { await fleet.readiness(cut) != 200 }) else {
+                producer.halt()
+                throw TestSupportError("the cut-off node still answered /readyz 200 after 20 s; \(fleet.logTail(cut))")
+            }
+            let unready = clock.now - severed
+            // A node that cannot reach Redis must not acknowledge an event it cannot log.
+            let service = try await fleet.token("producer", roles: ["service"])
+            let probe = ClusterEvents.progress(experiment: Self.experiment, sequence: Self.probe)
+            refusedWhileCut.store(await PacedProducer.post(fleet, cut, probe, service), ordering: .relaxed)
+            // Events keep being accepted by the other nodes while it is cut off.
+            guard await eventually(within: .seconds(10), { producer.acknowledgedCount >= atCut + Self.rate * 3 }) else {
+                producer.halt()
+                throw TestSupportError("the other nodes accepted only \(producer.acknowledgedCount - atCut) events")
+            }
+            link.heal()
+            let healed = clock.now
+            guard await eventually(within: .seconds(20), { await fleet.readiness(cut) == 200 }) else {
+                producer.halt()
+                throw TestSupportError("the cut-off node was not ready 20 s after the heal; \(fleet.logTail(cut))")
+            }
+            timings.withLock { $0 = (unready, clock.now - healed) }
+            window.withLock { $0 = (severed, healed) }
+        }
+        watch.stop()
+        await watching
+        let (severed, healed) = try #require(window.withLock { $0 })
+        let spells = watch.spells(of: cut).filter { $0.from >= severed }
+        let described = spells.map { spell in
+            "\((spell.from - severed).seconds)…\(spell.until.map { ($0 - severed).seconds } ?? "-") s"
+        }
+        #expect(
+            spells.count == 1 && (spells.first?.until ?? healed) >= healed,
+            "the cut-off node should stay unready from the cut until the heal; unready after the cut: \(described)")
+        #expect(
+            refusedWhileCut.load(ordering: .relaxed) != 202,
+            "the cut-off node answered 202 to an event it could not log")
+        try await Self.finish(fleet, node: cut, recorders: recorders)
+        for client in clients { await client.stop() }
+        let verdict = Self.expectContract(recorders, producer: producer, context: fleet.logs())
+        let moved = recorders.prefix(Self.clientsPerNode).count { $0.connections.count > 1 }
+        let (unready, ready) = try #require(timings.withLock { $0 })
+        print(
+            """
+            FailoverTests.partition: \(producer.acknowledged.count) accepted; cut-off node unready \(unready.seconds) s \
+            after the cut, ready \(ready.seconds) s after the heal; a post to it while cut off was answered \
+            \(refusedWhileCut.load(ordering: .relaxed)); of its \(Self.clientsPerNode) clients \(moved) \
+            reconnected; clients told recovery_failed: \(verdict.toldRecoveryFailed)
+            """)
+    }
+}
