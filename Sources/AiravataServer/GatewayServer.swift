@@ -168,6 +168,10 @@ package final class GatewayServer: Service {
         }
     }
 
+    /// Receive buffer sizes per connection, in bytes: the initial one is kept while a
+    /// connection is idle, so it is most of what an idle connection costs beyond NIO's own.
+    static let receiveBuffer = (minimum: 64, initial: 1024, maximum: 65536)
+
     private func bootstrap() -> ServerBootstrap {
         let gateway = self.gateway
         let configuration = self.configuration
@@ -214,6 +218,15 @@ package final class GatewayServer: Service {
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // Each channel keeps its last receive buffer. NIO starts it at 2 KiB; an idle
+            // WebSocket reads a handshake and a few small messages, so start smaller and let it
+            // grow for the client that sends more.
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(
+                    minimum: Self.receiveBuffer.minimum, initial: Self.receiveBuffer.initial,
+                    maximum: Self.receiveBuffer.maximum)
+            )
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -22,12 +22,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     private let gateway: Gateway
-    private let configuration: ServerConfiguration
     private let metrics: GatewayMetrics
     private let statistics: StatisticsCache
-    private let route: WebSocketRoute
+    /// Needed until admission starts; dropped then, with the token it carries (an idle
+    /// connection should not hold a copy of its JWT for its whole life).
+    private var route: WebSocketRoute?
+    private let resuming: Bool
     private let clientIP: String
-    private var logger: Logger
+    /// The node's logger, shared: connection ids are added to each message, not stored in a
+    /// per-connection copy (its metadata dictionary cost every idle connection ~700 bytes).
+    private let logger: Logger
 
     private var admission = Admission.pending(inbound: [], outbound: [])
     private var machine: WebSocketStateMachine
@@ -64,9 +68,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     ) {
         self.gateway = gateway
         self.statistics = statistics
-        self.configuration = configuration
         self.metrics = metrics
         self.route = route
+        self.resuming = route.resume != nil
         self.clientIP = clientIP
         self.logger = logger
         self.machine = WebSocketStateMachine(
@@ -83,7 +87,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         let outlet = ConnectionOutlet(handler: self, eventLoop: context.eventLoop)
         self.outlet = outlet
         let gateway = self.gateway
-        let route = self.route
+        guard let route = self.route else { return }
+        self.route = nil
         let ip = self.clientIP
         let admission = context.eventLoop.makeFutureWithTask {
             await gateway.admit(
@@ -140,14 +145,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             // Authenticated and admitted: no longer one of the node's pending connections.
             context?.triggerUserOutboundEvent(ConnectionSettled(), promise: nil)
             metrics.connectionOpened()
-            logger[metadataKey: "connection.id"] = "\(admitted.id)"
-            logger[metadataKey: "user.id"] = "\(admitted.principal.userID)"
-            logger[metadataKey: "session.id"] = "\(admitted.sessionID)"
             logger.debug(
                 "websocket admitted",
                 metadata: [
+                    "connection.id": "\(admitted.id)", "user.id": "\(admitted.principal.userID)",
+                    "session.id": "\(admitted.sessionID)", "client.ip": "\(clientIP)",
                     "subscription": "\(admitted.subscription?.description ?? "none")",
-                    "resumed": "\(route.resume != nil)", "greeting.frames": "\(opening.greeting.count)",
+                    "resumed": "\(resuming)", "greeting.frames": "\(opening.greeting.count)",
                 ])
             admission = .admitted(admitted)
             highWater = opening.highWater
@@ -336,6 +340,18 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// The connection's ids for a log message, built only when something is logged.
+    private func connectionMetadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+        var metadata = extra
+        metadata["client.ip"] = "\(clientIP)"
+        if case .admitted(let admitted) = admission {
+            metadata["connection.id"] = "\(admitted.id)"
+            metadata["user.id"] = "\(admitted.principal.userID)"
+            metadata["session.id"] = "\(admitted.sessionID)"
+        }
+        return metadata
+    }
+
     // MARK: Heartbeat
 
     private func startHeartbeat() {
@@ -360,19 +376,22 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private func sendClose(_ close: WebSocketStateMachine.Close) {
         switch close.cause {
         case .protocolViolation:
-            logger.info("websocket protocol violation", metadata: ["reason": "\(close.reason)"])
+            logger.info("websocket protocol violation", metadata: connectionMetadata(["reason": "\(close.reason)"]))
         case .messageTooLarge:
             metrics.oversizedMessage()
         case .rateLimitAbuse:
             metrics.rateLimited()
-            logger.info("closing flooding client")
+            logger.info("closing flooding client", metadata: connectionMetadata())
         case .slowConsumer:
             metrics.slowConsumer()
-            logger.info("closing slow consumer")
+            logger.info("closing slow consumer", metadata: connectionMetadata())
         case .pingTimeout:
             metrics.pingTimeout()
             logger.info(
-                "closing silent client", metadata: ["after.seconds": "\(2 * configuration.pingIntervalSeconds)"])
+                "closing silent client",
+                metadata: connectionMetadata([
+                    "after.seconds": "\(2 * Double(machine.configuration.pingIntervalNanos) / 1e9)"
+                ]))
         case .peerClosed, .requested:
             break
         }
@@ -401,13 +420,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let decoderError = error as? NIOWebSocketError {
-            logger.info("websocket protocol error", metadata: ["error": "\(decoderError)"])
+            logger.info("websocket protocol error", metadata: connectionMetadata(["error": "\(decoderError)"]))
             perform(machine.decoderFailed(decoderError, nowNanos: Self.nowNanos))
             return
         }
         // The decoder reads nothing after its own error; our close frame is already on its way.
         if error is ByteToMessageDecoderError, !machine.isOpen { return }
-        logger.debug("websocket error", metadata: ["error": "\(error)"])
+        logger.debug("websocket error", metadata: connectionMetadata(["error": "\(error)"]))
         context.close(promise: nil)
     }
 }

@@ -241,11 +241,9 @@ struct FailoverTests {
         }
     }
 
-    // Disabled until the node detects a rewound log (issue 13): a client that was away
-    // while acknowledged events vanished resumes without them and is not told.
-    @Test(
-        "the replica fell behind when the primary died: clients owed vanished events are told recovery_failed",
-        .disabled("needs log-rewind detection"))
+    // Before the nodes recorded a rewound log's floor, every client that was away while
+    // acknowledged events vanished resumed without them and was not told.
+    @Test("the replica fell behind when the primary died: clients owed vanished events are told recovery_failed")
     func laggingReplica() async throws {
         let relay = Mutex<SeverableLink?>(nil)
         let redis = try await SentinelCluster.start { primaryPort in
