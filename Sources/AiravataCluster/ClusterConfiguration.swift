@@ -23,6 +23,8 @@ package struct ClusterConfiguration: Sendable {
     package var busFormat: BusFormat
     /// How long, and for how many, producers' event ids are remembered in Redis.
     package var deduplication = Deduplication()
+    /// Durable ingestion: a 202 only once the events reached this many replicas.
+    package var durability = Durability()
 
     package init(
         redis: RedisConfiguration,
@@ -56,4 +58,21 @@ package enum BusFormat: String, Sendable, CaseIterable {
     case v1
     /// A routing header and the ready client message, one pub/sub message per script call.
     case v2
+}
+
+/// Durable ingestion (`--durable-replicas`): Redis replicates asynchronously, so an event it
+/// accepted can die with the primary before any replica has it. With `replicas` above 0 the
+/// node answers 202 only after `WAIT replicas timeout` confirms that many replicas hold the
+/// call's events; otherwise 503 (the events may already have been delivered: producers that
+/// use this should send event ids, so that their retry is not delivered twice).
+package struct Durability: Sendable, Equatable {
+    /// Replicas that must hold an event before it is acknowledged; 0 turns it off.
+    package var replicas: Int
+    /// Longest wait for them, in milliseconds.
+    package var timeoutMillis: Int
+
+    package init(replicas: Int = 0, timeoutMillis: Int = 1000) {
+        self.replicas = replicas
+        self.timeoutMillis = timeoutMillis
+    }
 }

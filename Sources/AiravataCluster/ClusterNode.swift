@@ -16,6 +16,9 @@ package final class ClusterNode: Service {
     package let ownership: RedisOwnershipIndex
     package let statistics: RedisStatisticsStore
     private let client: RedisClient
+    /// With durable ingestion, the publish scripts' own connection (`WAIT` holds the one it
+    /// is sent on, and must not hold up admissions and sessions).
+    private let publisher: RedisClient?
     private let keys: RedisKeys
     private let logger: Logger
 
@@ -39,7 +42,12 @@ package final class ClusterNode: Service {
             try await holder.limiter?.restore(on: connection)
         }
         self.client = client
-        self.bus = RedisEventBus(client: client, configuration: configuration, instance: instance, logger: logger)
+        let publisher =
+            configuration.durability.replicas > 0
+            ? RedisClient(configuration: configuration.redis, logger: logger) : nil
+        self.publisher = publisher
+        self.bus = RedisEventBus(
+            client: client, publisher: publisher, configuration: configuration, instance: instance, logger: logger)
         let limiter = RedisConnectionLimiter(
             client: client,
             keyPrefix: configuration.keyPrefix,
@@ -77,6 +85,7 @@ package final class ClusterNode: Service {
             "joining the cluster", metadata: ["redis": "\(configuration.redis.redacted)", "instance": "\(instance)"])
         await withDiscardingTaskGroup { group in
             group.addTask { await self.client.run() }
+            if let publisher = self.publisher { group.addTask { await publisher.run() } }
             group.addTask { await self.renewLease() }
             // Stay until the server has drained (services stop in reverse order), then leave.
             try? await gracefulShutdown()

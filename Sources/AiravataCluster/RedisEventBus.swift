@@ -78,7 +78,12 @@ package final class RedisEventBus: EventBus {
     /// The longest cursor on the events channel: two 20-digit numbers and a dash.
     private static let maxCursorLength = 41
 
-    package init(client: RedisClient, configuration: ClusterConfiguration, instance: String, logger: Logger) {
+    /// - Parameter publisher: the connection the publish scripts go through; with durable
+    ///   ingestion a connection of its own, since `WAIT` holds the connection it is sent on.
+    package init(
+        client: RedisClient, publisher: RedisClient? = nil, configuration: ClusterConfiguration, instance: String,
+        logger: Logger
+    ) {
         self.client = client
         self.configuration = configuration
         self.keys = RedisKeys(prefix: configuration.keyPrefix)
@@ -87,15 +92,19 @@ package final class RedisEventBus: EventBus {
         (fillStream, fillRequests) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let keys = self.keys
         let replayLength = configuration.replayLength
+        let publisher = publisher ?? client
+        let durable = Self.durable(configuration.durability, on: publisher, logger: logger)
         /// One publish script call per batch: the stream, the channel of its format, the counter.
         func queue(_ script: RedisScript, channel: String) -> PublishQueue {
-            PublishQueue(loop: client.eventLoop) { payloads in
-                client.submit(
-                    script,
-                    keys: [
-                        RedisArgument(keys.eventStream), RedisArgument(channel), RedisArgument(keys.acceptedCounter),
-                    ],
-                    arguments: [RedisArgument(replayLength)] + payloads.map { RedisArgument(bytes: $0) })
+            PublishQueue(loop: publisher.eventLoop) { payloads in
+                durable(
+                    publisher.submit(
+                        script,
+                        keys: [
+                            RedisArgument(keys.eventStream), RedisArgument(channel),
+                            RedisArgument(keys.acceptedCounter),
+                        ],
+                        arguments: [RedisArgument(replayLength)] + payloads.map { RedisArgument(bytes: $0) }))
             }
         }
         publishQueue = queue(ClusterScripts.publishBatch, channel: keys.eventBatchChannel)
@@ -103,17 +112,19 @@ package final class RedisEventBus: EventBus {
         let deduplication = configuration.deduplication
         /// Each event is two arguments: its producer id ('' for none) and its payload.
         func onceQueue(format: String, channel: String) -> PublishQueue {
-            PublishQueue(loop: client.eventLoop, argumentsPerEvent: 2) { arguments in
-                client.submit(
-                    ClusterScripts.publishOnce,
-                    keys: [
-                        RedisArgument(keys.eventStream), RedisArgument(channel), RedisArgument(keys.acceptedCounter),
-                        RedisArgument(keys.producerIDs), RedisArgument(keys.producerIDCursors),
-                    ],
-                    arguments: [
-                        RedisArgument(replayLength), RedisArgument(format),
-                        RedisArgument(Int(deduplication.windowMillis)), RedisArgument(deduplication.capacity),
-                    ] + arguments.map { RedisArgument(bytes: $0) })
+            PublishQueue(loop: publisher.eventLoop, argumentsPerEvent: 2) { arguments in
+                durable(
+                    publisher.submit(
+                        ClusterScripts.publishOnce,
+                        keys: [
+                            RedisArgument(keys.eventStream), RedisArgument(channel),
+                            RedisArgument(keys.acceptedCounter),
+                            RedisArgument(keys.producerIDs), RedisArgument(keys.producerIDCursors),
+                        ],
+                        arguments: [
+                            RedisArgument(replayLength), RedisArgument(format),
+                            RedisArgument(Int(deduplication.windowMillis)), RedisArgument(deduplication.capacity),
+                        ] + arguments.map { RedisArgument(bytes: $0) }))
             }
         }
         publishOnceQueue = onceQueue(format: "2", channel: keys.eventBatchChannel)
@@ -126,6 +137,39 @@ package final class RedisEventBus: EventBus {
             onResubscribed: { receiver.bus?.resubscribed() }
         )
         receiver.bus = self
+    }
+
+    /// With durable ingestion, a publish call's answer waits for `WAIT` on the same connection:
+    /// the call succeeds only once `replicas` replicas acknowledged every write before it.
+    /// Short of that the call fails (503 for its requests), though Redis has the events and
+    /// may have delivered them.
+    static func durable(
+        _ durability: Durability, on publisher: RedisClient, logger: Logger
+    ) -> @Sendable (EventLoopFuture<RedisReply>) -> EventLoopFuture<RedisReply> {
+        guard durability.replicas > 0 else { return { $0 } }
+        return { published in
+            published.flatMap { reply in
+                if case .error = reply { return published }
+                return publisher.submit([
+                    RedisCommand("WAIT", RedisArgument(durability.replicas), RedisArgument(durability.timeoutMillis))
+                ])
+                .flatMapThrowing { replies in
+                    let reached = replies.first?.integer ?? 0
+                    guard reached >= Int64(durability.replicas) else {
+                        logger.warning(
+                            "events reached fewer replicas than --durable-replicas; answered 503",
+                            metadata: [
+                                "replicas.reached": "\(reached)", "replicas.required": "\(durability.replicas)",
+                                "timeout.ms": "\(durability.timeoutMillis)",
+                            ])
+                        throw EventBusUnavailableError(
+                            "the events reached \(reached) of \(durability.replicas) replicas within \(durability.timeoutMillis) ms"
+                        )
+                    }
+                    return reply
+                }
+            }
+        }
     }
 
     /// Lets the subscriber's callbacks reach the bus without a retain cycle.

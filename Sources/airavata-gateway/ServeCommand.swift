@@ -43,6 +43,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Redis outage tolerated before /readyz fails [AIRAVATA_REDIS_OUTAGE_GRACE, default 5s].")
     var redisOutageGrace: String?
     @Option(
+        help: ArgumentHelp(
+            "Durable ingestion: answer 202 only once this many Redis replicas hold the events (WAIT), else 503 "
+                + "[AIRAVATA_DURABLE_REPLICAS, default 0: off].")
+    )
+    var durableReplicas: String?
+    @Option(
+        help: "Longest wait for those replicas before answering 503 [AIRAVATA_DURABLE_TIMEOUT, default 1s].")
+    var durableTimeout: String?
+    @Option(
         help:
             "Form of the events nodes exchange through Redis: auto (v2 once every node reads it), v1 (what releases before the v2 bus read; set it before rolling back to one) or v2 [AIRAVATA_BUS_FORMAT, default auto]."
     )

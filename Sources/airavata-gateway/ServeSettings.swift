@@ -97,6 +97,20 @@ struct ServeSettings {
                 .integer(default: Deduplication.defaultCapacity, range: 1...10_000_000)
         )
         cluster?.deduplication = deduplication
+        let replicasSetting = setting("durable-replicas", command.durableReplicas)
+        let durableTimeout = setting("durable-timeout", command.durableTimeout)
+        if replicasSetting.string() != nil || durableTimeout.string() != nil {
+            guard cluster != nil else {
+                throw ValidationError(
+                    "\(replicasSetting.source): durable ingestion waits for Redis replicas; give --redis-url or --redis-sentinels"
+                )
+            }
+            let timeout = try durableTimeout.duration(default: 1, minimum: 0.001)
+            guard timeout <= 60 else { throw ValidationError("\(durableTimeout.source): at most 60s, got \(timeout)s") }
+            cluster?.durability = Durability(
+                replicas: try replicasSetting.integer(default: 0, range: 0...16),
+                timeoutMillis: Int((timeout * 1000).rounded()))
+        }
 
         var server = ServerConfiguration()
         server.host = setting("host", command.host).string() ?? server.host

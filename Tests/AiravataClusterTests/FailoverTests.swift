@@ -321,6 +321,79 @@ struct FailoverTests {
             """)
     }
 
+    @Test("with --durable-replicas 1, every acknowledged event survives a failover to a replica that fell behind")
+    func durableLaggingReplica() async throws {
+        let relay = Mutex<SeverableLink?>(nil)
+        let redis = try await SentinelCluster.start { primaryPort in
+            let link = try await SeverableLink.start(forwardingTo: primaryPort)
+            relay.withLock { $0 = link }
+            return link.port
+        }
+        defer { redis.stop() }
+        let link = try #require(relay.withLock { $0 })
+        defer { link.stop() }
+        let fleet = try await GatewayFleet()
+        defer { fleet.stop() }
+        for index in 1...3 {
+            try await fleet.launch(
+                name: "n\(index)",
+                redisArguments: [
+                    "--redis-sentinels", redis.sentinelAddresses, "--redis-sentinel-master", SentinelCluster.master,
+                ],
+                extraArguments: [
+                    "--redis-outage-grace", Self.outageGrace, "--durable-replicas", "1", "--durable-timeout", "300ms",
+                ])
+        }
+        try await Self.post(
+            fleet, node: 0, ClusterEvents.experiment(id: Self.experiment, project: Self.project, owner: "alice"))
+        let (clients, recorders) = try await Self.clients(fleet, perNode: Self.clientsPerNode, homes: [0, 1, 2])
+        let producer = PacedProducer(lanes: [0, 1, 2, 0], experiment: Self.experiment)
+        var refusedAfterCut = 0
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await producer.run(fleet, rate: Self.rate, duration: Self.streamDuration) }
+            guard await eventually(within: .seconds(20), { producer.acknowledgedCount >= Self.rate * 3 }) else {
+                producer.halt()
+                throw TestSupportError("only \(producer.acknowledgedCount) events accepted in 20 s before the cut")
+            }
+            link.sever()
+            let answersAtCut = producer.all.count
+            // The primary goes on taking the producer's events, but cannot get them to the
+            // replica: the nodes must not acknowledge them.
+            guard
+                await eventually(
+                    within: .seconds(10),
+                    {
+                        producer.all.dropFirst(answersAtCut).count { $0.status == 503 } >= 20
+                    })
+            else {
+                producer.halt()
+                throw TestSupportError("posts after the cut were not refused: \(producer.all.suffix(5))")
+            }
+            refusedAfterCut = producer.all.dropFirst(answersAtCut).count { $0.status == 503 }
+            redis.primary.signal(SIGKILL)
+            link.stop()
+            try await redis.awaitPromotion(within: .seconds(20))
+        }
+        let inLog = try await Self.sequencesInLog(of: redis.replica)
+        let lost = producer.acknowledged.subtracting(inLog)
+        #expect(lost.isEmpty, "acknowledged events missing from the promoted replica: \(lost.sorted().prefix(10))")
+        // The new primary has no replica: nothing can be acknowledged until one syncs.
+        let token = try await fleet.token("producer", roles: ["service"])
+        #expect(
+            await PacedProducer.post(
+                fleet, 1, ClusterEvents.progress(experiment: Self.experiment, sequence: Self.probe), token) == 503)
+        let spare = try await RedisDaemon.server(name: "spare", in: redis.directory, replicaOf: redis.replica.port)
+        defer { spare.signal(SIGKILL) }
+        try await Self.finish(fleet, node: 1, recorders: recorders)
+        for client in clients { await client.stop() }
+        _ = Self.expectContract(recorders, producer: producer, context: fleet.logs())
+        print(
+            """
+            FailoverTests.durableLaggingReplica: \(producer.acknowledged.count) acknowledged, all in the promoted \
+            replica's log: \(lost.isEmpty); refused after the cut: \(refusedAfterCut)
+            """)
+    }
+
     @Test("one node is cut off from Redis: it turns unready, and its clients lose nothing acknowledged elsewhere")
     func partition() async throws {
         let redis = try await RedisServerProcess.start()
