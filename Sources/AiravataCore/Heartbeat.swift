@@ -1,25 +1,31 @@
-/// Liveness of one connection. Any sign of life (a message, a pong of either kind)
-/// counts; a client silent for two intervals is given up on.
+/// A connection's liveness: a ping every interval, and the close once the peer has been
+/// silent for two. Ticked often (a few times per interval, by its event loop's shared
+/// ticker), so each connection keeps its own phase without a timer of its own.
 package struct Heartbeat: Sendable {
     package enum Action: Equatable, Sendable {
+        case none
         case sendPing
         case close
     }
 
     private let intervalNanos: UInt64
     private var lastSeenNanos: UInt64
+    private var lastPingNanos: UInt64
 
     package init(intervalNanos: UInt64, nowNanos: UInt64) {
         self.intervalNanos = intervalNanos
         self.lastSeenNanos = nowNanos
+        self.lastPingNanos = nowNanos
     }
 
     package mutating func sawLife(nowNanos: UInt64) {
         lastSeenNanos = nowNanos
     }
 
-    /// Called once per interval.
-    package func tick(nowNanos: UInt64) -> Action {
-        nowNanos &- lastSeenNanos >= 2 * intervalNanos ? .close : .sendPing
+    package mutating func tick(nowNanos: UInt64) -> Action {
+        if nowNanos &- lastSeenNanos >= 2 * intervalNanos { return .close }
+        guard nowNanos &- lastPingNanos >= intervalNanos else { return .none }
+        lastPingNanos = nowNanos
+        return .sendPing
     }
 }

@@ -40,7 +40,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// frames (events above all) arrive already framed, one shared buffer per event.
     private var wire: ChannelHandlerContext?
     private var outlet: ConnectionOutlet?
-    private var pingTask: RepeatedTask?
+    /// Its event loop's heartbeat ticker while the connection is admitted and open.
+    private var ticker: HeartbeatTicker?
     private var closeTimer: Scheduled<Void>?
     /// Mirrors the channel's writability, so the hot path need not ask the channel.
     private var writable = true
@@ -103,8 +104,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         machine.channelClosed()
         wire = nil
-        pingTask?.cancel()
-        pingTask = nil
+        stopHeartbeat()
         closeTimer?.cancel()
         closeTimer = nil
         outlet?.detach()
@@ -356,12 +356,19 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     private func startHeartbeat() {
         guard let context else { return }
-        let interval = TimeAmount.nanoseconds(Int64(machine.configuration.pingIntervalNanos))
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            let handler = bound.value
-            handler.perform(handler.machine.tick(nowNanos: Self.nowNanos))
-        }
+        let ticker = HeartbeatTicker.on(context.eventLoop, intervalNanos: machine.configuration.pingIntervalNanos)
+        ticker.add(self)
+        self.ticker = ticker
+    }
+
+    private func stopHeartbeat() {
+        ticker?.remove(self)
+        ticker = nil
+    }
+
+    /// Called by the ticker, on this connection's loop.
+    func heartbeatTick(nowNanos: UInt64) {
+        perform(machine.tick(nowNanos: nowNanos))
     }
 
     // MARK: Closing
@@ -395,8 +402,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case .peerClosed, .requested:
             break
         }
-        pingTask?.cancel()
-        pingTask = nil
+        stopHeartbeat()
         guard let context else { return }
         let channel = context.channel
         let written = (wire ?? context).writeAndFlush(

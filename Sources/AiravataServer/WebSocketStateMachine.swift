@@ -275,6 +275,8 @@ struct WebSocketStateMachine {
         switch state {
         case .open:
             switch heartbeat.tick(nowNanos: nowNanos) {
+            case .none:
+                return .none
             case .sendPing:
                 return .sendPings
             case .close:

@@ -41,11 +41,18 @@ struct LimitsAndTimersTests {
     @Test("the heartbeat gives up after two silent intervals")
     func heartbeat() {
         var heartbeat = Heartbeat(intervalNanos: 1000, nowNanos: 0)
+        #expect(heartbeat.tick(nowNanos: 500) == .none)
         #expect(heartbeat.tick(nowNanos: 1000) == .sendPing)
+        #expect(heartbeat.tick(nowNanos: 1250) == .none, "one ping per interval, however often it is ticked")
         #expect(heartbeat.tick(nowNanos: 2000) == .close)
-        heartbeat.sawLife(nowNanos: 1500)
-        #expect(heartbeat.tick(nowNanos: 2000) == .sendPing)
-        #expect(heartbeat.tick(nowNanos: 3500) == .close)
+        var answered = Heartbeat(intervalNanos: 1000, nowNanos: 0)
+        #expect(answered.tick(nowNanos: 1000) == .sendPing)
+        answered.sawLife(nowNanos: 1500)
+        #expect(answered.tick(nowNanos: 2000) == .sendPing)
+        #expect(answered.tick(nowNanos: 2500) == .none)
+        #expect(answered.tick(nowNanos: 3000) == .sendPing)
+        #expect(answered.tick(nowNanos: 3499) == .none)
+        #expect(answered.tick(nowNanos: 3500) == .close)
     }
 
     @Test("statistics strings use the protocol's formats")
