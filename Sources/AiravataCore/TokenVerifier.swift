@@ -136,6 +136,11 @@ package struct TokenVerifier: Sendable {
         return Principal(userID: userID, projects: claims.projects ?? [], roles: roles)
     }
 
+    /// The header's `alg`, read before any key is touched (Fuzz/TokenHeader.swift fuzzes it).
+    private static func headerAlgorithm(of token: String) -> String? {
+        header(of: token)?["alg"] as? String
+    }
+
     private static func header(of token: String) -> [String: Any]? {
         guard let headerPart = token.split(separator: ".", omittingEmptySubsequences: false).first else { return nil }
         var base64 = headerPart.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
