@@ -12,10 +12,11 @@ struct RedisOutageTests {
     }
 
     /// The outage grace the restart test runs with, in seconds (`--redis-outage-grace`).
-    static let graceSeconds = 2
+    static let graceSeconds = 1
     /// How long past the grace `/readyz` may take to turn: noticing the closed connection and
-    /// a busy machine. Together under the 5 s default grace, so a flag ignored shows.
-    static let graceSlack: Duration = .milliseconds(2500)
+    /// a busy machine (CI runs other suites beside this one). Together under the 5 s default
+    /// grace, so a flag ignored shows.
+    static let graceSlack: Duration = .milliseconds(3500)
 
     @Test("Redis killed and restarted: clients stay, readiness shows the outage, delivery resumes")
     func redisRestart() async throws {
