@@ -34,6 +34,11 @@ package final class RedisEventBus: EventBus {
         var countNextFill = false
         var rejectedMessages = 0
         var lastHeartbeatNanos: UInt64 = 0
+        /// When the subscriber was last rebuilt for silence: at most one rebuild per limit.
+        /// Kept apart from `lastHeartbeatNanos`, which only a heartbeat heard may move (health
+        /// reads it: a rebuild is no sign of life, and counting it as one made a node cut off
+        /// from Redis turn ready for a few seconds after each rebuild).
+        var lastSilenceRebuildNanos: UInt64 = 0
         var gapFills = 0
         var replayed = 0
         var logReset: (@Sendable () -> Void)?
@@ -542,8 +547,10 @@ package final class RedisEventBus: EventBus {
             )
             let now = NIODeadline.now().uptimeNanoseconds
             let silent = state.withLock { state -> Bool in
-                guard state.subscribedOnce, now &- state.lastHeartbeatNanos > limitNanos else { return false }
-                state.lastHeartbeatNanos = now
+                guard state.subscribedOnce, now &- state.lastHeartbeatNanos > limitNanos,
+                    now &- state.lastSilenceRebuildNanos > limitNanos
+                else { return false }
+                state.lastSilenceRebuildNanos = now
                 return true
             }
             if silent, client.link == .connected, subscriber.link == .connected {

@@ -243,8 +243,40 @@ struct FailoverTests {
 
     // Before the nodes recorded a rewound log's floor, every client that was away while
     // acknowledged events vanished resumed without them and was not told.
+    /// Sentinel may re-point the replica at the primary's own address (`+fix-slave-config`),
+    /// which would carry replication around the link and leave nothing to lose: put it back
+    /// behind the link, in sync, before the link is cut.
+    static func replicateThrough(_ link: SeverableLink, replica: RedisDaemon) async throws {
+        let info = try await replica.fields("INFO", "replication")
+        guard info["master_port"] != "\(link.port)" else { return }
+        print(
+            "FailoverTests: Sentinel had re-pointed the replica at port \(info["master_port"] ?? "?"); back to the link"
+        )
+        _ = try await replica.cli("REPLICAOF", "127.0.0.1", "\(link.port)")
+        guard
+            await eventually(
+                within: .seconds(10),
+                {
+                    let now = try? await replica.fields("INFO", "replication")
+                    return now?["master_port"] == "\(link.port)" && now?["master_link_status"] == "up"
+                })
+        else { throw TestSupportError("the replica did not sync through the link again: \(replica.logTail())") }
+    }
+
     @Test("the replica fell behind when the primary died: clients owed vanished events are told recovery_failed")
     func laggingReplica() async throws {
+        // The replica must really fall behind for this to test anything; now and then it
+        // does not (the last events reach it before the cut takes hold): try once more.
+        for attempt in 1...2 {
+            if try await Self.laggingReplicaRun() { return }
+            print("FailoverTests.laggingReplica: attempt \(attempt): the replica did not fall behind")
+        }
+        Issue.record(
+            "in two attempts the promoted replica never lacked an acknowledged event: the scenario was not set up")
+    }
+
+    /// One run of the scenario; false when the promoted replica lacked nothing (no lag).
+    static func laggingReplicaRun() async throws -> Bool {
         let relay = Mutex<SeverableLink?>(nil)
         let redis = try await SentinelCluster.start { primaryPort in
             let link = try await SeverableLink.start(forwardingTo: primaryPort)
@@ -278,6 +310,7 @@ struct FailoverTests {
                 producer.halt()
                 throw TestSupportError("only \(producer.acknowledgedCount) events accepted in 20 s before the cut")
             }
+            try await Self.replicateThrough(link, replica: redis.replica)
             // The replica stops hearing from the primary, which goes on accepting events.
             link.sever()
             let atCut = producer.acknowledgedCount
@@ -292,8 +325,7 @@ struct FailoverTests {
             try await redis.awaitPromotion(within: .seconds(20))
         }
         let lostFromLog = producer.acknowledged.subtracting(try await Self.sequencesInLog(of: redis.replica))
-        try #require(
-            !lostFromLog.isEmpty, "the promoted replica should lack events the old primary acknowledged; it lacks none")
+        guard !lostFromLog.isEmpty else { return false }
 
         var silent: [String] = []
         var told = 0
@@ -319,6 +351,7 @@ struct FailoverTests {
             missing from the promoted replica's log; absent clients told recovery_failed: \(told) of \(absent.count); \
             live clients told recovery_failed: \(verdict.toldRecoveryFailed) of \(recorders.count)
             """)
+        return true
     }
 
     @Test("with --durable-replicas 1, every acknowledged event survives a failover to a replica that fell behind")
@@ -355,6 +388,7 @@ struct FailoverTests {
                 producer.halt()
                 throw TestSupportError("only \(producer.acknowledgedCount) events accepted in 20 s before the cut")
             }
+            try await Self.replicateThrough(link, replica: redis.replica)
             link.sever()
             let answersAtCut = producer.all.count
             // The primary goes on taking the producer's events, but cannot get them to the
