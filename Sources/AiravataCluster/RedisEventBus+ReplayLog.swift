@@ -84,4 +84,15 @@ extension RedisEventBus {
         }
         return cursor
     }
+
+    /// Events up to `cursor` may be missing from the log: every node's resumes from below it
+    /// fail from now on. Written before this node forgets its own memory of them, and retried
+    /// with the fill if Redis refuses it, so no resume can slip through in between.
+    func raiseLogFloor(to cursor: EventCursor) async throws {
+        let floor = try await client.run(
+            ClusterScripts.raiseLogFloor, keys: [RedisArgument(keys.logFloor)],
+            arguments: [RedisArgument(cursor.description)])
+        if case .error(let message) = floor { throw RedisError(.server, message) }
+        logger.notice("replay log floor raised", metadata: ["floor": "\(floor.string ?? "?")"])
+    }
 }

@@ -144,39 +144,6 @@ package final class RedisEventBus: EventBus {
         receiver.bus = self
     }
 
-    /// With durable ingestion, a publish call's answer waits for `WAIT` on the same connection:
-    /// the call succeeds only once `replicas` replicas acknowledged every write before it.
-    /// Short of that the call fails (503 for its requests), though Redis has the events and
-    /// may have delivered them.
-    static func durable(
-        _ durability: Durability, on publisher: RedisClient, logger: Logger
-    ) -> @Sendable (EventLoopFuture<RedisReply>) -> EventLoopFuture<RedisReply> {
-        guard durability.replicas > 0 else { return { $0 } }
-        return { published in
-            published.flatMap { reply in
-                if case .error = reply { return published }
-                return publisher.submit([
-                    RedisCommand("WAIT", RedisArgument(durability.replicas), RedisArgument(durability.timeoutMillis))
-                ])
-                .flatMapThrowing { replies in
-                    let reached = replies.first?.integer ?? 0
-                    guard reached >= Int64(durability.replicas) else {
-                        logger.warning(
-                            "events reached fewer replicas than --durable-replicas; answered 503",
-                            metadata: [
-                                "replicas.reached": "\(reached)", "replicas.required": "\(durability.replicas)",
-                                "timeout.ms": "\(durability.timeoutMillis)",
-                            ])
-                        throw EventBusUnavailableError(
-                            "the events reached \(reached) of \(durability.replicas) replicas within \(durability.timeoutMillis) ms"
-                        )
-                    }
-                    return reply
-                }
-            }
-        }
-    }
-
     /// Lets the subscriber's callbacks reach the bus without a retain cycle.
     private final class Receiver: @unchecked Sendable {  // set once, before the subscriber runs
         weak var bus: RedisEventBus?
@@ -497,17 +464,6 @@ package final class RedisEventBus: EventBus {
             state.withLock { $0.logReset }?()
         }
         return again
-    }
-
-    /// Events up to `cursor` may be missing from the log: every node's resumes from below it
-    /// fail from now on. Written before this node forgets its own memory of them, and retried
-    /// with the fill if Redis refuses it, so no resume can slip through in between.
-    private func raiseLogFloor(to cursor: EventCursor) async throws {
-        let floor = try await client.run(
-            ClusterScripts.raiseLogFloor, keys: [RedisArgument(keys.logFloor)],
-            arguments: [RedisArgument(cursor.description)])
-        if case .error(let message) = floor { throw RedisError(.server, message) }
-        logger.notice("replay log floor raised", metadata: ["floor": "\(floor.string ?? "?")"])
     }
 
     /// An XRANGE entry: its id and the event payload (nil for the epoch mark).

@@ -243,6 +243,45 @@ struct FailoverTests {
 
     // Before the nodes recorded a rewound log's floor, every client that was away while
     // acknowledged events vanished resumed without them and was not told.
+    /// A Sentinel topology whose replica replicates through a link the test can cut, and three
+    /// nodes through the Sentinels with `nodeArguments`. The caller stops all three.
+    static func replicaBehindLink(nodeArguments: [String]) async throws -> (
+        SentinelCluster, SeverableLink, GatewayFleet
+    ) {
+        let relay = Mutex<SeverableLink?>(nil)
+        let redis = try await SentinelCluster.start { primaryPort in
+            let link = try await SeverableLink.start(forwardingTo: primaryPort)
+            relay.withLock { $0 = link }
+            return link.port
+        }
+        guard let link = relay.withLock({ $0 }) else {
+            redis.stop()
+            throw TestSupportError("the replica's link was not made")
+        }
+        do {
+            let fleet = try await GatewayFleet()
+            do {
+                for index in 1...3 {
+                    try await fleet.launch(
+                        name: "n\(index)",
+                        redisArguments: [
+                            "--redis-sentinels", redis.sentinelAddresses, "--redis-sentinel-master",
+                            SentinelCluster.master,
+                        ],
+                        extraArguments: ["--redis-outage-grace", Self.outageGrace] + nodeArguments)
+                }
+            } catch {
+                fleet.stop()
+                throw error
+            }
+            return (redis, link, fleet)
+        } catch {
+            link.stop()
+            redis.stop()
+            throw error
+        }
+    }
+
     /// Sentinel may re-point the replica at the primary's own address (`+fix-slave-config`),
     /// which would carry replication around the link and leave nothing to lose: put it back
     /// behind the link, in sync, before the link is cut.
@@ -277,24 +316,11 @@ struct FailoverTests {
 
     /// One run of the scenario; false when the promoted replica lacked nothing (no lag).
     static func laggingReplicaRun() async throws -> Bool {
-        let relay = Mutex<SeverableLink?>(nil)
-        let redis = try await SentinelCluster.start { primaryPort in
-            let link = try await SeverableLink.start(forwardingTo: primaryPort)
-            relay.withLock { $0 = link }
-            return link.port
-        }
-        defer { redis.stop() }
-        let link = try #require(relay.withLock { $0 })
-        defer { link.stop() }
-        let fleet = try await GatewayFleet()
-        defer { fleet.stop() }
-        for index in 1...3 {
-            try await fleet.launch(
-                name: "n\(index)",
-                redisArguments: [
-                    "--redis-sentinels", redis.sentinelAddresses, "--redis-sentinel-master", SentinelCluster.master,
-                ],
-                extraArguments: ["--redis-outage-grace", Self.outageGrace])
+        let (redis, link, fleet) = try await Self.replicaBehindLink(nodeArguments: [])
+        defer {
+            fleet.stop()
+            link.stop()
+            redis.stop()
         }
         try await Self.post(
             fleet, node: 0, ClusterEvents.experiment(id: Self.experiment, project: Self.project, owner: "alice"))
@@ -356,26 +382,12 @@ struct FailoverTests {
 
     @Test("with --durable-replicas 1, every acknowledged event survives a failover to a replica that fell behind")
     func durableLaggingReplica() async throws {
-        let relay = Mutex<SeverableLink?>(nil)
-        let redis = try await SentinelCluster.start { primaryPort in
-            let link = try await SeverableLink.start(forwardingTo: primaryPort)
-            relay.withLock { $0 = link }
-            return link.port
-        }
-        defer { redis.stop() }
-        let link = try #require(relay.withLock { $0 })
-        defer { link.stop() }
-        let fleet = try await GatewayFleet()
-        defer { fleet.stop() }
-        for index in 1...3 {
-            try await fleet.launch(
-                name: "n\(index)",
-                redisArguments: [
-                    "--redis-sentinels", redis.sentinelAddresses, "--redis-sentinel-master", SentinelCluster.master,
-                ],
-                extraArguments: [
-                    "--redis-outage-grace", Self.outageGrace, "--durable-replicas", "1", "--durable-timeout", "300ms",
-                ])
+        let (redis, link, fleet) = try await Self.replicaBehindLink(
+            nodeArguments: ["--durable-replicas", "1", "--durable-timeout", "300ms"])
+        defer {
+            fleet.stop()
+            link.stop()
+            redis.stop()
         }
         try await Self.post(
             fleet, node: 0, ClusterEvents.experiment(id: Self.experiment, project: Self.project, owner: "alice"))
