@@ -172,10 +172,17 @@ public final class RedisConnection: Sendable {
     func reply(to command: RedisCommand, flush: Bool = true) -> EventLoopFuture<RedisReply> {
         let promise = channel.eventLoop.makePromise(of: RedisReply.self)
         let request = RedisRequest(bytes: command.encoded(), promise: promise)
+        // A write to a connection that is closing (e.g. right after another command timed
+        // out) never reaches the handler that would fail it: fail the reply at once instead
+        // of leaving the caller to wait out the timeout. A reply already given is kept.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(RedisError(.connectionClosed, "the command could not be written to Redis: \(error)"))
+        }
         if flush {
-            channel.writeAndFlush(request, promise: nil)
+            channel.writeAndFlush(request, promise: written)
         } else {
-            channel.write(request, promise: nil)
+            channel.write(request, promise: written)
         }
         let channel = self.channel
         let timeout = channel.eventLoop.scheduleTask(in: commandTimeout) {

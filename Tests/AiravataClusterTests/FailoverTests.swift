@@ -506,7 +506,10 @@ struct FailoverTests {
         }
         #expect(
             spells.count == 1 && (spells.first?.until ?? healed) >= healed,
-            "the cut-off node should stay unready from the cut until the heal; unready after the cut: \(described)")
+            """
+            the cut-off node should stay unready from the cut until the heal; unready after the cut: \(described)
+            \(fleet.logTail(cut, lines: 40))
+            """)
         #expect(
             refusedWhileCut.load(ordering: .relaxed) != 202,
             "the cut-off node answered 202 to an event it could not log")

@@ -93,6 +93,28 @@ struct RedisIntegrationTests {
         #expect(try await connection.send(RedisCommand("EXISTS", "k")) == .integer(1))
     }
 
+    @Test("a command sent just after another timed out fails at once, not after a timeout of its own")
+    func commandAfterTimeout() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let link = try await SeverableLink.start(forwardingTo: redis.port)
+        defer { link.stop() }
+        let connection = try await RedisConnection.connect(
+            to: try RedisConfiguration(url: "redis://127.0.0.1:\(link.port)/0"),
+            on: MultiThreadedEventLoopGroup.singleton.next(),
+            commandTimeout: .seconds(2)
+        )
+        defer { Task { await connection.close() } }
+        #expect(try await connection.send(RedisCommand("PING")) == .status("PONG"))
+        link.sever()
+        let first = await #expect(throws: RedisError.self) { try await connection.send(RedisCommand("PING")) }
+        #expect(first?.code == .timeout)
+        // The timeout closed the connection; the next command must say so instead of waiting
+        // out its own timeout (that stalled the node's heartbeat for 5 s after a partition).
+        let second = await #expect(throws: RedisError.self) { try await connection.send(RedisCommand("PING")) }
+        #expect(second?.code == .connectionClosed)
+    }
+
     @Test("scripts run by digest: ours matches Redis's, and a flushed script cache falls back to the body once")
     func scriptsByDigest() async throws {
         let redis = try await RedisServerProcess.start()
