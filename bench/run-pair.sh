@@ -3,13 +3,15 @@
 # (REDIS_MODE=nostore: pure pub/sub, the gateway's shape), same load tool, same run.
 # Subscribers are split over both nodes; the producer posts to the first node.
 #   bench/run-pair.sh [idle] [fanout] [oneone] [peer]      (default: all four)
+#   peer-idle, peer-fanout, peer-oneone: one of the peer's scenarios
 # idle:   IDLE_CONNS (5,000) idle subscribers, own channel each: RSS per connection, connects/s
 # fanout: 1 channel x 1,000 subscribers, RATE (200) events/s for DUR (20) s: CPU per delivery
 # oneone: ONE_CONNS (2,000) subscribers on own channels, 64 publishing connections at max rate
 # peer:   the same scenarios against Nchan, right after
 # Results: bench/results/<stamp>-pair/ (git-ignored); bench/compare.py prints the table.
 # PERF=1 records a cpu-clock profile of the first node during each gateway scenario
-# (PERF_NODE=2: of the second, which only delivers).
+# (PERF_NODE=2: of the second, which only delivers). STRACE=1 counts that node's system
+# calls instead (strace -c -f; slows the node, so read the counts, not the timings).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -72,6 +74,9 @@ lg_gateway() {
   if [ "${PERF:-0}" = 1 ]; then
     perf record -e cpu-clock -F 999 -g -p "${pids[$((${PERF_NODE:-1} - 1))]}" -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
     perf_pid=$!
+  elif [ "${STRACE:-0}" = 1 ]; then
+    strace -c -f -p "${pids[$((${PERF_NODE:-1} - 1))]}" -o "$OUT/$name.strace.txt" &
+    perf_pid=$!
   fi
   timeout 900 "${LG[@]}" "$@" --pid "node1:${pids[0]}" --pid "node2:${pids[1]}" --pid "redis:$redis_pid" \
     --label "$name" --out "$OUT/$name.json" 2>&1 | tee -a "$OUT/$name.log"
@@ -84,8 +89,20 @@ lg_peer() {
   "$SHARED/nchan/stop.sh" >/dev/null 2>&1 || true
   NCHAN_RUN="$run" REDIS_MODE=nostore "$SHARED/nchan/start.sh" >>"$OUT/run.log"
   echo "=== $name" | tee -a "$OUT/run.log"
+  local strace_pid=""
+  local node_dir=node_a; [ "${PERF_NODE:-1}" = 2 ] && node_dir=node_b
+  # The worker, not the master: nginx's worker is the master's child.
+  local worker; worker="$(pgrep -P "$(cat "$run/$node_dir/nginx.pid")" | head -1)"
+  if [ "${PERF:-0}" = 1 ]; then
+    perf record -e cpu-clock -F 999 -g -p "$worker" -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
+    strace_pid=$!
+  elif [ "${STRACE:-0}" = 1 ]; then
+    strace -c -f -p "$worker" -o "$OUT/$name.strace.txt" &
+    strace_pid=$!
+  fi
   timeout 900 "${LG[@]}" "$@" --pid "node1:$(cat "$run/node_a/nginx.pid")" --pid "node2:$(cat "$run/node_b/nginx.pid")" \
     --pid "redis:$(cat "$run/redis.pid")" --label "$name" --out "$OUT/$name.json" 2>&1 | tee -a "$OUT/$name.log"
+  if [ -n "$strace_pid" ]; then kill -INT "$strace_pid"; wait "$strace_pid" 2>/dev/null || true; fi
   NCHAN_RUN="$run" "$SHARED/nchan/stop.sh" >/dev/null 2>&1 || true
 }
 
@@ -114,6 +131,11 @@ scen_peer() {
 for s in "$@"; do
   case "$s" in
     idle) scen_idle;; fanout) scen_fanout;; oneone) scen_oneone;; peer) scen_peer;;
+    peer-idle) stop_gateway; lg_peer nchan_idle "${NSUBS[@]}" -c "$IDLE_CONNS" --channels "$IDLE_CONNS" --idle "$IDLE";;
+    peer-fanout) stop_gateway; lg_peer nchan_fanout "${NSUBS[@]}" -c 1000 --channels 1 "${NPUB[@]}" --rate "$RATE" \
+        --duration "$DUR" --lat-sample 10;;
+    peer-oneone) stop_gateway; lg_peer nchan_oneone "${NSUBS[@]}" -c "$ONE_CONNS" --channels "$ONE_CONNS" "${NPUB[@]}" \
+        --rate 0 --pub-concurrency 64 --duration "$DUR";;
     *) echo "unknown scenario $s" >&2; exit 2;;
   esac
 done

@@ -89,7 +89,7 @@ package enum EventWireFormat {
         func userID(_ number: Int) throws(InvalidID) -> String? {
             let bytes = slice(number)
             guard !bytes.isEmpty else { return nil }
-            guard let text = String(validating: bytes, as: UTF8.self), Identifier.isValidUserID(text) else {
+            guard let text = UTF8Validation.string(bytes), Identifier.isValidUserID(text) else {
                 throw InvalidID()
             }
             return text

@@ -271,7 +271,7 @@ private struct JSONParser {
     }
 
     private func validatedString(_ bytes: UnsafeBufferPointer<UInt8>, offset: Int) throws(JSONParseError) -> String {
-        guard let string = String(validating: bytes, as: UTF8.self) else {
+        guard let string = UTF8Validation.string(bytes) else {
             throw JSONParseError(offset: offset, reason: "invalid UTF-8 in string")
         }
         return string

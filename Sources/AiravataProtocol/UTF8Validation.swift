@@ -9,6 +9,15 @@ package enum UTF8Validation {
         return isValid(Array(bytes))
     }
 
+    /// The string these bytes spell, or nil if they are not well-formed UTF-8. Used instead of
+    /// the standard library's `String(validating:as:)`, which runs unspecialised here (a
+    /// generic-metadata lookup per call: ~3% of an ingesting node's CPU, measured with perf).
+    @inlinable
+    package static func string(_ bytes: some Collection<UInt8>) -> String? {
+        guard isValid(bytes) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     package static func isValid(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { isValid($0) }
     }

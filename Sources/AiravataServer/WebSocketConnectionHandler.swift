@@ -42,6 +42,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var outlet: ConnectionOutlet?
     /// Its event loop's heartbeat ticker while the connection is admitted and open.
     private var ticker: HeartbeatTicker?
+    /// Its event loop's flusher: deliveries are written at once and flushed in a batch.
+    private var flusher: LoopFlusher?
+    /// Deliveries written and not flushed yet; the flusher will flush them.
+    private var flushDue = false
     private var closeTimer: Scheduled<Void>?
     /// Mirrors the channel's writability, so the hot path need not ask the channel.
     private var writable = true
@@ -314,7 +318,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
                 if let highWater, cursor <= highWater { return }
                 highWater = cursor
             }
-            write(frame)
+            write(frame, flush: flusher == nil)
         case .none:
             break
         }
@@ -326,13 +330,23 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     /// Writes bytes that are already a complete WebSocket frame, if the state machine lets
     /// them through: nothing after our close frame, nothing past the outbound budget.
-    private func write(_ bytes: ByteBuffer) {
+    /// - Parameter flush: false for live deliveries, which the loop's flusher flushes
+    ///   together once the deliveries already queued on the loop are written.
+    private func write(_ bytes: ByteBuffer, flush: Bool = true) {
         guard let context else { return }
         // Below the high watermark the queue is small: skip asking the channel.
         let buffered = writable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         switch machine.outbound(bytes: bytes.readableBytes, bufferedBytes: buffered, nowNanos: Self.nowNanos) {
         case .write:
-            (wire ?? context).writeAndFlush(NIOAny(bytes), promise: nil)
+            if flush {
+                (wire ?? context).writeAndFlush(NIOAny(bytes), promise: nil)
+            } else {
+                (wire ?? context).write(NIOAny(bytes), promise: nil)
+                if !flushDue, let flusher {
+                    flushDue = true
+                    flusher.flushSoon(self)
+                }
+            }
         case .drop:
             break
         case .sendClose(let close):
@@ -359,11 +373,19 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         let ticker = HeartbeatTicker.on(context.eventLoop, intervalNanos: machine.configuration.pingIntervalNanos)
         ticker.add(self)
         self.ticker = ticker
+        flusher = LoopFlusher.on(context.eventLoop)
     }
 
     private func stopHeartbeat() {
         ticker?.remove(self)
         ticker = nil
+    }
+
+    /// Called by the flusher, on this connection's loop.
+    func flushDeliveries() {
+        guard flushDue else { return }
+        flushDue = false
+        (wire ?? context)?.flush()
     }
 
     /// Called by the ticker, on this connection's loop.

@@ -99,7 +99,7 @@ package struct WebSocketRoute: Sendable, Equatable {
                 index = utf8.index(after: index)
             }
         }
-        return String(validating: bytes, as: UTF8.self)
+        return UTF8Validation.string(bytes)
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

@@ -1,3 +1,4 @@
+import AiravataProtocol
 import NIOCore
 import NIOWebSocket
 
@@ -47,7 +48,7 @@ extension WebSocketStateMachine {
         guard Self.isValidReceivedCloseCode(code) else {
             return echo(code: CloseCodes.protocolError, reason: "Invalid close code \(code)", nowNanos: nowNanos)
         }
-        guard String(validating: payload.readableBytesView, as: UTF8.self) != nil else {
+        guard UTF8Validation.isValid(payload.readableBytesView) else {
             return echo(code: CloseCodes.invalidPayload, reason: "Close reason is not valid UTF-8", nowNanos: nowNanos)
         }
         return echo(code: WebSocketErrorCode(codeNumber: Int(code)), reason: "", nowNanos: nowNanos)

@@ -1,4 +1,5 @@
 import AiravataCore
+import AiravataProtocol
 import NIOCore
 import NIOWebSocket
 
@@ -202,7 +203,7 @@ struct WebSocketStateMachine {
             return .none
         }
         state = .open(message: nil)
-        if message.isText, String(validating: message.payload.readableBytesView, as: UTF8.self) == nil {
+        if message.isText, !UTF8Validation.isValid(message.payload.readableBytesView) {
             return close(
                 code: CloseCodes.invalidPayload, reason: "Text message is not valid UTF-8", cause: .protocolViolation,
                 closeWhenWritten: false, nowNanos: nowNanos)

@@ -1,0 +1,47 @@
+import NIOCore
+import Synchronization
+
+/// Flushes, once per round, the connections of one event loop that were written to
+/// without a flush. An event is written to each interested connection by a task on that
+/// connection's loop; when several such tasks are queued (a pub/sub read that carried
+/// several events, or a loop that fell behind), each connection then gets one `writev`
+/// for all of them instead of one `write` each. The flush task is queued behind the work
+/// already waiting and no later, so no event waits for one that has not arrived yet.
+final class LoopFlusher {
+    /// Kept for the process's life, like the heartbeat tickers: one per loop.
+    private static let flushers = Mutex<[ObjectIdentifier: NIOLoopBound<LoopFlusher>]>([:])
+
+    private let loop: any EventLoop
+    private var due: [WebSocketConnectionHandler] = []
+    private var scheduled = false
+
+    /// The flusher of the current event loop; made on first use.
+    static func on(_ loop: any EventLoop) -> LoopFlusher {
+        loop.preconditionInEventLoop()
+        let key = ObjectIdentifier(loop)
+        if let existing = flushers.withLock({ $0[key] }) { return existing.value }
+        let flusher = LoopFlusher(loop: loop)
+        flushers.withLock { $0[key] = NIOLoopBound(flusher, eventLoop: loop) }
+        return flusher
+    }
+
+    private init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    /// Flushes `handler` once the tasks queued on this loop so far have run.
+    func flushSoon(_ handler: WebSocketConnectionHandler) {
+        due.append(handler)
+        guard !scheduled else { return }
+        scheduled = true
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        loop.execute { bound.value.flushDue() }
+    }
+
+    private func flushDue() {
+        scheduled = false
+        let handlers = due
+        due.removeAll(keepingCapacity: true)
+        for handler in handlers { handler.flushDeliveries() }
+    }
+}
