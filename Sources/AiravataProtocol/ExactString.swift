@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A string that equals another only when their UTF-8 bytes are equal.
 ///
 /// `String` compares and hashes by Unicode canonical equivalence: `"café"` spelled with
@@ -37,6 +43,16 @@ package struct ExactString: Hashable, Sendable, CustomStringConvertible, Express
 extension String {
     /// Byte equality, for identities; see `ExactString`.
     package func hasSameBytes(as other: String) -> Bool {
-        utf8.count == other.utf8.count && utf8.elementsEqual(other.utf8)
+        let (mine, theirs) = (utf8, other.utf8)
+        guard mine.count == theirs.count else { return false }
+        // Native strings are contiguous: one memcmp instead of walking both views by index
+        // (the walk was ~1.5% of an ingesting node, in member lookups).
+        let compared = mine.withContiguousStorageIfAvailable { lhs in
+            theirs.withContiguousStorageIfAvailable { rhs in
+                lhs.count == 0 || memcmp(lhs.baseAddress!, rhs.baseAddress!, lhs.count) == 0
+            }
+        }
+        if let compared, let compared { return compared }
+        return mine.elementsEqual(theirs)
     }
 }
