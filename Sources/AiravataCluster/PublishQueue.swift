@@ -139,11 +139,27 @@ final class PublishQueue: Sendable {
             }
             cursors = ids
         }
+        // One task per other loop, not one per request: a promise completed off its loop
+        // schedules a task of its own, and half the requests of a call live on another loop.
+        var here: [(EventLoopPromise<[String]>, [String])] = []
+        var elsewhere: [(loop: any EventLoop, answers: [(EventLoopPromise<[String]>, [String])])] = []
         var position = 0
         for waiter in batch {
             let count = waiter.events
-            waiter.promise.succeed(Array(cursors[position..<(position + count)]))
+            let answer = (waiter.promise, Array(cursors[position..<(position + count)]))
             position += count
+            let loop = waiter.promise.futureResult.eventLoop
+            if loop.inEventLoop {
+                here.append(answer)
+            } else if let index = elsewhere.firstIndex(where: { $0.loop === loop }) {
+                elsewhere[index].answers.append(answer)
+            } else {
+                elsewhere.append((loop, [answer]))
+            }
         }
+        for (loop, answers) in elsewhere {
+            loop.execute { for (promise, ids) in answers { promise.succeed(ids) } }
+        }
+        for (promise, ids) in here { promise.succeed(ids) }
     }
 }
