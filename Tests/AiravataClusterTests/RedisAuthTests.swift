@@ -42,8 +42,9 @@ struct RedisAuthTests {
         return (socket, try await socket.nextMessage())
     }
 
-    static func experiment(status: String) -> JSONValue {
+    static func experiment(status: String, id: String? = nil) -> JSONValue {
         .object([
+            "id": id.map { .string($0) } ?? .null,
             "type": .string("experiment_updated"),
             "data": .object([
                 "experiment": .object([
@@ -122,12 +123,19 @@ struct RedisAuthTests {
         try await redis.cli("ACL", "SETUSER", "default", "off")
         let admin = ["--user", "admin", "--pass", "admin-pass-1"]
         let url = "redis://gateway:gateway-pass-1@127.0.0.1:\(redis.port)/0"
-        let first = try Self.node("n1", redisURL: url)
+        // v2 from the start: under `automatic` a node writes v1 until its first heartbeat shows
+        // every node reads v2, which this test would finish before, never running the v2 script.
+        let first = try Self.node("n1", redisURL: url, extra: ["--bus-format", "v2"])
         defer { first.stop() }
-        let second = try Self.node("n2", redisURL: url)
+        let second = try Self.node("n2", redisURL: url, extra: ["--bus-format", "v2"])
         defer { second.stop() }
         do {
             try await Self.exercise(first, second)
+            // Events with producer ids take the deduplicating script: new, then a retry.
+            let service = try await TokenIssuer(hmacSecret: Self.secret).token(subject: "producer", roles: ["service"])
+            let event = Self.experiment(status: "QUEUED", id: "acl-retry-1")
+            try await first.publish(event, token: service)
+            try await second.publish(event, token: service)
         } catch {
             // What Redis refused explains the failure better than the symptom does.
             let denied = try await redis.cli(arguments: admin + ["ACL", "LOG"])
