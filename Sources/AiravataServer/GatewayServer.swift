@@ -217,7 +217,7 @@ package final class GatewayServer: Service {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
             // Each channel keeps its last receive buffer. NIO starts it at 2 KiB; an idle
             // WebSocket reads a handshake and a few small messages, so start smaller and let it
             // grow for the client that sends more.

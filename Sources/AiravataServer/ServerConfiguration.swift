@@ -34,6 +34,10 @@ package struct ServerConfiguration: Sendable {
     /// Connections that have not yet upgraded and authenticated, or sent an authenticated
     /// request: in total and per client address.
     package var pendingConnections = PendingConnectionGate.Limits()
+    /// TCP_NODELAY on client sockets: each write leaves at once. Off, the kernel holds a small
+    /// write while the previous one is unacknowledged and sends them together (Nagle), as
+    /// Nchan's WebSockets do: far fewer packets in fan-out, at up to a delayed ACK's wait.
+    package var tcpNoDelay = true
 
     package init(
         host: String = "0.0.0.0",

@@ -120,6 +120,7 @@ struct ServeSettings {
         server.rateLimit = try setting("rate-limit", command.rateLimit).number(default: server.rateLimit)
         server.pingIntervalSeconds = try setting("ping-interval", command.pingInterval)
             .duration(default: server.pingIntervalSeconds, minimum: 0.05)
+        server.tcpNoDelay = try setting("tcp-nodelay", command.tcpNodelay).boolean(default: server.tcpNoDelay)
         server.maxBodySize = try setting("max-body-size", command.maxBodySize)
             .integer(default: server.maxBodySize, range: 1024...(256 << 20))
         server.trustedProxies = try TrustedProxies(

@@ -35,6 +35,16 @@ struct SettingValue {
         return value
     }
 
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+    func boolean(default fallback: Bool) throws -> Bool {
+        guard let raw else { return fallback }
+        switch raw.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw ValidationError("\(source): expected true or false, got '\(raw)'")
+        }
+    }
+
     func number(default fallback: Double, minimum: Double = 0) throws -> Double {
         guard let raw else { return fallback }
         guard let value = Double(raw), value.isFinite, value >= minimum else {

@@ -30,11 +30,40 @@ struct CommandLineTests {
             "--host", "--port", "--redis-url", "--jwt-secret", "--jwt-public-key", "--jwks", "--jwt-issuer",
             "--jwt-audience", "--node-id", "--max-connections-per-user", "--max-connections-per-ip",
             "--max-connections", "--ping-interval", "--stats-interval", "--max-frame-size", "--rate-limit",
-            "--max-subscriptions", "--trusted-proxies", "--drain-delay", "--drain-timeout", "--dev",
+            "--max-subscriptions", "--trusted-proxies", "--drain-delay", "--drain-timeout", "--dev", "--tcp-nodelay",
         ] {
             #expect(output.contains(flag), "missing \(flag)")
         }
         #expect(output.contains("AIRAVATA_JWT_SECRET"))
+    }
+
+    @Test("--tcp-nodelay false: small frames sent back to back still all arrive, in order")
+    func nagle() async throws {
+        let secret = "tcp-nodelay-test-secret-that-is-long-enough-0123"
+        let node = try GatewayProcess.start(
+            arguments: [
+                "--tcp-nodelay", "false", "--stats-interval", "0", "--drain-delay", "0", "--log-level", "warning",
+            ],
+            environment: ["AIRAVATA_JWT_SECRET": secret])
+        defer { node.stop() }
+        try await node.waitFor("/healthz", toAnswer: 200)
+        let issuer = await TokenIssuer(hmacSecret: secret)
+        let socket = try await node.connect("/ws/user", token: try await issuer.token(subject: "alice"))
+        defer { socket.close() }
+        let notes = (1...20).map { sequence in
+            JSONValue.object([
+                "type": .string("user_notification"),
+                "data": .object([
+                    "userId": .string("alice"), "title": .string("note \(sequence)"), "level": .string("info"),
+                ]),
+            ])
+        }
+        // One request: the events leave the node together, the case Nagle joins into segments.
+        try await node.publish(.array(notes), token: try await issuer.token(subject: "producer", roles: ["service"]))
+        for sequence in 1...20 {
+            let delivered = try await socket.nextMessage(ofType: "user_notification")
+            #expect(delivered["data"]?["title"]?.stringValue == "note \(sequence)")
+        }
     }
 
     @Test("bad configuration stops the start with a message naming the setting")
@@ -51,6 +80,12 @@ struct CommandLineTests {
         )
         #expect(badDuration.0 != 0)
         #expect(badDuration.1.contains("AIRAVATA_PING_INTERVAL"))
+        let badNoDelay = try await Self.run(["serve", "--dev", "--tcp-nodelay", "maybe"])
+        #expect(badNoDelay.0 != 0)
+        #expect(badNoDelay.1.contains("--tcp-nodelay") && badNoDelay.1.contains("true or false"), "\(badNoDelay.1)")
+        let badNoDelayVariable = try await Self.run(["serve", "--dev"], environment: ["AIRAVATA_TCP_NODELAY": "2"])
+        #expect(badNoDelayVariable.0 != 0)
+        #expect(badNoDelayVariable.1.contains("AIRAVATA_TCP_NODELAY"))
         let badPort = try await Self.run(["serve", "--dev", "--port", "99999"])
         #expect(badPort.0 != 0)
         #expect(badPort.1.contains("--port"))
