@@ -24,6 +24,7 @@ SECRET="bench-secret-0123456789abcdef0123456789abcdef"
 REDIS_PORT="${REDIS_PORT:-16390}"
 GW_PORTS=(18091 18092)
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"   # absolute: the peer's scripts run from their own directory
 [ -x "$BIN" ] || { echo "build first: swift build -c release --product airavata-gateway" >&2; exit 1; }
 python3 -c 'import picows, uvloop, numpy' 2>/dev/null || pip install -q picows uvloop numpy
 
