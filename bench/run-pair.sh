@@ -68,20 +68,31 @@ for port in "${GW_PORTS[@]}"; do SUBS+=(--sub-url "ws://127.0.0.1:$port/ws/proje
 PUB=(--pub-url "http://127.0.0.1:${GW_PORTS[0]}/api/v1/events" --pub-header "Authorization: Bearer $SERVICE"
      --payload-file "$HERE/gateway-task-updated.json")
 
+# PERF=1 / STRACE=1: a cpu-clock profile or a system-call count of one process for a scenario.
+probe_pid=""
+probe_start() {
+  local pid="$1" name="$2"
+  probe_pid=""
+  if [ "${PERF:-0}" = 1 ]; then
+    perf record -e cpu-clock -F 999 -g -p "$pid" -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
+    probe_pid=$!
+  elif [ "${STRACE:-0}" = 1 ]; then
+    strace -c -f -p "$pid" -o "$OUT/$name.strace.txt" &
+    probe_pid=$!
+  fi
+}
+probe_stop() {
+  if [ -n "$probe_pid" ]; then kill -INT "$probe_pid"; wait "$probe_pid" 2>/dev/null || true; fi
+  probe_pid=""
+}
+
 lg_gateway() {
   local name="$1"; shift
   echo "=== $name" | tee -a "$OUT/run.log"
-  local perf_pid=""
-  if [ "${PERF:-0}" = 1 ]; then
-    perf record -e cpu-clock -F 999 -g -p "${pids[$((${PERF_NODE:-1} - 1))]}" -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
-    perf_pid=$!
-  elif [ "${STRACE:-0}" = 1 ]; then
-    strace -c -f -p "${pids[$((${PERF_NODE:-1} - 1))]}" -o "$OUT/$name.strace.txt" &
-    perf_pid=$!
-  fi
+  probe_start "${pids[$((${PERF_NODE:-1} - 1))]}" "$name"
   timeout 900 "${LG[@]}" "$@" --pid "node1:${pids[0]}" --pid "node2:${pids[1]}" --pid "redis:$redis_pid" \
     --label "$name" --out "$OUT/$name.json" 2>&1 | tee -a "$OUT/$name.log"
-  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
+  probe_stop
 }
 
 lg_peer() {
@@ -90,20 +101,12 @@ lg_peer() {
   "$SHARED/nchan/stop.sh" >/dev/null 2>&1 || true
   NCHAN_RUN="$run" REDIS_MODE=nostore "$SHARED/nchan/start.sh" >>"$OUT/run.log"
   echo "=== $name" | tee -a "$OUT/run.log"
-  local strace_pid=""
   local node_dir=node_a; [ "${PERF_NODE:-1}" = 2 ] && node_dir=node_b
   # The worker, not the master: nginx's worker is the master's child.
-  local worker; worker="$(pgrep -P "$(cat "$run/$node_dir/nginx.pid")" | head -1)"
-  if [ "${PERF:-0}" = 1 ]; then
-    perf record -e cpu-clock -F 999 -g -p "$worker" -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
-    strace_pid=$!
-  elif [ "${STRACE:-0}" = 1 ]; then
-    strace -c -f -p "$worker" -o "$OUT/$name.strace.txt" &
-    strace_pid=$!
-  fi
+  probe_start "$(pgrep -P "$(cat "$run/$node_dir/nginx.pid")" | head -1)" "$name"
   timeout 900 "${LG[@]}" "$@" --pid "node1:$(cat "$run/node_a/nginx.pid")" --pid "node2:$(cat "$run/node_b/nginx.pid")" \
     --pid "redis:$(cat "$run/redis.pid")" --label "$name" --out "$OUT/$name.json" 2>&1 | tee -a "$OUT/$name.log"
-  if [ -n "$strace_pid" ]; then kill -INT "$strace_pid"; wait "$strace_pid" 2>/dev/null || true; fi
+  probe_stop
   NCHAN_RUN="$run" "$SHARED/nchan/stop.sh" >/dev/null 2>&1 || true
 }
 
