@@ -271,7 +271,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let api = self.api
         let headers = head.headers
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        context.eventLoop.makeFutureWithLoopTask { await api.authenticatePublisher(headers) }
+        context.eventLoop.makeFutureWithTask { await api.authenticatePublisher(headers) }
             .whenSuccess { result in
                 let (handler, context) = bound.value
                 // Whatever happened meanwhile (a 413 from the same read), reading resumes.

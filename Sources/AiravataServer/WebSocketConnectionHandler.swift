@@ -95,7 +95,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         guard let route = self.route else { return }
         self.route = nil
         let ip = self.clientIP
-        let admission = context.eventLoop.makeFutureWithLoopTask {
+        let admission = context.eventLoop.makeFutureWithTask {
             await gateway.admit(
                 token: route.token, ip: ip, pathSubscription: route.subscription, resume: route.resume, sink: outlet)
         }
@@ -116,7 +116,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             metrics.connectionClosed()
             let gateway = self.gateway
             // The limiter may be remote (Redis); releasing must not hold up the loop.
-            context.eventLoop.makeFutureWithLoopTask { await gateway.disconnect(admitted) }
+            context.eventLoop.makeFutureWithTask { await gateway.disconnect(admitted) }
                 .whenComplete { _ in }
         }
         admission = .none
@@ -128,7 +128,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             // The client went away (or was closed) while we checked it: give its admission back.
             if case .success(let opening) = result {
                 let gateway = self.gateway
-                context?.eventLoop.makeFutureWithLoopTask { await gateway.disconnect(opening.admission) }
+                context?.eventLoop.makeFutureWithTask { await gateway.disconnect(opening.admission) }
                     .whenComplete { _ in }
             }
             admission = .none
@@ -253,7 +253,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         guard let context else { return }
         awaitingReply = true
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.makeFutureWithLoopTask { await work() }
+        context.eventLoop.makeFutureWithTask { await work() }
             .whenSuccess { envelope in
                 let handler = bound.value
                 handler.awaitingReply = false
@@ -295,7 +295,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             let gateway = self.gateway
             let statistics = self.statistics
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            context.eventLoop.makeFutureWithLoopTask { gateway.statusMessage(await statistics.current()) }
+            context.eventLoop.makeFutureWithTask { gateway.statusMessage(await statistics.current()) }
                 .whenSuccess { bound.value.send($0) }
         }
     }
