@@ -33,9 +33,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let api: GatewayHTTPAPI
     private let limits: Limits
     private var state = State.idle
+    /// The one scheduled task behind both clocks. Requests on a kept-alive connection start
+    /// and stop the clocks several times each; moving a deadline is a field write, and the
+    /// task, when it fires early, sleeps again until the current deadline.
     private var timer: Scheduled<Void>?
-    /// Which clock `timer` runs.
+    /// When `timer` fires.
+    private var timerDeadline = NIODeadline.distantFuture
+    /// Which clock runs, and until when.
     private var running: Clock?
+    private var deadline = NIODeadline.distantFuture
     /// Some bytes of a request arrived since the connection was accepted or last went idle.
     private var sawBytes = false
     /// The client behind a trusted proxy has been named to the pending-connection gate.
@@ -77,10 +83,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimer()
+        dropTimer()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimer()
+        dropTimer()
         context.fireChannelInactive()
     }
 
@@ -113,15 +121,35 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         cancelTimer()
         guard seconds > 0 else { return }
         running = clock
+        deadline = .now() + .nanoseconds(Int64(seconds * 1e9))
+        // A task due no later than the new deadline wakes in time and sleeps on; only a
+        // deadline earlier than the task's needs a new one.
+        if timer == nil || deadline < timerDeadline { arm(at: deadline, context: context) }
+    }
+
+    private func arm(at when: NIODeadline, context: ChannelHandlerContext) {
+        timer?.cancel()
+        timerDeadline = when
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
-            bound.value.handler.expired(clock, context: bound.value.context)
+        timer = context.eventLoop.scheduleTask(deadline: when) {
+            bound.value.handler.fired(context: bound.value.context)
+        }
+    }
+
+    private func fired(context: ChannelHandlerContext) {
+        timer = nil
+        timerDeadline = .distantFuture
+        guard let clock = running else { return }
+        if NIODeadline.now() < deadline {
+            arm(at: deadline, context: context)
+        } else {
+            expired(clock, context: context)
         }
     }
 
     private func expired(_ clock: Clock, context: ChannelHandlerContext) {
-        timer = nil
         running = nil
+        deadline = .distantFuture
         switch (clock, state) {
         case (.request, .receiving), (.request, .authenticating):
             api.requestTimedOut()
@@ -172,10 +200,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// How long a final answer may take to leave before the connection is closed anyway.
     private static let closeGrace = TimeAmount.seconds(2)
 
+    /// Stops the running clock. The scheduled task stays and finds nothing to do, unless a
+    /// clock started meanwhile.
     private func cancelTimer() {
+        running = nil
+        deadline = .distantFuture
+    }
+
+    /// Cancels the scheduled task itself: the connection is gone.
+    private func dropTimer() {
         timer?.cancel()
         timer = nil
-        running = nil
+        timerDeadline = .distantFuture
     }
 
     // MARK: Requests

@@ -206,6 +206,28 @@ struct HandshakeTests {
         }
     }
 
+    @Test("a request that stalls after a long idle pause still gets 408 at the request timeout, not the idle one")
+    func stalledAfterIdlePause() async throws {
+        // The handler keeps one timer task for both clocks and moves deadlines lazily: after
+        // the pause its task waits for the far idle deadline, and a request must pull it in.
+        var server = ServerConfiguration()
+        server.requestTimeoutSeconds = 1
+        server.idleTimeoutSeconds = 30
+        try await TestGateway.with(server: server) { node in
+            let socket = try await Self.holder(node)
+            defer { socket.close() }
+            // The pause itself is the scenario: longer than the request timeout.
+            try await Task.sleep(for: .milliseconds(1500))
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await socket.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n")
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(10))
+            #expect(text.contains("HTTP/1.1 408"), "\(text)")
+            #expect(closed, "a stalled request after a pause kept its connection")
+            #expect(clock.now - start < .seconds(6), "cut off after \(clock.now - start); request timeout is 1 s")
+        }
+    }
+
     @Test("an upgrade on a kept-alive connection whose request never ends is closed at the request timeout")
     func stalledUpgrade() async throws {
         var server = ServerConfiguration()
