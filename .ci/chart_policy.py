@@ -244,8 +244,9 @@ def check_flags(help_file, rendered_files):
 
 # Files a pod reads from a Secret the chart does not render (an existingSecret), by the
 # variable that names them: the smoke test makes stand-ins of the same kind.
+# A self-signed certificate is its own CA, so it also stands in for the Redis CA.
 STAND_IN_FILES = {"AIRAVATA_TLS_CERT": "certificate", "AIRAVATA_TLS_KEY": "private-key",
-                  "AIRAVATA_JWT_PUBLIC_KEY": "public-key"}
+                  "AIRAVATA_JWT_PUBLIC_KEY": "public-key", "AIRAVATA_REDIS_TLS_CA": "certificate"}
 
 
 def stand_in_keys(directory):
@@ -311,6 +312,7 @@ def smoke(rendered, binary):
                 items = secret.get("items")
                 existing[mount["mountPath"]] = [item["path"] for item in items] if items else None
         _, env = container_env(documents, container)
+        unknown = set()  # variables whose value is in a Secret the render only names
         for entry in container.get("env") or []:
             ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
             if ref and ref["name"] in secrets:
@@ -320,6 +322,7 @@ def smoke(rendered, binary):
             elif ref:
                 # An existing Secret: a stand-in long enough for any secret the gateway checks.
                 env[entry["name"]] = os.urandom(32).hex()
+                unknown.add(entry["name"])
             elif (entry.get("valueFrom") or {}).get("fieldRef"):
                 env[entry["name"]] = "smoke-pod"
         stand_ins, written = None, {}
@@ -346,7 +349,11 @@ def smoke(rendered, binary):
         port = free_port()
         env.update(AIRAVATA_HOST="127.0.0.1", AIRAVATA_PORT=str(port))
         if "AIRAVATA_REDIS_URL" in env:
-            env["AIRAVATA_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+            # Keep the render's scheme: the gateway takes --redis-tls-ca only with rediss://. A URL
+            # in an existing Secret is unknown; with a CA set it has to be rediss:// to start at all.
+            url = env["AIRAVATA_REDIS_URL"]
+            tls = url.startswith("rediss://") or ("AIRAVATA_REDIS_URL" in unknown and "AIRAVATA_REDIS_TLS_CA" in env)
+            env["AIRAVATA_REDIS_URL"] = f"{'rediss' if tls else 'redis'}://127.0.0.1:{free_port()}/0"
         if "AIRAVATA_REDIS_SENTINELS" in env:
             hosts = env["AIRAVATA_REDIS_SENTINELS"].split(",")
             check.expect(all(re.fullmatch(r"\s*[A-Za-z0-9.-]+:[0-9]+\s*", host) for host in hosts),

@@ -108,6 +108,18 @@ A value as plain text. Helm reads numbers from values files as float64, which wo
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
 {{- fail "tls.secretName (a kubernetes.io/tls Secret) is required with tls.enabled" }}
 {{- end }}
+{{- /* The gateway refuses --redis-tls-ca without a rediss:// URL; say so before the pods crash.
+  A URL in redis.existingSecret cannot be read here: the gateway checks that one at start. */}}
+{{- if .Values.redis.tls.caSecret }}
+{{- $mode := include "airavata.redisMode" . }}
+{{- if eq $mode "sentinel" }}
+{{- fail "redis.tls.caSecret needs a rediss:// URL: the gateway does not use TLS with Sentinel; set redis.url or redis.existingSecret instead of redis.sentinel.hosts, or leave redis.tls.caSecret empty" }}
+{{- else if ne $mode "url" }}
+{{- fail "redis.tls.caSecret needs a rediss:// URL in redis.url or redis.existingSecret" }}
+{{- else if and (not .Values.redis.existingSecret) (not (hasPrefix "rediss://" .Values.redis.url)) }}
+{{- fail "redis.tls.caSecret needs a rediss:// URL; redis.url does not start with rediss://" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Name and key of the Secret that holds the JWT key. */}}
