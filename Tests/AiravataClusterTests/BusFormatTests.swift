@@ -183,7 +183,7 @@ struct BusFormatTests {
                         let notice = "probe-\(sequence)"
                         try? await Self.deliverEverywhere(cluster, from: node, notice, to: listeners)
                         // Published before the clients got it, so the watcher has it by now or soon.
-                        let seen = await eventually(within: .seconds(5)) { !watcher.channels(carrying: notice).isEmpty }
+                        let seen = await eventually { !watcher.channels(carrying: notice).isEmpty }
                         both = both && seen && watcher.channels(carrying: notice) == [channel]
                     }
                     return both
@@ -199,7 +199,7 @@ struct BusFormatTests {
                 try await Self.deliverEverywhere(cluster, from: round % 2, "mixed-\(round)", to: listeners)
             }
             #expect(
-                await eventually(within: .seconds(5)) {
+                await eventually {
                     older.messages.all.filter { $0.payload.contains("mixed-") }.count == 4
                 })
             let legacy = older.messages.all.map(\.payload).filter { $0.contains("mixed-") }

@@ -80,7 +80,7 @@ struct ClusterCapacityTests {
             // A freed slot is taken again, on any node.
             storm.admitted.first?.close()
             #expect(
-                await eventually(within: .seconds(5)) {
+                await eventually {
                     let again = try? await Self.storm(cluster, nodes: 3, count: 1)
                     again?.admitted.forEach { $0.close() }
                     return again?.admitted.count == 1

@@ -88,7 +88,7 @@ struct ClusterLimitTests {
 
             // A clean close on a live node releases its count right away.
             sockets.removeLast().close()
-            let reopened = await eventually(within: .seconds(5)) {
+            let reopened = await eventually {
                 guard let socket = try? await cluster.connect(1, "/ws", user: "bob") else { return false }
                 sockets.append(socket)
                 return true

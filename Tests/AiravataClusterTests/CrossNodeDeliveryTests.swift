@@ -86,7 +86,7 @@ struct CrossNodeDeliveryTests {
             defer { [a, b, c].forEach { $0.close() } }
             for node in 0..<3 { try await cluster.publish(node, ClusterEvents.system("n\(node)")) }
             // Within one reporting interval (1 s) every node reports 3 connections and 3 events.
-            let agreed = await eventually(within: .seconds(5)) {
+            let agreed = await eventually {
                 var totals: [String] = []
                 for node in 0..<3 {
                     guard let stats = try? await cluster.stats(node) else { return false }

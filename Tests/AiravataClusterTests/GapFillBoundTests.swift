@@ -199,7 +199,7 @@ struct GapFillBoundTests {
         #expect(all, "delivered \(cursors.count) of \(total) events once the log answered")
         #expect(zip(cursors, cursors.dropFirst()).allSatisfy { $0 < $1 }, "events out of order or duplicated")
         // The log delivers them before the fill lets go of what it held.
-        let released = await eventually(within: .seconds(5)) { bus.health().heldMessages == 0 }
+        let released = await eventually { bus.health().heldMessages == 0 }
         #expect(released, "still holding \(bus.health().heldMessages) messages after the fill")
     }
 }

@@ -91,7 +91,7 @@ struct LocalClusterScriptTests {
         let (stopStatus, stopOutput) = try await Self.run("cluster/stop.sh", [], environment: environment)
         #expect(stopStatus == 0, "stop.sh failed:\n\(stopOutput)")
         // An orphan is reaped by init a moment after it exits; allow that moment.
-        let ended = await eventually(within: .seconds(5)) { pids.values.allSatisfy { hasEnded(pid: $0) } }
+        let ended = await eventually { pids.values.allSatisfy { hasEnded(pid: $0) } }
         let running = pids.filter { !hasEnded(pid: $0.value) }.map { "\($0.key) (pid \($0.value))" }.sorted()
         #expect(ended, "still running after stop.sh: \(running)")
         let open = ports.filter { isListeningLoopbackPort($0.value) }.map { "\($0.key) on \($0.value)" }.sorted()

@@ -107,7 +107,7 @@ struct MetricsTruthTests {
         try await ClusterHarness.with(nodes: 1) { cluster in
             // The round trip is measured by the node's statistics write, once a second.
             #expect(
-                await eventually(within: .seconds(5)) {
+                await eventually {
                     (try? await Self.metrics(cluster, 0).value("airavata_redis_roundtrip_seconds")) != nil
                 })
             let exposition = try await Self.metrics(cluster, 0)
@@ -143,7 +143,7 @@ struct MetricsTruthTests {
             let admin = try await cluster.token("ops", roles: ["admin"])
             // Reports are shared once a second: wait for both nodes' current counts.
             var view = JSONValue.null
-            let settled = await eventually(within: .seconds(5)) {
+            let settled = await eventually {
                 guard
                     let response = try? await http.request(
                         method: "GET", path: "/api/v1/cluster", headers: [("authorization", "Bearer \(admin)")]),

@@ -55,18 +55,18 @@ struct PublishQueueTests {
         #expect(calls.answer(0, first: 0) == [[1]])
         #expect(try await first.get() == ["1-0"])
         // The next call carries both waiting requests, in arrival order.
-        #expect(await eventually(within: .seconds(5)) { calls.count == 2 })
+        #expect(await eventually { calls.count == 2 })
         #expect(calls.answer(1, first: 1) == [[2], [3], [4]])
         #expect(try await second.get() == ["1-1", "1-2"])
         #expect(try await third.get() == ["1-3"])
 
         // A reply that does not fit fails every request of its call; the queue goes on.
         let fourth = queue.publish([[5], [6]], on: calls.loop)
-        #expect(await eventually(within: .seconds(5)) { calls.count == 3 })
+        #expect(await eventually { calls.count == 3 })
         let fifth = queue.publish([[7]], on: calls.loop)
         calls.answerShort(2)
         await #expect(throws: EventBusUnavailableError.self) { try await fourth.get() }
-        #expect(await eventually(within: .seconds(5)) { calls.count == 4 })
+        #expect(await eventually { calls.count == 4 })
         #expect(calls.answer(3, first: 20) == [[7]])
         #expect(try await fifth.get() == ["1-20"])
     }

@@ -27,7 +27,7 @@ struct HandshakeTests {
         let socket = try await RawTCP.connect(port: node.port)
         defer { socket.close() }
         try await socket.send(request)
-        let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+        let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(15))
         #expect(text.hasPrefix("HTTP/1.1 \(status)"), "expected one \(status) answer, got: \(text.prefix(300))")
         #expect(closed, "expected the server to close after its \(status); it kept the connection open")
         #expect(text.components(separatedBy: "HTTP/1.1 ").count == 2, "expected exactly one response: \(text)")
@@ -84,7 +84,7 @@ struct HandshakeTests {
             let first = try await socket.read(until: "\"ok\"")
             #expect(first.hasPrefix("HTTP/1.1 200"), "\(first)")
             try await socket.send(Self.upgrade(extra: ["Sec-WebSocket-Version: 8", "Sec-WebSocket-Key: \(Self.key)"]))
-            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(15))
             #expect(text.contains("HTTP/1.1 426"), "\(text)")
             #expect(closed)
         }
@@ -101,7 +101,7 @@ struct HandshakeTests {
             try await socket.send("GET /heal")
             let clock = ContinuousClock()
             let start = clock.now
-            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(15))
             #expect(text.hasPrefix("HTTP/1.1 408"), "\(text)")
             #expect(closed)
             #expect(clock.now - start < .seconds(8), "closed after \(clock.now - start), timeout is 2 s")
@@ -116,13 +116,13 @@ struct HandshakeTests {
         try await TestGateway.with(server: server) { node in
             let silent = try await RawTCP.connect(port: node.port)
             defer { silent.close() }
-            let (_, silentClosed) = try await silent.readUntilClosed(timeout: .seconds(5))
+            let (_, silentClosed) = try await silent.readUntilClosed(timeout: .seconds(15))
             #expect(silentClosed, "a connection that never sent a byte stayed open")
 
             let kept = try await RawTCP.connect(port: node.port)
             defer { kept.close() }
             try await kept.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            let (text, keptClosed) = try await kept.readUntilClosed(timeout: .seconds(5))
+            let (text, keptClosed) = try await kept.readUntilClosed(timeout: .seconds(15))
             #expect(text.hasPrefix("HTTP/1.1 200"), "\(text)")
             #expect(text.lowercased().contains("connection: keep-alive"), "\(text)")
             #expect(keptClosed, "an idle kept-alive connection stayed open")
@@ -153,7 +153,7 @@ struct HandshakeTests {
             defer { for holder in holders { holder.close() } }
             // The fourth unauthenticated one is closed at once, without an answer.
             let fourth = try await RawTCP.connect(port: node.port)
-            let (text, closed) = try await fourth.readUntilClosed(timeout: .seconds(5))
+            let (text, closed) = try await fourth.readUntilClosed(timeout: .seconds(15))
             #expect(closed, "a fourth pending connection from one address was let in")
             #expect(text.isEmpty, "\(text)")
             // Once one holder leaves, clients get in again.
@@ -181,7 +181,7 @@ struct HandshakeTests {
             let third = try await RawTCP.connect(port: node.port)
             defer { third.close() }
             try await third.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n")
-            let (text, closed) = try await third.readUntilClosed(timeout: .seconds(5))
+            let (text, closed) = try await third.readUntilClosed(timeout: .seconds(15))
             #expect(closed && !text.contains("HTTP/1.1"), "a third connection for one forwarded client got: \(text)")
             // Another client behind the same proxy, and the proxy itself, are not held up.
             let other = try await Self.holder(node, forwardedFor: "203.0.113.10")
@@ -200,7 +200,7 @@ struct HandshakeTests {
             let socket = try await Self.holder(node)
             defer { socket.close() }
             try await socket.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n")
-            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(15))
             #expect(text.contains("HTTP/1.1 408"), "\(text)")
             #expect(closed, "a stalled second request kept its connection")
         }
@@ -237,7 +237,7 @@ struct HandshakeTests {
             let socket = try await Self.holder(node)
             defer { socket.close() }
             try await socket.send(Self.upgrade(extra: Self.validKey + ["Content-Length: 5"]))
-            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(5))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(15))
             #expect(!text.contains("101"), "\(text)")
             #expect(closed, "an upgrade request without its body kept the connection")
         }

@@ -91,7 +91,7 @@ struct LimitTests {
             #expect(limited > 0)
             #expect(pongs + limited == 30)
             // Still open: once the bucket refills a ping is answered again.
-            let answered = try await eventually(within: .seconds(5)) {
+            let answered = try await eventually {
                 try await socket.send(.object(["type": .string("ping")]))
                 let reply = try await socket.nextMessage()
                 return reply["type"]?.stringValue == "pong"
