@@ -95,7 +95,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         guard let route = self.route else { return }
         self.route = nil
         let ip = self.clientIP
-        let admission = context.eventLoop.makeFutureWithTask {
+        let admission = context.eventLoop.makeFutureWithLoopTask {
             await gateway.admit(
                 token: route.token, ip: ip, pathSubscription: route.subscription, resume: route.resume, sink: outlet)
         }

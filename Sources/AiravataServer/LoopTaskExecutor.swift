@@ -1,0 +1,47 @@
+import NIOCore
+import Synchronization
+
+/// Runs a task's jobs on one NIO event loop instead of Swift's cooperative pool.
+///
+/// A connection's admission is async (token, limiter, session), started from its loop and
+/// answered on it. As a plain task every step hopped threads: loop → pool to start, Redis's
+/// loop → pool at each reply, pool → loop with the answer, each a wake-up; on a busy node the
+/// context switches cost more than the work (a connect storm's profile). With this executor
+/// the task starts on the connection's loop and its awaits resume there.
+final class LoopTaskExecutor: TaskExecutor {
+    /// One per loop, kept for the process's life, like the heartbeat tickers.
+    private static let executors = Mutex<[ObjectIdentifier: LoopTaskExecutor]>([:])
+
+    let loop: any EventLoop
+
+    private init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    static func on(_ loop: any EventLoop) -> LoopTaskExecutor {
+        executors.withLock { executors in
+            if let existing = executors[ObjectIdentifier(loop)] { return existing }
+            let executor = LoopTaskExecutor(loop: loop)
+            executors[ObjectIdentifier(loop)] = executor
+            return executor
+        }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
+
+extension EventLoop {
+    /// `makeFutureWithTask`, with the task's jobs run on this loop (see `LoopTaskExecutor`).
+    func makeFutureWithLoopTask<Value: Sendable>(
+        _ body: @escaping @Sendable () async -> Value
+    ) -> EventLoopFuture<Value> {
+        let promise = makePromise(of: Value.self)
+        Task(executorPreference: LoopTaskExecutor.on(self)) {
+            promise.succeed(await body())
+        }
+        return promise.futureResult
+    }
+}
