@@ -13,6 +13,10 @@ import Synchronization
 /// lost or repeated across the reconnect, and keeps track of its explicit subscriptions so
 /// that it can restore them itself when the session could not be resumed.
 ///
+/// A token the server refuses before admission (close code 1008) would be refused forever:
+/// the token function is asked once more, and if it returns the same token, or the fresh one
+/// is refused too, the client stops and reports `disconnected` with `retryIn: nil`.
+///
 /// Callbacks run on the connection's event loop, one at a time and in arrival order.
 public final class GatewayClient: Sendable {
     private struct State {
@@ -32,6 +36,13 @@ public final class GatewayClient: Sendable {
         var resuming = false
         /// Why the next admission cannot resume (reported as `recoveryFailed`).
         var sessionLost: String?
+        /// The token of the attempt under way.
+        var attemptToken: String?
+        /// This attempt's refusal was about the session (another user's), not the token.
+        var attemptSessionRefused = false
+        /// A token the server refused at the door (1008 before admission), kept while the
+        /// token function gets its one chance to bring a fresh one.
+        var refusedToken: String?
     }
 
     private let configuration: Configuration
@@ -109,6 +120,10 @@ public final class GatewayClient: Sendable {
                 outcome.reason = "\(error)"
             }
             if state.withLock({ $0.stopped }) { break }
+            if outcome.final || refusedForGood(outcome) {
+                onEvent(.disconnected(code: outcome.code, reason: outcome.reason, retryIn: nil))
+                break
+            }
             if outcome.admitted {
                 attempts = 0
                 delay = configuration.initialBackoff
@@ -134,6 +149,25 @@ public final class GatewayClient: Sendable {
         var code: UInt16?
         var reason: String
         var admitted: Bool
+        /// Nothing to retry: the client stops.
+        var final = false
+    }
+
+    /// The policy-violation close: refused at the door (a bad or expired token, or a path the
+    /// token may not see).
+    static let policyViolation: UInt16 = 1008
+
+    /// Whether a refusal at the door ends the client. The token function gets one chance to
+    /// bring a new token; a second refusal, whatever the token, is final. A refused session
+    /// (another user's) is not the token's fault: the next attempt starts afresh instead.
+    private func refusedForGood(_ outcome: Closed) -> Bool {
+        guard outcome.code == Self.policyViolation, !outcome.admitted else { return false }
+        return state.withLock { state in
+            if state.attemptSessionRefused { return false }
+            if state.refusedToken != nil { return true }
+            state.refusedToken = state.attemptToken
+            return false
+        }
     }
 
     /// One connection, from dialling to its end.
@@ -144,6 +178,18 @@ public final class GatewayClient: Sendable {
             return state.attempt
         }
         let token = try await configuration.token()
+        let repeated = state.withLock { state in
+            state.attemptToken = token
+            state.attemptSessionRefused = false
+            return state.refusedToken == token
+        }
+        if repeated {
+            // Dialling would only hear the same refusal.
+            return Closed(
+                code: Self.policyViolation,
+                reason: "token refused, and the token function returned the same token again",
+                admitted: false, final: true)
+        }
         var query = "token=\(Self.percentEncoded(token))"
         let resume = configuration.resume
         let (sessionID, cursor) = state.withLock { state in
@@ -242,6 +288,7 @@ public final class GatewayClient: Sendable {
             state.channel = channel
             state.dialing = nil
             state.attemptAdmitted = true
+            state.refusedToken = nil
             state.sessionID = sessionID
             if let cursor = envelope.cursor { state.cursor = cursor }
             let missing = state.subscriptions.filter { wanted in
@@ -294,6 +341,7 @@ public final class GatewayClient: Sendable {
         else { return }
         state.withLock { state in
             guard state.resuming else { return }
+            state.attemptSessionRefused = true
             state.sessionID = nil
             state.cursor = nil
             state.sessionLost = "session_refused"

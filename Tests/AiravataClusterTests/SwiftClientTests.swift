@@ -15,6 +15,7 @@ struct SwiftClientTests {
             var events: [Envelope] = []
             var connections: [(node: String, resumed: Bool)] = []
             var failures: [String] = []
+            var disconnects: [(code: UInt16?, retryIn: Duration?)] = []
         }
 
         let log = Mutex(Log())
@@ -25,6 +26,7 @@ struct SwiftClientTests {
                 case .connected(_, let node, let resumed): log.connections.append((node, resumed))
                 case .message(let envelope) where envelope.cursor != nil: log.events.append(envelope)
                 case .recoveryFailed(let reason): log.failures.append(reason)
+                case .disconnected(let code, _, let retryIn): log.disconnects.append((code, retryIn))
                 default: break
                 }
             }
@@ -33,6 +35,9 @@ struct SwiftClientTests {
         var events: [Envelope] { log.withLock { $0.events } }
         var connections: [(node: String, resumed: Bool)] { log.withLock { $0.connections } }
         var failures: [String] { log.withLock { $0.failures } }
+        var disconnects: [(code: UInt16?, retryIn: Duration?)] { log.withLock { $0.disconnects } }
+        /// Whether the client reported that it stopped for good.
+        var gaveUp: Bool { disconnects.contains { $0.retryIn == nil } }
 
         /// The `completedTasks` numbers of the progress events received, in arrival order.
         var sequence: [Int] {
@@ -129,6 +134,79 @@ struct SwiftClientTests {
             #expect(!recorder.sequence.contains(1), "the gap event arrived without resume: \(recorder.sequence)")
             #expect(recorder.failures == ["resume_disabled"], "the client says the gap could not be recovered")
             #expect(client.subscriptions == [.init(.experiment, "exp-2")])
+        }
+    }
+
+    /// Tokens handed out by a token function, in order; the last one repeats.
+    final class TokenSource: Sendable {
+        private let tokens: Mutex<(list: [String], calls: Int)>
+        init(_ tokens: [String]) { self.tokens = Mutex((tokens, 0)) }
+        func next() -> String {
+            tokens.withLock { state in
+                defer { state.calls += 1 }
+                return state.list[min(state.calls, state.list.count - 1)]
+            }
+        }
+        var calls: Int { tokens.withLock { $0.calls } }
+    }
+
+    /// A token whose signature the node refuses (1008 before admission).
+    static func forged(_ cluster: ClusterHarness, _ user: String) async throws -> String {
+        let token = try await cluster.token(user, projects: ["proj-1"])
+        return String(token.dropLast(4)) + (token.hasSuffix("AAAA") ? "BBBB" : "AAAA")
+    }
+
+    static func refusalClient(_ cluster: ClusterHarness, tokens: TokenSource, recorder: Recorder) -> GatewayClient {
+        var configuration = GatewayClient.Configuration(
+            host: "127.0.0.1", port: cluster.node(0).port, path: "/ws"
+        ) { tokens.next() }
+        configuration.initialBackoff = .milliseconds(50)
+        configuration.maximumBackoff = .milliseconds(200)
+        let client = GatewayClient(configuration: configuration) { recorder.record($0) }
+        client.start()
+        return client
+    }
+
+    @Test("a token refused at the door (1008) is not retried forever: the same token again stops the client")
+    func refusedTokenStops() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            let tokens = TokenSource([try await Self.forged(cluster, "alice")])
+            let recorder = Recorder()
+            let client = Self.refusalClient(cluster, tokens: tokens, recorder: recorder)
+            let stopped = await eventually { recorder.gaveUp }
+            await client.stop()
+            #expect(stopped, "the client kept retrying a refused token: \(recorder.disconnects)")
+            // One refusal with a retry (the token function's chance), then the end without a dial.
+            #expect(recorder.disconnects.map(\.code) == [1008, 1008], "\(recorder.disconnects)")
+            #expect(recorder.disconnects.first?.retryIn != nil)
+            #expect(tokens.calls == 2, "the token function was asked \(tokens.calls) times")
+            #expect(recorder.connections.isEmpty)
+        }
+    }
+
+    @Test("after a refusal the token function's fresh token is tried: a valid one connects, a refused one stops")
+    func freshTokenAfterRefusal() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            let good = try await cluster.token("alice", projects: ["proj-1"])
+            let recovering = TokenSource([try await Self.forged(cluster, "alice"), good])
+            let recorder = Recorder()
+            let client = Self.refusalClient(cluster, tokens: recovering, recorder: recorder)
+            let connected = await eventually { recorder.connections.count == 1 }
+            await client.stop()
+            #expect(connected, "a valid token after a refused one did not connect: \(recorder.disconnects)")
+            #expect(recorder.disconnects.first?.code == 1008)
+
+            let forgedTwice = TokenSource([
+                try await Self.forged(cluster, "alice"), try await Self.forged(cluster, "bob"),
+                good,
+            ])
+            let second = Recorder()
+            let stubborn = Self.refusalClient(cluster, tokens: forgedTwice, recorder: second)
+            let stopped = await eventually { second.gaveUp }
+            await stubborn.stop()
+            #expect(stopped, "a second refused token did not stop the client: \(second.disconnects)")
+            #expect(forgedTwice.calls == 2, "asked for a third token after two refusals")
+            #expect(second.connections.isEmpty)
         }
     }
 }
