@@ -33,6 +33,10 @@ final class GatewayHTTPAPI: Sendable {
         metrics.httpRefused(.timeout)
     }
 
+    func requestsFlooded() {
+        metrics.httpRefused(.pipelined)
+    }
+
     func upgradeRefused(_ status: HTTPResponseStatus) {
         metrics.httpRefused(.badUpgrade)
     }

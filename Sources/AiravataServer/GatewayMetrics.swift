@@ -338,4 +338,6 @@ enum HTTPRefusal: String, CaseIterable {
     /// Too many connections not yet authenticated, in total or from one address.
     case pendingTotal = "pending_total"
     case pendingPerIP = "pending_per_ip"
+    /// More requests pipelined behind an unanswered one than a connection may hold.
+    case pipelined
 }

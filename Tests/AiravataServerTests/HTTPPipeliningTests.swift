@@ -1,0 +1,108 @@
+import AiravataCore
+import AiravataProtocol
+import AiravataTestSupport
+import Foundation
+import Testing
+
+/// HTTP/1.1 pipelining, answered by the gateway's own request handler (NIO's pipelining
+/// handler is not used: it withheld reads around every request): every request that arrives
+/// while another is answered is answered after it, in order, and nothing is lost.
+@Suite("HTTP/1.1 pipelining: answers in order, nothing dropped")
+struct HTTPPipeliningTests {
+    /// The status lines and bodies of `count` responses read from `socket`, in order.
+    static func responses(_ socket: RawTCP, count: Int) async throws -> [(status: String, body: String)] {
+        var parsed: [(String, String)] = []
+        _ = await eventually {
+            // Everything received so far (`read(until: "")` returns at once).
+            parsed = Self.split((try? await socket.read(until: "", timeout: .seconds(1))) ?? "")
+            return parsed.count >= count
+        }
+        return parsed
+    }
+
+    /// Splits a stream of responses by their content-length.
+    static func split(_ text: String) -> [(String, String)] {
+        var responses: [(String, String)] = []
+        var rest = Substring(text)
+        while let headEnd = rest.range(of: "\r\n\r\n") {
+            let head = rest[..<headEnd.lowerBound]
+            let status = String(head).components(separatedBy: "\r\n").first ?? ""
+            let length =
+                head.split(separator: "\r\n")
+                .first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+            let bodyStart = headEnd.upperBound
+            guard rest.utf8.distance(from: bodyStart, to: rest.endIndex) >= length else { break }
+            let bodyEnd = rest.utf8.index(bodyStart, offsetBy: length)
+            responses.append((status, String(rest[bodyStart..<bodyEnd])))
+            rest = rest[bodyEnd...]
+        }
+        return responses
+    }
+
+    @Test("three requests in one write, one of them an event that waits for the bus: three answers, in order")
+    func inOrder() async throws {
+        try await TestGateway.with { node in
+            let token = try await node.serviceToken()
+            let event = Events.system(note: "pipelined").jsonString
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            let requests =
+                "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                + "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(event.utf8.count)\r\n\r\n\(event)"
+                + "GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            try await socket.send(requests)
+            let answers = try await Self.responses(socket, count: 3)
+            #expect(answers.map(\.status) == ["HTTP/1.1 200 OK", "HTTP/1.1 202 Accepted", "HTTP/1.1 200 OK"])
+            #expect(answers.first?.body.contains("\"ok\"") == true, "\(answers)")
+            #expect(answers.dropFirst().first?.body.contains("\"accepted\":1") == true, "\(answers)")
+            #expect(answers.last?.body.contains("ready") == true, "\(answers)")
+        }
+    }
+
+    @Test("a burst of 200 pipelined events is answered 200 times, in order, and all are accepted")
+    func burst() async throws {
+        try await TestGateway.with { node in
+            let token = try await node.serviceToken()
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            var requests = ""
+            for index in 0..<200 {
+                let event = Events.system(note: "burst-\(index)").jsonString
+                requests +=
+                    "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: \(event.utf8.count)\r\n\r\n\(event)"
+            }
+            try await socket.send(requests)
+            let answers = try await Self.responses(socket, count: 200)
+            #expect(answers.count == 200)
+            #expect(answers.allSatisfy { $0.status == "HTTP/1.1 202 Accepted" }, "\(answers.map(\.status))")
+            // Cursors grow: the events were accepted in the order they were sent.
+            let cursors = answers.compactMap { answer -> String? in
+                (try? JSONValue(parsing: answer.body))?["cursors"]?.arrayValue?.first?.stringValue
+            }
+            #expect(cursors.count == 200)
+            let parsed = cursors.compactMap(EventCursor.init)
+            #expect(parsed.count == 200 && zip(parsed, parsed.dropFirst()).allSatisfy { $0 < $1 }, "\(cursors)")
+        }
+    }
+
+    @Test("an upgrade pipelined behind a plain request is answered after it (200, then 101)")
+    func upgradeBehindRequest() async throws {
+        try await TestGateway.with { node in
+            let token = try await node.token("alice")
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            try await socket.send(
+                "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                    + "GET /ws?token=\(token) HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                    + "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            let text = try await socket.read(until: "101 Switching Protocols", timeout: .seconds(15))
+            let ok = try #require(text.range(of: "HTTP/1.1 200"))
+            let switched = try #require(text.range(of: "HTTP/1.1 101"))
+            #expect(ok.lowerBound < switched.lowerBound, "\(text)")
+        }
+    }
+}
