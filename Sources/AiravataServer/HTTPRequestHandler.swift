@@ -59,6 +59,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var readingOff = false
     /// The hand-off point of an upgrade that arrived on a kept-alive connection.
     private var relay: Relay?
+    /// Held requests are being replayed: an answer made at once (a refusal, a health check)
+    /// returns to the loop below instead of replaying the next request one stack frame deeper.
+    private var releasing = false
 
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
@@ -264,6 +267,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Replays held requests once the one before them has been answered, up to the next
     /// request that must wait in turn.
     private func releaseHeld(context: ChannelHandlerContext) {
+        guard !releasing else { return }
+        releasing = true
+        defer { releasing = false }
         while let next = held.first {
             if case .handedOff = state, let relay {
                 // The rest of an upgrade that waited behind a request goes to its handler.

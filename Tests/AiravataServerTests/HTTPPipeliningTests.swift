@@ -1,3 +1,4 @@
+import AiravataClient
 import AiravataCore
 import AiravataProtocol
 import AiravataTestSupport
@@ -85,6 +86,28 @@ struct HTTPPipeliningTests {
             #expect(cursors.count == 200)
             let parsed = cursors.compactMap(EventCursor.init)
             #expect(parsed.count == 200 && zip(parsed, parsed.dropFirst()).allSatisfy { $0 < $1 }, "\(cursors)")
+        }
+    }
+
+    @Test("1,000 pipelined requests answered at once (bad JSON: 400 each) are all answered, in order")
+    func immediateAnswers() async throws {
+        try await TestGateway.with { node in
+            let token = try await node.serviceToken()
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            var requests = ""
+            for index in 0..<1000 {
+                let body = "not json \(index)"
+                requests +=
+                    "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            }
+            try await socket.send(requests)
+            let answers = try await Self.responses(socket, count: 1000)
+            #expect(answers.count == 1000)
+            #expect(answers.allSatisfy { $0.status == "HTTP/1.1 400 Bad Request" }, "\(Set(answers.map(\.status)))")
+            #expect(socket.isOpen, "the node closed a connection whose requests it answered")
+            #expect(try await node.http.request(method: "GET", path: "/healthz").status == 200)
         }
     }
 
