@@ -16,7 +16,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum State {
+    enum State {
         case idle
         /// `publisher` is the producer proven by an ingestion request's token.
         case receiving(HTTPRequestHead, ByteBuffer, publisher: Principal?)
@@ -30,9 +30,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case handedOff
     }
 
-    private let api: GatewayHTTPAPI
+    let api: GatewayHTTPAPI
     private let limits: Limits
-    private var state = State.idle
+    var state = State.idle
     /// The one scheduled task behind both clocks. Requests on a kept-alive connection start
     /// and stop the clocks several times each; moving a deadline is a field write, and the
     /// task, when it fires early, sleeps again until the current deadline.
@@ -50,18 +50,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Parts of requests that arrived while an earlier request was still being answered
     /// (HTTP/1.1 pipelining), in order, replayed once it has been answered. Reading stops
     /// while any are held, so only what the reads so far brought waits here.
-    private var held = CircularBuffer<HTTPServerRequestPart>()
+    var held = CircularBuffer<HTTPServerRequestPart>()
     /// More than this many held parts is a client flooding us with requests: it is cut off.
     static let maxHeldParts = 8192
     /// Reading is paused while an ingestion token is checked.
-    private var pausedForToken = false
+    var pausedForToken = false
     /// What this handler last set `autoRead` to, inverted.
-    private var readingOff = false
+    var readingOff = false
     /// The hand-off point of an upgrade that arrived on a kept-alive connection.
-    private var relay: Relay?
+    var relay: Relay?
     /// Held requests are being replayed: an answer made at once (a refusal, a health check)
     /// returns to the loop below instead of replaying the next request one stack frame deeper.
-    private var releasing = false
+    var releasing = false
 
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
@@ -246,55 +246,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         handle(part, context: context)
     }
 
-    /// A request is between its head and the end of its answer.
-    private var isAnswering: Bool {
-        switch state {
-        case .idle, .handedOff: false
-        case .receiving, .authenticating, .discarding, .responding: true
-        }
-    }
-
-    private func hold(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        guard held.count < Self.maxHeldParts else {
-            api.requestsFlooded()
-            context.close(promise: nil)
-            return
-        }
-        held.append(part)
-        if held.count == 1 { syncReading(context: context) }
-    }
-
-    /// Replays held requests once the one before them has been answered, up to the next
-    /// request that must wait in turn.
-    private func releaseHeld(context: ChannelHandlerContext) {
-        guard !releasing else { return }
-        releasing = true
-        defer { releasing = false }
-        while let next = held.first {
-            if case .handedOff = state, let relay {
-                // The rest of an upgrade that waited behind a request goes to its handler.
-                held.removeFirst()
-                if let relayContext = try? context.pipeline.syncOperations.context(handler: relay) {
-                    relayContext.fireChannelRead(NIOAny(next))
-                }
-                continue
-            }
-            if next.isHead, isAnswering { break }
-            held.removeFirst()
-            handle(next, context: context)
-        }
-        syncReading(context: context)
-    }
-
-    /// Reading runs unless a token is being checked or requests are held.
-    private func syncReading(context: ChannelHandlerContext) {
-        let off = pausedForToken || !held.isEmpty
-        guard off != readingOff else { return }
-        readingOff = off
-        context.channel.setOption(.autoRead, value: !off).whenComplete { _ in }
-    }
-
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         let data = NIOAny(part)
         if case .head(let head) = part, case .idle = state {
             // A whole head in one read reaches us before channelReadComplete: its clock
@@ -523,12 +475,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
 /// A pass-through whose context lets a request part enter the pipeline just ahead of the
 /// upgrade handler placed after it.
-private final class Relay: ChannelInboundHandler, RemovableChannelHandler {
+final class Relay: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-}
-
-extension HTTPServerRequestPart {
-    fileprivate var isHead: Bool {
-        if case .head = self { true } else { false }
-    }
 }

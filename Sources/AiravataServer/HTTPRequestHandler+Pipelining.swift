@@ -1,0 +1,61 @@
+import NIOCore
+import NIOHTTP1
+
+/// HTTP/1.1 pipelining, answered in order without NIO's pipelining handler (see
+/// `HTTPRequestHandler.channelRead`): a request that arrives while another is answered is
+/// held, reading stops until it can be answered, and held requests are replayed in order.
+extension HTTPRequestHandler {
+    /// A request is between its head and the end of its answer.
+    var isAnswering: Bool {
+        switch state {
+        case .idle, .handedOff: false
+        case .receiving, .authenticating, .discarding, .responding: true
+        }
+    }
+
+    func hold(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        guard held.count < Self.maxHeldParts else {
+            api.requestsFlooded()
+            context.close(promise: nil)
+            return
+        }
+        held.append(part)
+        if held.count == 1 { syncReading(context: context) }
+    }
+
+    /// Replays held requests once the one before them has been answered, up to the next
+    /// request that must wait in turn.
+    func releaseHeld(context: ChannelHandlerContext) {
+        guard !releasing else { return }
+        releasing = true
+        defer { releasing = false }
+        while let next = held.first {
+            if case .handedOff = state, let relay {
+                // The rest of an upgrade that waited behind a request goes to its handler.
+                held.removeFirst()
+                if let relayContext = try? context.pipeline.syncOperations.context(handler: relay) {
+                    relayContext.fireChannelRead(NIOAny(next))
+                }
+                continue
+            }
+            if next.isHead, isAnswering { break }
+            held.removeFirst()
+            handle(next, context: context)
+        }
+        syncReading(context: context)
+    }
+
+    /// Reading runs unless a token is being checked or requests are held.
+    func syncReading(context: ChannelHandlerContext) {
+        let off = pausedForToken || !held.isEmpty
+        guard off != readingOff else { return }
+        readingOff = off
+        context.channel.setOption(.autoRead, value: !off).whenComplete { _ in }
+    }
+}
+
+extension HTTPServerRequestPart {
+    var isHead: Bool {
+        if case .head = self { true } else { false }
+    }
+}
