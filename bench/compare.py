@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Prints the gateway-against-Nchan table of one bench/run-pair.sh run.
+"""Prints the gateway-against-Nchan table of one bench/run-pair.sh run, or the medians of
+several (bench/run-medians.sh writes one directory per round).
 
     python3 bench/compare.py bench/results/<stamp>-pair [--markdown]
+    python3 bench/compare.py bench/results/<stamp>-medians/r* [--markdown]
 
 Reads gw_{idle,fanout,oneone}.json and nchan_{idle,fanout,oneone}.json (the load tool's
 reports) and derives, for each target: RSS per idle connection, connects/s, fan-out server
@@ -12,6 +14,7 @@ ratio is gateway ÷ Nchan; for the figures where less is better it should be bel
 import argparse
 import json
 import os
+import statistics
 import sys
 
 
@@ -63,24 +66,39 @@ ROWS = [
 ]
 
 
+def median_figures(directories, prefix):
+    """Each figure's median over the runs that have it, and the values it came from."""
+    runs = [figures(directory, prefix) for directory in directories]
+    keys = {key for run in runs for key in run}
+    return (
+        {key: statistics.median(run[key] for run in runs if key in run) for key in keys},
+        {key: [run[key] for run in runs if key in run] for key in keys},
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("directory")
+    parser.add_argument("directories", nargs="+", metavar="directory")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     arguments = parser.parse_args()
-    gateway = figures(arguments.directory, "gw")
-    peer = figures(arguments.directory, "nchan")
+    gateway, gateway_runs = median_figures(arguments.directories, "gw")
+    peer, peer_runs = median_figures(arguments.directories, "nchan")
     if not gateway and not peer:
-        print(f"no gw_*.json or nchan_*.json in {arguments.directory}", file=sys.stderr)
+        print(f"no gw_*.json or nchan_*.json in {' '.join(arguments.directories)}", file=sys.stderr)
         return 2
+    several = len(arguments.directories) > 1
+    header = ["scenario", "Nchan", "gateway", "ratio"] + (["runs (Nchan; gateway)"] if several else [])
+    if several:
+        header[1:3] = [f"Nchan (median of {len(arguments.directories)})", "gateway (median)"]
     lines = []
     if arguments.markdown:
-        lines += ["| scenario | Nchan | gateway | ratio |", "| --- | --- | --- | --- |"]
+        lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for label, key, form, _ in ROWS:
         if key is None:
-            ours = gateway.get("fanout_lost", 0) + gateway.get("oneone_lost", 0)
-            theirs = peer.get("fanout_lost", 0) + peer.get("oneone_lost", 0)
-            cells = [str(theirs), str(ours), "—"]
+            # Lost events are summed over every run, not a median: one loss anywhere counts.
+            ours = sum(sum(gateway_runs.get(name, [])) for name in ("fanout_lost", "oneone_lost"))
+            theirs = sum(sum(peer_runs.get(name, [])) for name in ("fanout_lost", "oneone_lost"))
+            cells = [str(theirs), str(ours), "—"] + ([""] if several else [])
         else:
             theirs, ours = peer.get(key), gateway.get(key)
             cells = [
@@ -88,10 +106,13 @@ def main():
                 form.format(ours) if ours is not None else "—",
                 f"{ours / theirs:.2f}×" if ours is not None and theirs else "—",
             ]
+            if several:
+                listed = lambda values: " / ".join(form.format(value) for value in values) or "—"
+                cells.append(f"{listed(peer_runs.get(key, []))}; {listed(gateway_runs.get(key, []))}")
         if arguments.markdown:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         else:
-            lines.append(f"{label:<72} {cells[0]:>10} {cells[1]:>10} {cells[2]:>7}")
+            lines.append(f"{label:<72} " + " ".join(f"{cell:>10}" for cell in cells))
     print("\n".join(lines))
     return 0
 
