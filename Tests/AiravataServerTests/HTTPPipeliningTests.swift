@@ -1,6 +1,7 @@
 import AiravataClient
 import AiravataCore
 import AiravataProtocol
+import AiravataServer
 import AiravataTestSupport
 import Foundation
 import Testing
@@ -126,6 +127,109 @@ struct HTTPPipeliningTests {
             let ok = try #require(text.range(of: "HTTP/1.1 200"))
             let switched = try #require(text.range(of: "HTTP/1.1 101"))
             #expect(ok.lowerBound < switched.lowerBound, "\(text)")
+        }
+    }
+
+    /// One kind of request in a random pipeline, and the statuses its answer may have.
+    enum Kind: CaseIterable {
+        case health, head, event, badJSON, noToken, tooLarge, notFound, close
+
+        /// After these the node closes the connection: nothing later is answered.
+        var closes: Bool { self == .noToken || self == .tooLarge || self == .close }
+
+        func request(_ index: Int, token: String) -> (text: String, statuses: Set<String>) {
+            let post = "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+            switch self {
+            case .health: return ("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", ["200"])
+            case .head: return ("HEAD /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", ["200"])
+            case .event:
+                let body = Events.system(note: "random-\(index)").jsonString
+                return (post + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)", ["202"])
+            case .badJSON:
+                let body = "{nope \(index)"
+                return (post + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)", ["400"])
+            case .noToken:
+                return ("POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}", ["401"])
+            case .tooLarge:
+                let body = String(repeating: "x", count: 3000)
+                return (post + "Content-Length: 3000\r\n\r\n\(body)", ["413"])
+            case .notFound: return ("GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n", ["404"])
+            case .close:
+                return ("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", ["200"])
+            }
+        }
+    }
+
+    /// The status of each answer in `text`, reading bodies by content-length, except after a
+    /// HEAD (which carries none).
+    static func statuses(_ text: String, kinds: [Kind]) -> [String] {
+        var statuses: [String] = []
+        var rest = Substring(text)
+        while let headEnd = rest.range(of: "\r\n\r\n") {
+            let lines = String(rest[..<headEnd.lowerBound]).components(separatedBy: "\r\n")
+            statuses.append(lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? "?")
+            let length =
+                lines.first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+            let body = statuses.count <= kinds.count && kinds[statuses.count - 1] == .head ? 0 : length
+            guard rest.utf8.distance(from: headEnd.upperBound, to: rest.endIndex) >= body else { break }
+            rest = rest[rest.utf8.index(headEnd.upperBound, offsetBy: body)...]
+        }
+        return statuses
+    }
+
+    @Test("random pipelines (fixed seeds) of mixed requests, sent in random pieces, are answered one for one, in order")
+    func randomPipelines() async throws {
+        var server = ServerConfiguration()
+        server.maxBodySize = 2048
+        try await TestGateway.with(server: server) { node in
+            let token = try await node.serviceToken()
+            var random = SplitMix(seed: 6)
+            for trial in 0..<60 {
+                var kinds: [Kind] = []
+                var text = ""
+                var allowed: [Set<String>] = []
+                for index in 0..<(1 + random.next(40)) {
+                    let kind = Kind.allCases[random.next(Kind.allCases.count)]
+                    let request = kind.request(index, token: token)
+                    kinds.append(kind)
+                    text += request.text
+                    allowed.append(request.statuses)
+                    if kind.closes { break }
+                }
+                let bytes = Array(text.utf8)
+                let socket = try await RawTCP.connect(port: node.port)
+                defer { socket.close() }
+                // Up to four pieces, cut anywhere (inside a head, a body, between requests).
+                let cuts = (0..<3).map { _ in random.next(bytes.count) }.sorted()
+                var start = 0
+                for cut in cuts + [bytes.count] where cut > start {
+                    try? await socket.send(Array(bytes[start..<cut]))
+                    start = cut
+                }
+                var got: [String] = []
+                _ = await eventually {
+                    got = Self.statuses((try? await socket.read(until: "", timeout: .seconds(1))) ?? "", kinds: kinds)
+                    return got.count >= kinds.count
+                }
+                let matches = got.count == kinds.count && zip(got, allowed).allSatisfy { $1.contains($0) }
+                #expect(matches, "trial \(trial): sent \(kinds), answered \(got)")
+                if !matches { break }
+            }
+            #expect(try await node.http.request(method: "GET", path: "/healthz").status == 200)
+        }
+    }
+
+    /// A small deterministic generator, so that a failing trial can be replayed.
+    struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next(_ bound: Int) -> Int {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Int((z ^ (z >> 31)) % UInt64(max(bound, 1)))
         }
     }
 }
