@@ -183,7 +183,7 @@ package final class GatewayServer: Service {
         let gate = PendingConnectionGate(limits: configuration.pendingConnections)
         let httpLimits = HTTPRequestHandler.Limits(
             maxBodySize: configuration.maxBodySize, requestTimeout: configuration.requestTimeoutSeconds,
-            idleTimeout: configuration.idleTimeoutSeconds)
+            idleTimeout: configuration.idleTimeoutSeconds, maxHeldParts: configuration.maxHeldRequestParts)
         let makeUpgrader: @Sendable () -> NIOWebSocketServerUpgrader = {
             NIOWebSocketServerUpgrader(
                 maxFrameSize: configuration.maxFrameSize,

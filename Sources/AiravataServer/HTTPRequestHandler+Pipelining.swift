@@ -14,7 +14,9 @@ extension HTTPRequestHandler {
     }
 
     func hold(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        guard held.count < Self.maxHeldParts else {
+        guard !floodedOut else { return }
+        guard held.count < limits.maxHeldParts else {
+            floodedOut = true
             api.requestsFlooded()
             context.close(promise: nil)
             return

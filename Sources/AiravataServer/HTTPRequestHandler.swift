@@ -31,7 +31,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     let api: GatewayHTTPAPI
-    private let limits: Limits
+    let limits: Limits
     var state = State.idle
     /// The one scheduled task behind both clocks. Requests on a kept-alive connection start
     /// and stop the clocks several times each; moving a deadline is a field write, and the
@@ -51,14 +51,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// (HTTP/1.1 pipelining), in order, replayed once it has been answered. Reading stops
     /// while any are held, so only what the reads so far brought waits here.
     var held = CircularBuffer<HTTPServerRequestPart>()
-    /// More than this many held parts is a client flooding us with requests: it is cut off.
-    static let maxHeldParts = 8192
     /// Reading is paused while an ingestion token is checked.
     var pausedForToken = false
     /// What this handler last set `autoRead` to, inverted.
     var readingOff = false
     /// The hand-off point of an upgrade that arrived on a kept-alive connection.
     var relay: Relay?
+    /// Past the bound on held parts: the close is under way, and what the same read still
+    /// delivers is dropped (and counted once, not per part).
+    var floodedOut = false
     /// Held requests are being replayed: an answer made at once (a refusal, a health check)
     /// returns to the loop below instead of replaying the next request one stack frame deeper.
     var releasing = false
@@ -75,6 +76,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         var requestTimeout: Double
         /// How long a kept-alive connection may wait for its next request.
         var idleTimeout: Double
+        /// More pipelined request parts than this waiting behind an unanswered request is a
+        /// client flooding us: it is cut off.
+        var maxHeldParts: Int
     }
 
     /// The client a trusted proxy forwards for, or nil when the peer is no trusted proxy.

@@ -31,6 +31,10 @@ package struct ServerConfiguration: Sendable {
     package var requestTimeoutSeconds: Double = 10
     /// A kept-alive HTTP connection with no request in flight is closed after this.
     package var idleTimeoutSeconds: Double = 60
+    /// Request parts (heads, body chunks, ends) a connection may have waiting behind a request
+    /// still being answered (HTTP/1.1 pipelining); past it the connection is closed. Not a flag:
+    /// tests lower it to reach it.
+    package var maxHeldRequestParts = 8192
     /// Connections that have not yet upgraded and authenticated, or sent an authenticated
     /// request: in total and per client address.
     package var pendingConnections = PendingConnectionGate.Limits()

@@ -42,6 +42,12 @@ struct HTTPPipeliningTests {
         return responses
     }
 
+    /// An ingestion request carrying `body`.
+    static func post(_ body: String, token: String) -> String {
+        "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
     @Test("three requests in one write, one of them an event that waits for the bus: three answers, in order")
     func inOrder() async throws {
         try await TestGateway.with { node in
@@ -50,9 +56,7 @@ struct HTTPPipeliningTests {
             let socket = try await RawTCP.connect(port: node.port)
             defer { socket.close() }
             let requests =
-                "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
-                + "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
-                + "Content-Type: application/json\r\nContent-Length: \(event.utf8.count)\r\n\r\n\(event)"
+                "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" + Self.post(event, token: token)
                 + "GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n"
             try await socket.send(requests)
             let answers = try await Self.responses(socket, count: 3)
@@ -69,13 +73,8 @@ struct HTTPPipeliningTests {
             let token = try await node.serviceToken()
             let socket = try await RawTCP.connect(port: node.port)
             defer { socket.close() }
-            var requests = ""
-            for index in 0..<200 {
-                let event = Events.system(note: "burst-\(index)").jsonString
-                requests +=
-                    "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
-                    + "Content-Type: application/json\r\nContent-Length: \(event.utf8.count)\r\n\r\n\(event)"
-            }
+            let requests = (0..<200).map { Self.post(Events.system(note: "burst-\($0)").jsonString, token: token) }
+                .joined()
             try await socket.send(requests)
             let answers = try await Self.responses(socket, count: 200)
             #expect(answers.count == 200)
@@ -96,19 +95,33 @@ struct HTTPPipeliningTests {
             let token = try await node.serviceToken()
             let socket = try await RawTCP.connect(port: node.port)
             defer { socket.close() }
-            var requests = ""
-            for index in 0..<1000 {
-                let body = "not json \(index)"
-                requests +=
-                    "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
-                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            }
+            let requests = (0..<1000).map { Self.post("not json \($0)", token: token) }.joined()
             try await socket.send(requests)
             let answers = try await Self.responses(socket, count: 1000)
             #expect(answers.count == 1000)
             #expect(answers.allSatisfy { $0.status == "HTTP/1.1 400 Bad Request" }, "\(Set(answers.map(\.status)))")
             #expect(socket.isOpen, "the node closed a connection whose requests it answered")
             #expect(try await node.http.request(method: "GET", path: "/healthz").status == 200)
+        }
+    }
+
+    @Test("past the bound on held request parts the connection is closed and counted, the node serves on")
+    func heldPartsBound() async throws {
+        // Lowered so that one read reaches it: the first request is answered by a task, so the
+        // rest of the read (8 of its parts may wait) arrives while it is still being answered.
+        var server = ServerConfiguration()
+        server.maxHeldRequestParts = 8
+        try await TestGateway.with(server: server) { node in
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            let requests = String(repeating: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", count: 40)
+            try await socket.send(requests)
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(15))
+            #expect(closed, "the node kept a connection past the bound on held requests")
+            let answered = text.components(separatedBy: "HTTP/1.1 200").count - 1
+            #expect(answered < 40, "all 40 answered: the bound was never reached")
+            let metrics = try await node.http.request(method: "GET", path: "/metrics")
+            #expect(metrics.bodyString.contains("airavata_http_refused_total{reason=\"pipelined\"} 1"))
         }
     }
 
@@ -138,21 +151,19 @@ struct HTTPPipeliningTests {
         var closes: Bool { self == .noToken || self == .tooLarge || self == .close }
 
         func request(_ index: Int, token: String) -> (text: String, statuses: Set<String>) {
-            let post = "POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
             switch self {
             case .health: return ("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", ["200"])
             case .head: return ("HEAD /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", ["200"])
             case .event:
                 let body = Events.system(note: "random-\(index)").jsonString
-                return (post + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)", ["202"])
+                return (HTTPPipeliningTests.post(body, token: token), ["202"])
             case .badJSON:
                 let body = "{nope \(index)"
-                return (post + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)", ["400"])
+                return (HTTPPipeliningTests.post(body, token: token), ["400"])
             case .noToken:
                 return ("POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}", ["401"])
             case .tooLarge:
-                let body = String(repeating: "x", count: 3000)
-                return (post + "Content-Length: 3000\r\n\r\n\(body)", ["413"])
+                return (HTTPPipeliningTests.post(String(repeating: "x", count: 3000), token: token), ["413"])
             case .notFound: return ("GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n", ["404"])
             case .close:
                 return ("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", ["200"])
