@@ -1,5 +1,4 @@
 import NIOCore
-import Synchronization
 
 /// One repeating timer per event loop (and ping interval) that ticks the heartbeats of all
 /// its connections, instead of a timer per connection: measured on 3,000 idle WebSockets, a
@@ -13,9 +12,7 @@ final class HeartbeatTicker {
         let intervalNanos: UInt64
     }
 
-    /// Kept for the process's life; each ticker holds its loop, so a loop's identity is never
-    /// reused for another while its ticker is here.
-    private static let tickers = Mutex<[Key: NIOLoopBound<HeartbeatTicker>]>([:])
+    private static let tickers = PerLoop<Key, NIOLoopBound<HeartbeatTicker>>()
 
     private let loop: any EventLoop
     private var members: [ObjectIdentifier: WebSocketConnectionHandler] = [:]
@@ -30,10 +27,9 @@ final class HeartbeatTicker {
     static func on(_ loop: any EventLoop, intervalNanos: UInt64) -> HeartbeatTicker {
         loop.preconditionInEventLoop()
         let key = Key(loop: ObjectIdentifier(loop), intervalNanos: intervalNanos)
-        if let existing = tickers.withLock({ $0[key] }) { return existing.value }
-        let ticker = HeartbeatTicker(loop: loop, intervalNanos: intervalNanos)
-        tickers.withLock { $0[key] = NIOLoopBound(ticker, eventLoop: loop) }
-        return ticker
+        return tickers.value(for: key) {
+            NIOLoopBound(HeartbeatTicker(loop: loop, intervalNanos: intervalNanos), eventLoop: loop)
+        }.value
     }
 
     private init(loop: any EventLoop, intervalNanos: UInt64) {

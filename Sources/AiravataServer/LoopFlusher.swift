@@ -1,5 +1,4 @@
 import NIOCore
-import Synchronization
 
 /// Flushes, once per round, the connections of one event loop that were written to
 /// without a flush. An event is written to each interested connection by a task on that
@@ -8,8 +7,7 @@ import Synchronization
 /// for all of them instead of one `write` each. The flush task is queued behind the work
 /// already waiting and no later, so no event waits for one that has not arrived yet.
 final class LoopFlusher {
-    /// Kept for the process's life, like the heartbeat tickers: one per loop.
-    private static let flushers = Mutex<[ObjectIdentifier: NIOLoopBound<LoopFlusher>]>([:])
+    private static let flushers = PerLoop<ObjectIdentifier, NIOLoopBound<LoopFlusher>>()
 
     private let loop: any EventLoop
     private var due: [WebSocketConnectionHandler] = []
@@ -18,11 +16,9 @@ final class LoopFlusher {
     /// The flusher of the current event loop; made on first use.
     static func on(_ loop: any EventLoop) -> LoopFlusher {
         loop.preconditionInEventLoop()
-        let key = ObjectIdentifier(loop)
-        if let existing = flushers.withLock({ $0[key] }) { return existing.value }
-        let flusher = LoopFlusher(loop: loop)
-        flushers.withLock { $0[key] = NIOLoopBound(flusher, eventLoop: loop) }
-        return flusher
+        return flushers.value(for: ObjectIdentifier(loop)) {
+            NIOLoopBound(LoopFlusher(loop: loop), eventLoop: loop)
+        }.value
     }
 
     private init(loop: any EventLoop) {

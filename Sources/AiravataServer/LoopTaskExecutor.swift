@@ -1,5 +1,4 @@
 import NIOCore
-import Synchronization
 
 /// Runs a task's jobs on one NIO event loop instead of Swift's cooperative pool.
 ///
@@ -9,8 +8,7 @@ import Synchronization
 /// context switches cost more than the work (a connect storm's profile). With this executor
 /// the task starts on the connection's loop and its awaits resume there.
 final class LoopTaskExecutor: TaskExecutor {
-    /// One per loop, kept for the process's life, like the heartbeat tickers.
-    private static let executors = Mutex<[ObjectIdentifier: LoopTaskExecutor]>([:])
+    private static let executors = PerLoop<ObjectIdentifier, LoopTaskExecutor>()
 
     let loop: any EventLoop
 
@@ -19,12 +17,7 @@ final class LoopTaskExecutor: TaskExecutor {
     }
 
     static func on(_ loop: any EventLoop) -> LoopTaskExecutor {
-        executors.withLock { executors in
-            if let existing = executors[ObjectIdentifier(loop)] { return existing }
-            let executor = LoopTaskExecutor(loop: loop)
-            executors[ObjectIdentifier(loop)] = executor
-            return executor
-        }
+        executors.value(for: ObjectIdentifier(loop)) { LoopTaskExecutor(loop: loop) }
     }
 
     func enqueue(_ job: consuming ExecutorJob) {
