@@ -98,6 +98,9 @@ public final class GatewayProcess: Sendable {
 
     public var isRunning: Bool { process.isRunning }
 
+    /// The process id of what was started (the wrapper, when there is one).
+    public var processID: Int32 { process.processIdentifier }
+
     /// Signals the node. Under a wrapper (bwrap stays as the parent and does not pass signals
     /// on) that is the wrapper's child, found in /proc.
     public func signal(_ signal: Int32) throws {
