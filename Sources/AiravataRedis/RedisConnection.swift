@@ -4,16 +4,20 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 
-/// One connection to Redis. Commands are pipelined: each call writes at once and its reply
-/// is matched by order. A command that gets no reply within the timeout closes the
+/// One connection to Redis. Commands are pipelined: each call writes its command, the
+/// commands written in one turn of the connection's event loop leave in one flush, and each
+/// reply is matched by order. A command that gets no reply within the timeout closes the
 /// connection (a half-open socket would otherwise hang every caller).
 public final class RedisConnection: Sendable {
     public let channel: any Channel
     private let commandTimeout: TimeAmount
+    /// A flush is queued on the channel's loop; commands written before it runs leave with it.
+    private let flushQueued: NIOLoopBoundBox<Bool>
 
     private init(channel: any Channel, commandTimeout: TimeAmount) {
         self.channel = channel
         self.commandTimeout = commandTimeout
+        self.flushQueued = .makeBoxSendingValue(false, eventLoop: channel.eventLoop)
     }
 
     /// Connects, logs in (`AUTH`) and selects the database.
@@ -179,18 +183,34 @@ public final class RedisConnection: Sendable {
         written.futureResult.whenFailure { error in
             promise.fail(RedisError(.connectionClosed, "the command could not be written to Redis: \(error)"))
         }
-        if flush {
-            channel.writeAndFlush(request, promise: written)
-        } else {
-            channel.write(request, promise: written)
-        }
         let channel = self.channel
+        if channel.eventLoop.inEventLoop {
+            channel.write(request, promise: written)
+            if flush { flushSoon() }
+        } else {
+            channel.eventLoop.execute {
+                channel.write(request, promise: written)
+                if flush { self.flushSoon() }
+            }
+        }
         let timeout = channel.eventLoop.scheduleTask(in: commandTimeout) {
             promise.fail(RedisError(.timeout, "no reply to \(command.name) within the timeout"))
             channel.close(promise: nil)
         }
         promise.futureResult.whenComplete { _ in timeout.cancel() }
         return promise.futureResult
+    }
+
+    /// Flushes once the tasks already queued on the channel's loop have run: the commands
+    /// that many connections' admissions send in one turn of the loop leave in one write,
+    /// and Redis reads them in one read. On the channel's loop.
+    private func flushSoon() {
+        guard !flushQueued.value else { return }
+        flushQueued.value = true
+        channel.eventLoop.execute {
+            self.flushQueued.value = false
+            self.channel.flush()
+        }
     }
 
     public var isActive: Bool { channel.isActive }

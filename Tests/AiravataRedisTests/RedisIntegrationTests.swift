@@ -1,4 +1,3 @@
-import AiravataRedis
 import AiravataTestSupport
 import Foundation
 import Logging
@@ -6,6 +5,8 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+
+@testable import AiravataRedis
 
 @Suite("Redis client against a real redis-server")
 struct RedisIntegrationTests {
@@ -91,6 +92,45 @@ struct RedisIntegrationTests {
         await #expect(throws: RedisError.self) { try await connection.send(RedisCommand("LPUSH", "k", "x")) }
         // The connection stays usable after an error reply.
         #expect(try await connection.send(RedisCommand("EXISTS", "k")) == .integer(1))
+    }
+
+    @Test("commands written in one turn of the loop leave together and are answered in order")
+    func commandsOfOneTurn() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let connection = try await RedisConnection.connect(to: try RedisConfiguration(url: redis.url), on: loop)
+        defer { Task { await connection.close() } }
+        let info = try await RedisConnection.connect(to: try RedisConfiguration(url: redis.url), on: loop)
+        defer { Task { await info.close() } }
+        func readsProcessed() async throws -> Int {
+            let text = try await info.send(RedisCommand("INFO", "stats")).string ?? ""
+            let line = text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("total_reads_processed:") }
+            return try #require(line.flatMap { Int($0.dropFirst("total_reads_processed:".count)) })
+        }
+        #expect(try await connection.send(RedisCommand("PING")) == .status("PONG"))
+
+        let before = try await readsProcessed()
+        // 200 commands from the connection's own loop in one task: one flush after them.
+        let replies = try await loop.submit {
+            (0..<200).map { _ in connection.reply(to: RedisCommand("INCR", "counter")) }
+        }.get()
+        var values: [Int64] = []
+        for reply in replies {
+            if case .integer(let value) = try await reply.get() { values.append(value) }
+        }
+        #expect(values == Array(1...200))
+        // Redis read them in a read or two, plus the one INFO read; one flush per command
+        // made it read many times.
+        let reads = try await readsProcessed() - before
+        #expect(reads <= 4, "Redis needed \(reads) reads for 200 commands written in one turn")
+
+        // From outside the loop, interleaved with a pipeline: still every reply, in order.
+        async let single = connection.send(RedisCommand("INCR", "counter"))
+        async let batch = connection.pipeline((0..<50).map { _ in RedisCommand("INCR", "other") })
+        let (one, many) = try await (single, batch)
+        #expect(one.integer.map { $0 > 200 } == true)
+        #expect(many.compactMap(\.integer) == Array(1...50))
     }
 
     @Test("a command sent just after another timed out fails at once, not after a timeout of its own")
