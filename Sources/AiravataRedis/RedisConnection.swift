@@ -7,7 +7,8 @@ import NIOTLS
 /// One connection to Redis. Commands are pipelined: each call writes its command, the
 /// commands written in one turn of the connection's event loop leave in one flush, and each
 /// reply is matched by order. A command that gets no reply within the timeout closes the
-/// connection (a half-open socket would otherwise hang every caller).
+/// connection (a half-open socket would otherwise hang every caller); `RedisChannelHandler`
+/// keeps that clock.
 public final class RedisConnection: Sendable {
     public let channel: any Channel
     private let commandTimeout: TimeAmount
@@ -175,7 +176,8 @@ public final class RedisConnection: Sendable {
     /// `.error`) on the connection's event loop.
     func reply(to command: RedisCommand, flush: Bool = true) -> EventLoopFuture<RedisReply> {
         let promise = channel.eventLoop.makePromise(of: RedisReply.self)
-        let request = RedisRequest(bytes: command.encoded(), promise: promise)
+        let request = RedisRequest(
+            bytes: command.encoded(), promise: promise, name: command.arguments.first ?? [], timeout: commandTimeout)
         // A write to a connection that is closing (e.g. right after another command timed
         // out) never reaches the handler that would fail it: fail the reply at once instead
         // of leaving the caller to wait out the timeout. A reply already given is kept.
@@ -193,11 +195,6 @@ public final class RedisConnection: Sendable {
                 if flush { self.flushSoon() }
             }
         }
-        let timeout = channel.eventLoop.scheduleTask(in: commandTimeout) {
-            promise.fail(RedisError(.timeout, "no reply to \(command.name) within the timeout"))
-            channel.close(promise: nil)
-        }
-        promise.futureResult.whenComplete { _ in timeout.cancel() }
         return promise.futureResult
     }
 

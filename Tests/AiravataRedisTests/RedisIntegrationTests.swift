@@ -133,6 +133,22 @@ struct RedisIntegrationTests {
         #expect(many.compactMap(\.integer) == Array(1...50))
     }
 
+    @Test("a stream of commands answered in time never times out, however long it lasts")
+    func answeredInTime() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        // One clock serves the connection. Each BLPOP below is answered (nil) after 0.25 s,
+        // well within the 1 s timeout, and ten of them in a row last 2.5 s: the clock fires
+        // while a command younger than the timeout waits, and must leave it be.
+        let connection = try await RedisConnection.connect(
+            to: try RedisConfiguration(url: redis.url), on: MultiThreadedEventLoopGroup.singleton.next(),
+            commandTimeout: .seconds(1))
+        defer { Task { await connection.close() } }
+        for _ in 0..<10 {
+            #expect(try await connection.send(RedisCommand("BLPOP", "nothing-here", "0.25")) == .null)
+        }
+    }
+
     @Test("a command sent just after another timed out fails at once, not after a timeout of its own")
     func commandAfterTimeout() async throws {
         let redis = try await RedisServerProcess.start()
