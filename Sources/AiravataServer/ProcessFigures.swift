@@ -15,7 +15,7 @@ struct ProcessFigures {
 
     static func read() -> ProcessFigures {
         var figures = ProcessFigures()
-        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
+        if let status = Self.text(of: "/proc/self/status") {
             for line in status.split(separator: "\n") {
                 if line.hasPrefix("VmRSS:") {
                     figures.residentBytes = Self.firstNumber(line).map { $0 * 1024 }
@@ -27,7 +27,7 @@ struct ProcessFigures {
         figures.openDescriptors = openDescriptorCount()
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 { figures.maxDescriptors = Int(limit.rlim_cur) }
-        if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+        if let stat = Self.text(of: "/proc/self/stat"),
             let close = stat.lastIndex(of: ")")
         {
             // Fields after the command name, which may itself hold spaces and parentheses.
@@ -74,12 +74,21 @@ struct ProcessFigures {
         return count
     }
 
+    /// A /proc file's whole text. `String(contentsOfFile:)` stops after the first page of a
+    /// /proc file (it trusts the size, which /proc reports as 0), and on a host with many
+    /// cores /proc/stat's `btime` line lies beyond it.
+    static func text(of path: String) -> String? {
+        guard let file = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? file.close() }
+        return (try? file.readToEnd()).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     private static func firstNumber(_ line: Substring) -> Int? {
         line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int($0) }
     }
 
     private static func bootTime() -> Double? {
-        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
+        guard let stat = Self.text(of: "/proc/stat") else { return nil }
         for line in stat.split(separator: "\n") where line.hasPrefix("btime ") {
             return Double(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
         }

@@ -47,7 +47,8 @@ final class ClusterHarness: Sendable {
             try harness.launch(name: "n\(index + 1)", extraArguments: index < perNode.count ? perNode[index] : [])
         }
         for index in 0..<count {
-            guard await eventually(within: .seconds(20), { await harness.isReady(index) }) else {
+            guard await eventually(within: .seconds(20), { await harness.isReady(index) && harness.ownsPort(index) })
+            else {
                 harness.stop()
                 throw TestSupportError("node n\(index + 1) did not become ready")
             }
@@ -75,6 +76,12 @@ final class ClusterHarness: Sendable {
     }
 
     func node(_ index: Int) -> Node { nodes.withLock { $0[index] } }
+
+    /// Whether node `index`'s process, not another test's, listens on its port.
+    func ownsPort(_ index: Int) -> Bool {
+        let node = node(index)
+        return processListens(pid: node.process.processIdentifier, port: node.port)
+    }
 
     func http(_ index: Int) -> GatewayHTTPClient { GatewayHTTPClient(host: "127.0.0.1", port: node(index).port) }
 

@@ -55,7 +55,11 @@ final class GatewayFleet: Sendable {
             nodes.append(Node(name: name, port: port, process: process, log: log))
             return nodes.count - 1
         }
-        guard await eventually(within: .seconds(20), { await self.readiness(index) == 200 }) else {
+        guard
+            await eventually(
+                within: .seconds(20),
+                { await self.readiness(index) == 200 && processListens(pid: process.processIdentifier, port: port) })
+        else {
             throw TestSupportError("node \(name) did not become ready within 20 s; \(logTail(index))")
         }
         return index

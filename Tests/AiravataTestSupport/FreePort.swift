@@ -80,3 +80,50 @@ public struct TestSupportError: Error, CustomStringConvertible {
         self.description = description
     }
 }
+
+/// Whether process `pid`, or one of its children (a wrapper's), holds the listening socket on
+/// 127.0.0.1:`port`. A port picked free may be taken by another test's process before ours
+/// binds it; ours then exits, and probes of the port reach the other process. Readiness
+/// waits check this so that a test never talks to a stranger.
+public func processListens(pid: Int32, port: Int) -> Bool {
+    guard let inode = listeningSocketInode(port: port) else { return false }
+    let target = "socket:[\(inode)]"
+    let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+    let candidates = [pid] + children.split(separator: " ").compactMap { Int32($0) }
+    for candidate in candidates {
+        let directory = "/proc/\(candidate)/fd"
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { continue }
+        for entry in entries
+        where (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(entry)")) == target {
+            return true
+        }
+    }
+    return false
+}
+
+/// The inode of the socket listening on 127.0.0.1:`port` (or 0.0.0.0), from /proc/net/tcp.
+/// The table holds every socket of the machine (thousands while the suite runs), so the
+/// listener's line is found by Foundation's search, and only that line is split.
+private func listeningSocketInode(port: Int) -> String? {
+    // Not `FileManager.contents(atPath:)`: it reads a /proc file's first page only.
+    guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return nil }
+    defer { try? file.close() }
+    guard let table = try? file.readToEnd() else { return nil }
+    // A listener's line: local address, then remote 00000000:0000, then state 0A.
+    let needle = Data((":" + String(format: "%04X", port) + " 00000000:0000 0A ").utf8)
+    let newline = Data([UInt8(ascii: "\n")])
+    var searched = table.startIndex..<table.endIndex
+    while let found = table.range(of: needle, in: searched) {
+        let start =
+            table.range(of: newline, options: .backwards, in: table.startIndex..<found.lowerBound)?.upperBound
+            ?? table.startIndex
+        let end = table.range(of: newline, in: found.upperBound..<table.endIndex)?.lowerBound ?? table.endIndex
+        let fields = String(decoding: table[start..<end], as: UTF8.self).split(separator: " ")
+        // sl, local_address, rem_address, st, tx:rx, tr:when, retrnsmt, uid, timeout, inode
+        if fields.count > 9, fields[1].hasPrefix("0100007F") || fields[1].hasPrefix("00000000") {
+            return String(fields[9])
+        }
+        searched = end..<table.endIndex
+    }
+    return nil
+}

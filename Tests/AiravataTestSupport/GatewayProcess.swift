@@ -63,9 +63,11 @@ public final class GatewayProcess: Sendable {
         _ path: String = "/readyz", toAnswer status: Int = 200, within timeout: Duration = .seconds(20)
     ) async throws {
         var last: Int?
+        // The answer counts only from this process: another test's node may hold the port.
         let reached = await eventually(within: timeout) {
             last = await self.status(path)
-            return last == status || !self.process.isRunning
+            return (last == status && processListens(pid: self.process.processIdentifier, port: self.port))
+                || !self.process.isRunning
         }
         guard reached, last == status else {
             let state = process.isRunning ? "running" : "exited"

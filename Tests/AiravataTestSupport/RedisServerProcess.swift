@@ -38,10 +38,13 @@ public final class RedisServerProcess: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(10)
         while clock.now < deadline {
-            if (try? await ping()) == true { return }
+            if (try? await ping()) == true, processListens(pid: process.processIdentifier, port: port) { return }
+            if !process.isRunning { break }
             try await clock.sleep(for: .milliseconds(20))
         }
-        throw TestSupportError("redis-server on port \(port) did not answer PING")
+        throw TestSupportError(
+            "redis-server on port \(port) did not answer PING\(process.isRunning ? "" : " (it exited: the port was taken?)")"
+        )
     }
 
     /// SIGKILL: no goodbye to clients.
