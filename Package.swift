@@ -38,6 +38,7 @@ let package = Package(
         .target(
             name: "AiravataRedis",
             dependencies: [
+                "AiravataProtocol",
                 "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
