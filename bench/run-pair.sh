@@ -9,6 +9,8 @@
 # oneone: ONE_CONNS (2,000) subscribers on own channels, 64 publishing connections at max rate
 # peer:   the same scenarios against Nchan, right after
 # Results: bench/results/<stamp>-pair/ (git-ignored); bench/compare.py prints the table.
+# LG_ARGS adds load-tool flags to every scenario (e.g. "--connect-rate 1500": CPU per
+# connect at a rate the machine carries without queueing, less noisy than the storm).
 # PERF=1 records a cpu-clock profile of the first node during each gateway scenario
 # (PERF_NODE=2: of the second, which only delivers). STRACE=1 counts that node's system
 # calls instead (strace -c -f; slows the node, so read the counts, not the timings).
@@ -29,7 +31,7 @@ OUT="$(cd "$OUT" && pwd)"   # absolute: the peer's scripts run from their own di
 python3 -c 'import picows, uvloop, numpy' 2>/dev/null || pip install -q picows uvloop numpy
 
 LG=(python3 "$SHARED/loadgen.py" --max-runtime 900 --wait-quiet "${WAIT_QUIET:-120}"
-    --wait-quiet-step "${WAIT_QUIET_STEP:-60}" --step-retries "${RETRIES:-1}" --max-other-cores 0.3)
+    --wait-quiet-step "${WAIT_QUIET_STEP:-60}" --step-retries "${RETRIES:-1}" --max-other-cores 0.3 ${LG_ARGS:-})
 pids=()
 redis_pid=""
 stop_gateway() {
