@@ -5,7 +5,6 @@ package import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import NIOWebSocket
 import ServiceLifecycle
 
 /// A node's network front: one listening socket serving HTTP and WebSocket upgrades,
@@ -184,36 +183,25 @@ package final class GatewayServer: Service {
         let httpLimits = HTTPRequestHandler.Limits(
             maxBodySize: configuration.maxBodySize, requestTimeout: configuration.requestTimeoutSeconds,
             idleTimeout: configuration.idleTimeoutSeconds, maxHeldParts: configuration.maxHeldRequestParts)
-        let makeUpgrader: @Sendable () -> NIOWebSocketServerUpgrader = {
-            NIOWebSocketServerUpgrader(
-                maxFrameSize: configuration.maxFrameSize,
-                // Decoder errors are answered by the handler's state machine, with a reason and a deadline.
-                automaticErrorHandling: false,
-                shouldUpgrade: { channel, head in
-                    // A refused head goes on to HTTPRequestHandler, which answers it.
-                    channel.eventLoop.makeSucceededFuture(
-                        WebSocketHandshake.refusal(for: head) == nil ? HTTPHeaders() : nil)
-                },
-                upgradePipelineHandler: { channel, head in
-                    channel.eventLoop.makeCompletedFuture {
-                        guard let route = WebSocketRoute(head: head) else { return }
-                        let handler = WebSocketConnectionHandler(
-                            gateway: gateway,
-                            configuration: configuration,
-                            metrics: metrics,
-                            statistics: statistics,
-                            route: route,
-                            clientIP: configuration.trustedProxies.clientIP(
-                                peer: channel.remoteAddress?.ipAddress ?? "unknown",
-                                headers: head.headers
-                            ),
-                            logger: logger
-                        )
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                    }
-                }
-            )
-        }
+        let websocket = WebSocketUpgrade(
+            maxFrameSize: configuration.maxFrameSize,
+            makeHandler: { channel, head, answer in
+                guard let route = WebSocketRoute(head: head) else { return nil }
+                return WebSocketConnectionHandler(
+                    gateway: gateway,
+                    configuration: configuration,
+                    metrics: metrics,
+                    statistics: statistics,
+                    route: route,
+                    handshakeAnswer: answer,
+                    clientIP: configuration.trustedProxies.clientIP(
+                        peer: channel.remoteAddress?.ipAddress ?? "unknown",
+                        headers: head.headers
+                    ),
+                    logger: logger
+                )
+            }
+        )
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -240,23 +228,18 @@ package final class GatewayServer: Service {
                     if let tls = configuration.tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    let upgrader = makeUpgrader()
-                    // No outbound header validation: every response header the gateway writes is
-                    // a constant or a number, never a client's bytes, and the validator cost a
-                    // pass over each header of each answer (measured: ~6% of an ingesting node).
-                    // No pipelining assistance: HTTPRequestHandler answers requests in order
-                    // itself, without withholding reads (see its channelRead).
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false,
-                        withServerUpgrade: (
-                            upgraders: [upgrader],
-                            completionHandler: { context in
-                                context.pipeline.removeHandler(name: "http-api", promise: nil)
-                            }
-                        ),
-                        withOutboundHeaderValidation: false
-                    )
-                    try channel.pipeline.syncOperations.addHandler(
+                    // NIO's HTTP/1 server handlers, set up by hand:
+                    // - no upgrade handler: HTTPRequestHandler makes WebSocket upgrades itself,
+                    //   and the decoder passes on what follows an upgrade request;
+                    // - no outbound header validation: every response header the gateway writes
+                    //   is a constant or a number, never a client's bytes, and the validator cost
+                    //   a pass over each header of each answer (~6% of an ingesting node);
+                    // - no pipelining assistance: HTTPRequestHandler answers requests in order
+                    //   itself, without withholding reads (see its channelRead).
+                    try channel.pipeline.syncOperations.addHandlers([
+                        HTTPResponseEncoder(),
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                        HTTPServerProtocolErrorHandler(),
                         HTTPRequestHandler(
                             api: api, limits: httpLimits,
                             forwardedClient: { headers in
@@ -264,9 +247,8 @@ package final class GatewayServer: Service {
                                 let client = configuration.trustedProxies.clientIP(peer: peer, headers: headers)
                                 return client == peer ? nil : client
                             },
-                            makeUpgrader: makeUpgrader),
-                        name: "http-api"
-                    )
+                            websocket: websocket),
+                    ])
                 }
             }
     }

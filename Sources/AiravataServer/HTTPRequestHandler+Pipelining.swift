@@ -8,8 +8,8 @@ extension HTTPRequestHandler {
     /// A request is between its head and the end of its answer.
     var isAnswering: Bool {
         switch state {
-        case .idle, .handedOff: false
-        case .receiving, .authenticating, .discarding, .responding: true
+        case .idle: false
+        case .receiving, .authenticating, .discarding, .responding, .upgrading, .upgraded: true
         }
     }
 
@@ -32,13 +32,10 @@ extension HTTPRequestHandler {
         releasing = true
         defer { releasing = false }
         while let next = held.first {
-            if case .handedOff = state, let relay {
-                // The rest of an upgrade that waited behind a request goes to its handler.
-                held.removeFirst()
-                if let relayContext = try? context.pipeline.syncOperations.context(handler: relay) {
-                    relayContext.fireChannelRead(NIOAny(next))
-                }
-                continue
+            if case .upgraded = state {
+                // Nothing follows an upgrade request: the HTTP decoder stops at its end.
+                held.removeAll()
+                break
             }
             if next.isHead, isAnswering { break }
             held.removeFirst()

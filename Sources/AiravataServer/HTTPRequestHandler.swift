@@ -5,13 +5,12 @@ import NIOHTTP1
 import NIOWebSocket
 
 /// Collects plain HTTP requests (bounded in size and time), hands them to the API and writes
-/// the answer; answers every WebSocket upgrade that cannot be made.
+/// the answer; makes every WebSocket upgrade, or refuses it.
 ///
-/// The upgrade handler ahead of it takes a connection's first request when it is a valid
-/// WebSocket upgrade, and leaves the pipeline after any other first request. An upgrade that
-/// comes later on a kept-alive connection (Node's fetch and WebSocket share a pool) reaches
-/// this handler instead: it puts a fresh upgrade handler back in front and hands it the request.
-/// A refused upgrade, first or later, gets one 400 (426 for a wrong version) and the close.
+/// An upgrade may be a connection's first request or come later on a kept-alive one (Node's
+/// fetch and WebSocket share a pool). A valid one is answered 101 and the connection's HTTP
+/// handlers, this one included, make way for the WebSocket ones (`upgrade`); a refused one
+/// gets one 400 (426 for a wrong version) and the close.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -26,8 +25,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// it is read and dropped, then the connection closes.
         case discarding(bytes: Int)
         case responding
-        /// A WebSocket upgrade went to a fresh upgrade handler; the rest of it follows there.
-        case handedOff
+        /// A valid WebSocket upgrade's head arrived; the upgrade is made at its end.
+        case upgrading(HTTPRequestHead)
+        /// The connection is a WebSocket now; this handler has left the pipeline.
+        case upgraded
     }
 
     let api: GatewayHTTPAPI
@@ -55,8 +56,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     var pausedForToken = false
     /// What this handler last set `autoRead` to, inverted.
     var readingOff = false
-    /// The hand-off point of an upgrade that arrived on a kept-alive connection.
-    var relay: Relay?
+    /// The request being answered is a HEAD: its answer carries the headers of a GET, no body.
+    private var answeringHEAD = false
     /// Past the bound on held parts: the close is under way, and what the same read still
     /// delivers is dropped (and counted once, not per part).
     var floodedOut = false
@@ -67,7 +68,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
 
-    private let makeUpgrader: @Sendable () -> NIOWebSocketServerUpgrader
+    private let websocket: WebSocketUpgrade
 
     /// The bounds of one plain HTTP exchange.
     struct Limits: Sendable {
@@ -86,12 +87,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     init(
         api: GatewayHTTPAPI, limits: Limits, forwardedClient: @escaping @Sendable (HTTPHeaders) -> String?,
-        makeUpgrader: @escaping @Sendable () -> NIOWebSocketServerUpgrader
+        websocket: WebSocketUpgrade
     ) {
         self.api = api
         self.limits = limits
         self.forwardedClient = forwardedClient
-        self.makeUpgrader = makeUpgrader
+        self.websocket = websocket
     }
 
     // MARK: Timeouts
@@ -180,11 +181,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.request, .idle), (.idle, .idle):
             // Nothing was asked: nothing to answer.
             context.close(promise: nil)
-        case (.request, .handedOff), (.request, .discarding):
+        case (.request, .upgrading), (.request, .discarding):
             // An upgrade whose request never ended, or a refused body that keeps coming.
             api.requestTimedOut()
             context.close(promise: nil)
-        case (_, .responding), (.idle, _):
+        case (_, .responding), (_, .upgraded), (.idle, _):
             break
         }
     }
@@ -251,22 +252,20 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        let data = NIOAny(part)
         if case .head(let head) = part, case .idle = state {
             // A whole head in one read reaches us before channelReadComplete: its clock
             // starts here, whatever the connection did before.
             if running != .request { startRequestClock(context: context) }
             nameForwardedClient(head, context: context)
+            answeringHEAD = head.method == .HEAD
         }
         switch (part, state) {
         case (.head(let head), .idle) where WebSocketHandshake.isAttempt(head):
             if let refusal = WebSocketHandshake.refusal(for: head) {
                 refuseUpgrade(refusal, context: context)
-            } else if handOffUpgrade(context: context, head: data) {
-                // The request clock runs on: an upgrade whose request never ends is closed.
-                state = .handedOff
             } else {
-                refuseUpgrade(.init(status: .internalServerError, message: "Upgrade failed"), context: context)
+                // The request clock runs on: an upgrade whose request never ends is closed.
+                state = .upgrading(head)
             }
         case (.head(let head), .idle):
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodySize {
@@ -306,11 +305,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .authenticating(head, body, ended: true)
         case (.end, .discarding):
             context.close(promise: nil)
-        case (.head, .handedOff):
-            // The fresh upgrade handler refused what we checked: answer once, never loop.
-            refuseUpgrade(.init(status: .badRequest, message: "WebSocket upgrade refused"), context: context)
-        case (_, .handedOff):
-            // Parts of the handed-off request that were already on their way to us.
+        case (.end, .upgrading(let head)):
+            upgrade(head, context: context)
+        case (_, .upgrading), (_, .upgraded):
+            // A body sent with an upgrade request is not read; nothing follows the upgrade here.
             break
         default:
             break
@@ -392,39 +390,48 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         write(response, keepAlive: false, context: context)
     }
 
-    /// Rebuilds what `configureHTTPServerPipeline(withServerUpgrade:)` set up for the first
-    /// request, ahead of this handler, and passes the request head to it.
-    private func handOffUpgrade(context: ChannelHandlerContext, head: NIOAny) -> Bool {
+    /// Makes the connection a WebSocket, in this one call: the WebSocket handlers take the
+    /// place of the HTTP ones. NIO's upgrade handler did the same through a chain of futures,
+    /// a promise per handler it removed; that chain was ~18 % of a node's CPU in a connect
+    /// storm (`perf`, docs/performance.md). The 101 answer goes to the connection's handler,
+    /// which writes it together with its first frame: the greeting once the client is
+    /// admitted, or the refusal and the close.
+    private func upgrade(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        cancelTimer()
         let pipeline = context.pipeline.syncOperations
-        do {
-            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
-            var extras: [any RemovableChannelHandler] = [
-                try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            ]
-            if let handler = try? pipeline.handler(type: HTTPServerPipelineHandler.self) { extras.append(handler) }
-            if let handler = try? pipeline.handler(type: NIOHTTPResponseHeadersValidator.self) {
-                extras.append(handler)
-            }
-            if let handler = try? pipeline.handler(type: HTTPServerProtocolErrorHandler.self) {
-                extras.append(handler)
-            }
-            let upgrade = HTTPServerUpgradeHandler(
-                upgraders: [makeUpgrader()],
-                httpEncoder: encoder,
-                extraHTTPHandlers: extras,
-                upgradeCompletionHandler: { context in
-                    context.pipeline.removeHandler(name: "http-api", promise: nil)
-                }
-            )
-            let relay = Relay()
-            self.relay = relay
-            try pipeline.addHandler(relay, position: .before(self))
-            try pipeline.addHandler(upgrade, position: .before(self))
-            try pipeline.context(handler: relay).fireChannelRead(head)
-            return true
-        } catch {
-            return false
+        guard let answer = WebSocketHandshake.switchingProtocols(for: head),
+            let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self),
+            let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self),
+            let connection = websocket.makeHandler(context.channel, head, answer)
+        else {
+            refuseUpgrade(.init(status: .internalServerError, message: "Upgrade failed"), context: context)
+            return
         }
+        state = .upgraded
+        do {
+            try pipeline.addHandlers(
+                [
+                    WebSocketFrameEncoder(),
+                    ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: websocket.maxFrameSize)),
+                    connection,
+                ],
+                // In this order: the connection's handler looks for the encoder when added.
+                // (`.last` is right after this handler; NIO adds a batch placed `.after` a
+                // handler in reverse.)
+                position: .last)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        pipeline.removeHandler(context: encoder, promise: nil)
+        if let errors = try? pipeline.handler(type: HTTPServerProtocolErrorHandler.self) {
+            pipeline.removeHandler(errors, promise: nil)
+        }
+        // The decoder parses nothing after an upgrade request; what the client sent after it
+        // (frames, from a client that did not wait for our answer) it passes on as it leaves,
+        // through to the WebSocket decoder.
+        pipeline.removeHandler(decoder, promise: nil)
+        pipeline.removeHandler(context: context, promise: nil)
     }
 
     private func tooLarge(context: ChannelHandlerContext, bytes: Int) {
@@ -463,7 +470,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.replaceOrAdd(name: "connection", value: keepAlive ? "keep-alive" : "close")
         let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        if !answeringHEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive, case .discarding = state {
             // Keep reading the rest of the body so the client sees our answer, not a reset;
@@ -477,8 +486,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// A pass-through whose context lets a request part enter the pipeline just ahead of the
-/// upgrade handler placed after it.
-final class Relay: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+/// What a WebSocket upgrade needs from the server.
+struct WebSocketUpgrade: Sendable {
+    /// The largest frame the WebSocket decoder accepts.
+    var maxFrameSize: Int
+    /// The handler that serves the upgraded connection; nil when the path is not a WebSocket
+    /// endpoint (checked before, so not expected).
+    /// The third argument is the 101 answer, for the handler to write.
+    var makeHandler: @Sendable (any Channel, HTTPRequestHead, ByteBuffer) -> WebSocketConnectionHandler?
 }

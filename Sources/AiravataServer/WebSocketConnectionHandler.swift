@@ -56,6 +56,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var queued: [ByteBuffer] = []
     /// Live events overflowed the buffer kept while admission (and replay) ran.
     private var admissionOverflow = false
+    /// The handshake's 101 answer, held until the first thing written after it (the greeting,
+    /// or a refusal), so that both leave in one write: one segment for the client to read
+    /// and one system call for us instead of two each.
+    private var handshakeAnswer: ByteBuffer?
 
     /// Inbound messages buffered while admission or a subscription change is pending.
     private static let maxPendingInbound = 32
@@ -68,9 +72,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         metrics: GatewayMetrics,
         statistics: StatisticsCache,
         route: WebSocketRoute,
+        handshakeAnswer: ByteBuffer,
         clientIP: String,
         logger: Logger
     ) {
+        self.handshakeAnswer = handshakeAnswer
         self.gateway = gateway
         self.statistics = statistics
         self.metrics = metrics
@@ -160,7 +166,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             admission = .admitted(admitted)
             highWater = opening.highWater
             startHeartbeat()
-            for frame in opening.greeting { write(frame) }
+            for (index, frame) in opening.greeting.enumerated() {
+                write(frame, flush: index == opening.greeting.count - 1)
+            }
             if admissionOverflow {
                 perform(
                     machine.close(
@@ -338,6 +346,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         let buffered = writable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         switch machine.outbound(bytes: bytes.readableBytes, bufferedBytes: buffered, nowNanos: Self.nowNanos) {
         case .write:
+            writeHandshakeAnswer()
             if flush {
                 (wire ?? context).writeAndFlush(NIOAny(bytes), promise: nil)
             } else {
@@ -352,6 +361,14 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case .sendClose(let close):
             sendClose(close)
         }
+    }
+
+    /// Writes the held 101 answer ahead of the first frame; it is not flushed here.
+    private func writeHandshakeAnswer() {
+        guard let answer = handshakeAnswer, let context else { return }
+        handshakeAnswer = nil
+        // Below the frame encoder: these are HTTP bytes, not a frame.
+        (wire ?? context).write(NIOAny(answer), promise: nil)
     }
 
     /// The connection's ids for a log message, built only when something is logged.
@@ -427,6 +444,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         stopHeartbeat()
         guard let context else { return }
         let channel = context.channel
+        writeHandshakeAnswer()
         let written = (wire ?? context).writeAndFlush(
             NIOAny(WebSocketWireFrame.close(code: close.code, reason: close.reason)))
         if close.closeWhenWritten {

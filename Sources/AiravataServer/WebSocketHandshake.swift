@@ -1,4 +1,6 @@
+import AiravataProtocol
 import Foundation
+package import NIOCore
 package import NIOHTTP1
 
 /// The RFC 6455 §4.2.1 checks of an opening handshake, made before anything is upgraded.
@@ -56,6 +58,28 @@ package enum WebSocketHandshake {
         }
         return nil
     }
+
+    /// The `Sec-WebSocket-Accept` value that proves to the client that we read its key
+    /// (RFC 6455 §4.2.2): base64 of the SHA-1 of the key and the protocol's GUID. Nil without
+    /// exactly one key.
+    package static func acceptValue(for head: HTTPRequestHead) -> String? {
+        let keys = head.headers["sec-websocket-key"]
+        guard keys.count == 1 else { return nil }
+        let digest = SHA1.digest(Array(trimmed(keys[0]).utf8) + Array(guid.utf8))
+        return Data(digest).base64EncodedString()
+    }
+
+    /// The 101 answer to a valid opening handshake, as bytes: the whole of it is constant but
+    /// for the accept value, so it is written out rather than built by the HTTP encoder.
+    package static func switchingProtocols(for head: HTTPRequestHead) -> ByteBuffer? {
+        guard let accept = acceptValue(for: head) else { return nil }
+        return ByteBuffer(
+            string: "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n"
+                + "sec-websocket-accept: \(accept)\r\n\r\n")
+    }
+
+    /// RFC 6455 §1.3.
+    private static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
     /// A key is the base64 of 16 bytes: 24 characters, the last two `==`.
     private static func isValidKey(_ key: String) -> Bool {

@@ -3,6 +3,7 @@ import AiravataProtocol
 import AiravataServer
 import AiravataTestSupport
 import Foundation
+import NIOCore
 import Testing
 
 /// Opening handshakes that must be refused, each with exactly one answer and the close,
@@ -225,6 +226,27 @@ struct HandshakeTests {
             #expect(text.contains("HTTP/1.1 408"), "\(text)")
             #expect(closed, "a stalled request after a pause kept its connection")
             #expect(clock.now - start < .seconds(6), "cut off after \(clock.now - start); request timeout is 1 s")
+        }
+    }
+
+    @Test("the answer is RFC 6455's accept value; a frame sent in the request's own write is read, not dropped")
+    func frameInTheRequestsWrite() async throws {
+        try await TestGateway.with { node in
+            let token = try await node.token("alice")
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            // A client that does not wait for the 101: the HTTP decoder must hand these bytes
+            // on to the WebSocket decoder when it leaves the pipeline.
+            var bytes = Array(Self.upgrade(path: "/ws/user?token=\(token)").utf8)
+            let ping = RawWebSocket.frame(opcode: 0x1, payload: Array(#"{"type":"ping"}"#.utf8))
+            bytes += ping.readableBytesView
+            try await socket.send(bytes)
+            let text = try await socket.read(until: #""type":"pong""#)
+            // The example of RFC 6455 §1.3: this key is answered with this value.
+            #expect(text.hasPrefix("HTTP/1.1 101 "), "\(text.prefix(200))")
+            #expect(text.lowercased().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "\(text)")
+            #expect(text.contains(#""type":"pong""#), "the ping sent with the request went unanswered: \(text)")
+            #expect(text.contains("connected"), "the greeting should come before the pong: \(text)")
         }
     }
 
