@@ -49,11 +49,8 @@ extension RedisEventBus {
             let v1 = counts[1].integer, let v2 = counts[3].integer
         else { return }
         let older = v1 > v2
-        let changed = state.withLock { state -> Bool in
-            defer { state.olderNodes = older }
-            return state.olderNodes != older
-        }
-        guard changed else { return }
+        let seen: UInt8 = older ? 1 : 2
+        guard olderNodes.exchange(seen, ordering: .relaxed) != seen else { return }
         if older {
             logger.notice(
                 "a node that reads only v1 bus messages is in the cluster; writing v1 until it leaves",
