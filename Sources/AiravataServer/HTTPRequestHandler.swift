@@ -58,6 +58,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     var readingOff = false
     /// The request being answered is a HEAD: its answer carries the headers of a GET, no body.
     private var answeringHEAD = false
+    /// NIO's HTTP response encoder: our answers enter the pipeline below it, already encoded.
+    private var encoderContext: ChannelHandlerContext?
     /// Past the bound on held parts: the close is under way, and what the same read still
     /// delivers is dropped (and counted once, not per part).
     var floodedOut = false
@@ -98,11 +100,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Timeouts
 
     func handlerAdded(context: ChannelHandlerContext) {
+        encoderContext = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
         // A new connection owes us its request from the first moment.
         startRequestClock(context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        encoderContext = nil
         cancelTimer()
         dropTimer()
     }
@@ -465,16 +469,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func write(_ response: HTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
-        var headers = response.headers
-        headers.replaceOrAdd(name: "content-length", value: String(response.body.readableBytes))
-        headers.replaceOrAdd(name: "connection", value: keepAlive ? "keep-alive" : "close")
-        let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !answeringHEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        // In one piece, below the HTTP encoder (see `HTTPResponse.serialized`).
+        let bytes = NIOAny(response.serialized(keepAlive: keepAlive, bodyless: answeringHEAD))
+        let below = encoderContext ?? context
+        guard !keepAlive else {
+            below.writeAndFlush(bytes, promise: nil)
+            return
         }
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive, case .discarding = state {
+        let done = below.writeAndFlush(bytes)
+        if case .discarding = state {
             // Keep reading the rest of the body so the client sees our answer, not a reset;
             // the connection closes at its end, past the discard cap, or at the request timeout.
             let channel = context.channel
@@ -482,7 +485,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
             return
         }
-        if !keepAlive { closeAfter(done, context: context) }
+        closeAfter(done, context: context)
     }
 }
 
