@@ -250,6 +250,21 @@ struct HandshakeTests {
         }
     }
 
+    @Test("a body sent with a valid handshake is dropped and the upgrade is made at the request's end")
+    func handshakeWithBody() async throws {
+        try await TestGateway.with { node in
+            let token = try await node.token("alice")
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            let request = Self.upgrade(path: "/ws/user?token=\(token)", extra: Self.validKey + ["Content-Length: 5"])
+            try await socket.send(request + "hello")
+            let text = try await socket.read(until: "connected")
+            #expect(text.hasPrefix("HTTP/1.1 101 "), "\(text.prefix(200))")
+            #expect(text.contains(#""action":"connected""#), "\(text)")
+            #expect(!text.contains("hello"), "\(text)")
+        }
+    }
+
     @Test("an upgrade on a kept-alive connection whose request never ends is closed at the request timeout")
     func stalledUpgrade() async throws {
         var server = ServerConfiguration()
