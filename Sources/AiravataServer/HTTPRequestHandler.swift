@@ -194,21 +194,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// NIO's HTTP pipeline has no request to answer before a head is whole, so this answer
-    /// enters the pipeline below the HTTP encoder, as the bytes it would have written.
+    /// No head arrived whole, so there is no request to answer: the 408 is written the way
+    /// every answer is (below NIO's encoder), as an answer to no HEAD.
     private func writeTimeoutBeforeHead(context: ChannelHandlerContext) {
-        cancelTimer()
-        state = .responding
-        let channel = context.channel
-        guard let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
-            channel.close(promise: nil)
-            return
-        }
-        let body = #"{"error":"Request not received in time"}"# + "\n"
-        let response =
-            "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
-            + "connection: close\r\n\r\n" + body
-        closeAfter(below.writeAndFlush(NIOAny(ByteBuffer(string: response))), context: context)
+        answeringHEAD = false
+        respondAndClose(.error(.requestTimeout, "Request not received in time"), context: context)
     }
 
     /// Closes once `written` completes, or after a short grace if it never does (a client
@@ -471,7 +461,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func write(_ response: HTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
         // In one piece, below the HTTP encoder (see `HTTPResponse.serialized`).
         let bytes = NIOAny(response.serialized(keepAlive: keepAlive, bodyless: answeringHEAD))
-        let below = encoderContext ?? context
+        guard let below = encoderContext else {
+            // Not expected: the encoder is added before this handler and leaves only with it.
+            context.close(promise: nil)
+            return
+        }
         guard !keepAlive else {
             below.writeAndFlush(bytes, promise: nil)
             return
