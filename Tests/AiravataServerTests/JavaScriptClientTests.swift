@@ -52,7 +52,7 @@ struct JavaScriptClientTests {
         let command = [node, "--experimental-websocket", "--test"] + tests
         let gateway = try gatewayBinary()
         let (status, output) = try await offloaded { try runScript(command, environment: ["GATEWAY_BIN": gateway]) }
-        #expect(status == 0, "node --test failed:\n\(output.suffix(6000))")
+        #expect(status == 0, "node --test failed:\n\(Self.failureExcerpt(output))")
     }
 
     @Test("the example pages in headless Chromium: a two-node cluster, a drain survived by resume, the React hooks")
@@ -66,7 +66,7 @@ struct JavaScriptClientTests {
         let (status, output) = try await offloaded {
             try runScript([node, "--experimental-websocket", "--test", test], environment: ["GATEWAY_BIN": gateway])
         }
-        #expect(status == 0, "the browser test failed:\n\(output.suffix(6000))")
+        #expect(status == 0, "the browser test failed:\n\(Self.failureExcerpt(output))")
     }
 
     @Test("the package packs, installs offline, imports, and its declarations pass tsc --strict (.ci/js-client)")
@@ -77,6 +77,26 @@ struct JavaScriptClientTests {
         let script = Self.repositoryRoot.appendingPathComponent(".ci/js-client").path
         let (status, output) = try await offloaded { try runScript(["bash", script]) }
         #expect(status == 0, ".ci/js-client failed:\n\(output.suffix(6000))")
+    }
+
+    /// What a failed `node --test` run printed about its failures: each line that names a
+    /// failure or an error, with the lines around it, then the end of the output. A
+    /// whole run's output is long, and its end alone can cut off the failing assertion.
+    static func failureExcerpt(_ output: String, context: Int = 4, limit: Int = 8000) -> String {
+        let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+        let markers = ["✖", "not ok ", "error:", "Error:", "waited "]
+        var picked = IndexSet()
+        for (index, line) in lines.enumerated() where markers.contains(where: { line.contains($0) }) {
+            picked.insert(integersIn: max(0, index - context)..<min(lines.count, index + context + 1))
+        }
+        var excerpt = ""
+        var last: Int?
+        for index in picked {
+            if let last, index != last + 1 { excerpt += "  …\n" }
+            excerpt += lines[index] + "\n"
+            last = index
+        }
+        return String(excerpt.prefix(limit)) + "\n--- the end of the output:\n" + output.suffix(3000)
     }
 
     /// The `*.test.mjs` files directly in `directory` (relative to the repository), sorted.

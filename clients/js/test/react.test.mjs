@@ -65,7 +65,8 @@ test('useGatewayClient connects, follows the subscription list, and closes on un
   assert.equal(ready.nodeId, 'node-1');
   assert.equal(ready.resumed, false);
   assert.equal(connections.length, 1);
-  await view.waitFor(() => requests(WebSocket.sockets[0]).length === 1);
+  // Conditions on what was sent are re-checked on every send, not on renders.
+  await WebSocket.whenSent(() => requests(WebSocket.sockets[0]).length === 1, { what: 'the first subscribe' });
   assert.deepEqual(requests(WebSocket.sockets[0]), ['subscribe exp-1']);
 
   // A burst: React renders fewer times than messages arrive; the events hook sees all.
@@ -75,11 +76,12 @@ test('useGatewayClient connects, follows the subscription list, and closes on un
 
   // New props: a new experiment and a new token function. Same client, only the change is sent.
   view.rerender({ experimentId: 'exp-2', token: async () => alice });
-  await view.waitFor(() => requests(WebSocket.sockets[0]).length === 3, { what: 'the subscription change' });
+  await WebSocket.whenSent(() => requests(WebSocket.sockets[0]).length === 3, { what: 'the subscription change' });
   assert.equal(view.result.client, client, 'no reconnect for new props that do not change the connection');
   assert.deepEqual(requests(WebSocket.sockets[0]), ['subscribe exp-1', 'unsubscribe exp-1', 'subscribe exp-2']);
   assert.deepEqual(client.subscriptions, [{ resourceType: 'experiment', resourceId: 'exp-2' }]);
-  await view.waitFor((r) => r.lastMessage?.data?.action === 'subscribed' && r.lastMessage.data.resourceId === 'exp-2');
+  await view.waitFor((r) => r.lastMessage?.data?.action === 'subscribed' && r.lastMessage.data.resourceId === 'exp-2',
+    { what: "the server's answer to subscribe exp-2" });
   // exp-1's event goes first: had it still been delivered, it would arrive before exp-2's.
   await gateway.publish(service, [progress('exp-1', 4), progress('exp-2', 5)]);
   await view.waitFor((r) => r.lastMessage?.data?.completedTasks === 5, { what: "exp-2's event" });
