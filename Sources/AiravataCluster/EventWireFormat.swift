@@ -22,16 +22,37 @@ package enum EventWireFormat {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512)
         bytes.append(UInt8(ascii: "2"))
-        for field in [
-            event.type.rawValue, String(event.acceptedAtMicros), routing.experimentID ?? "", routing.taskID ?? "",
-            routing.workerID ?? "", routing.projectID ?? "", routing.ownerID ?? "", routing.userID ?? "",
-        ] {
+        func field(_ value: String?) {
             bytes.append(UInt8(ascii: "\t"))
-            bytes.append(contentsOf: field.utf8)
+            if let value { bytes.append(contentsOf: value.utf8) }
         }
+        field(event.type.rawValue)
+        bytes.append(UInt8(ascii: "\t"))
+        appendDecimal(event.acceptedAtMicros, to: &bytes)
+        field(routing.experimentID)
+        field(routing.taskID)
+        field(routing.workerID)
+        field(routing.projectID)
+        field(routing.ownerID)
+        field(routing.userID)
         bytes.append(UInt8(ascii: "\n"))
-        bytes.append(contentsOf: event.routed.envelopeHead.readableBytesView)
+        // The envelope without its cursor and closing brace (see `RoutedEvent.envelopeHead`),
+        // written in place rather than encoded apart and copied.
+        event.envelope(cursor: nil).encode(into: &bytes)
+        bytes.removeLast()
         return bytes
+    }
+
+    /// A signed integer in decimal, without a `String` in between.
+    private static func appendDecimal(_ value: Int64, to bytes: inout [UInt8]) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        let start = bytes.count
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        bytes[start...].reverse()
     }
 
     /// Nil for anything but what `encodeV2` or `encodeV1` writes: the bytes come from Redis,

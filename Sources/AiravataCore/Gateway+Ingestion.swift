@@ -10,6 +10,12 @@ extension Gateway {
         /// The producer's id was accepted before, within the deduplication window: this
         /// event was not published again, and `cursor` is the one it was first given.
         package var duplicate = false
+
+        package init(id: String, cursor: String, duplicate: Bool = false) {
+            self.id = id
+            self.cursor = cursor
+            self.duplicate = duplicate
+        }
     }
 
     /// Validates a producer's document, completes ids, timestamps and routing, and hands
@@ -41,16 +47,22 @@ extension Gateway {
         }
         let now = WallClock.nowMicros()
         let (entries, unknown) = Self.ownershipWork(candidates)
-        let known: EventLoopFuture<[String: ExperimentOwnership]> =
-            entries.isEmpty && unknown.isEmpty
-            ? loop.makeSucceededFuture([:]) : ownership.record(entries, thenLookUp: unknown, on: loop)
-        return known.flatMap { known in
-            let events = self.complete(candidates, known: known, nowMicros: now)
-            guard let producerIDs = Self.producerIDs(candidates) else {
-                return self.bus.publish(events, on: loop).map { self.accepted(events, $0) }
+        guard entries.isEmpty && unknown.isEmpty else {
+            return ownership.record(entries, thenLookUp: unknown, on: loop).flatMap { known in
+                self.publish(self.complete(candidates, known: known, nowMicros: now), candidates, on: loop)
             }
-            return self.bus.publishOnce(events, producerIDs: producerIDs, on: loop).map { self.accepted(events, $0) }
         }
+        // Events that name their project and owner (most): no lookup to wait for.
+        return publish(complete(candidates, known: [:], nowMicros: now), candidates, on: loop)
+    }
+
+    private func publish(
+        _ events: [GatewayEvent], _ candidates: [EventValidator.Candidate], on loop: any EventLoop
+    ) -> EventLoopFuture<[Accepted]> {
+        guard let producerIDs = Self.producerIDs(candidates) else {
+            return bus.publish(events, on: loop).map { self.accepted(events, $0) }
+        }
+        return bus.publishOnce(events, producerIDs: producerIDs, on: loop).map { self.accepted(events, $0) }
     }
 
     /// The producers' own ids, nil when no event has one: those events take the plain

@@ -32,6 +32,13 @@ public struct Envelope: Sendable, Equatable {
     public func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(128)
+        encode(into: &bytes)
+        return bytes
+    }
+
+    /// Appends the wire form to `bytes`, so a caller that frames it (the bus message) writes
+    /// one buffer instead of copying a second.
+    public func encode(into bytes: inout [UInt8]) {
         bytes.append(contentsOf: #"{"type":"#.utf8)
         JSONValue.writeString(type, into: &bytes)
         bytes.append(contentsOf: #","id":"#.utf8)
@@ -51,7 +58,6 @@ public struct Envelope: Sendable, Equatable {
             JSONValue.writeString(cursor, into: &bytes)
         }
         bytes.append(UInt8(ascii: "}"))
-        return bytes
     }
 
     /// Reads an envelope; `type`, `id` and `timestamp` must be strings.

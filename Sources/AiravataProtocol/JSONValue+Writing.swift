@@ -28,7 +28,7 @@ extension JSONValue {
         }
     }
 
-    static func writeString(_ value: String, into bytes: inout [UInt8]) {
+    package static func writeString(_ value: String, into bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         // Runs that need no escape are copied whole (byte-by-byte appends were ~3% of an

@@ -1,11 +1,11 @@
-import AiravataCore
+package import AiravataCore
 import AiravataProtocol
 import Logging
 import NIOCore
 import NIOHTTP1
 
 /// The plain HTTP endpoints: ingestion, health, readiness, metrics, statistics.
-final class GatewayHTTPAPI: Sendable {
+package final class GatewayHTTPAPI: Sendable {
     private let gateway: Gateway
     private let readiness: Readiness
     private let metrics: GatewayMetrics
@@ -93,8 +93,15 @@ final class GatewayHTTPAPI: Sendable {
             metrics.ingestRejected("invalid")
             return loop.makeSucceededFuture(.error(.badRequest, "Body is not valid JSON: \(error)"))
         }
-        return gateway.ingest(document, on: loop).map { self.acceptedResponse($0) }
-            .recover { self.ingestionFailure($0) }
+        // One promise for the answer instead of a `map` and a `recover` after the ingestion's.
+        let answer = loop.makePromise(of: HTTPResponse.self)
+        gateway.ingest(document, on: loop).whenComplete { result in
+            switch result {
+            case .success(let accepted): answer.succeed(self.acceptedResponse(accepted))
+            case .failure(let error): answer.succeed(self.ingestionFailure(error))
+            }
+        }
+        return answer.futureResult
     }
 
     /// Every endpoint but ingestion (see `respond(to:on:)`).
@@ -194,18 +201,43 @@ final class GatewayHTTPAPI: Sendable {
     /// `accepted` counts the events published now; `duplicates` lists the batch positions
     /// whose producer id was accepted before (their cursor is the first acceptance's).
     private func acceptedResponse(_ accepted: [Gateway.Accepted]) -> HTTPResponse {
-        let duplicates = accepted.indices.filter { accepted[$0].duplicate }
-        metrics.eventsIngested(accepted.count - duplicates.count)
-        if !duplicates.isEmpty { metrics.duplicatesIgnored(duplicates.count) }
-        return .json(
-            .accepted,
-            .object([
-                "accepted": .integer(accepted.count - duplicates.count),
-                "ids": .array(accepted.map { .string($0.id) }),
-                "cursors": .array(accepted.map { .string($0.cursor) }),
-                "duplicates": .array(duplicates.map { .integer($0) }),
-            ])
-        )
+        var duplicates = 0
+        for item in accepted where item.duplicate { duplicates += 1 }
+        metrics.eventsIngested(accepted.count - duplicates)
+        if duplicates > 0 { metrics.duplicatesIgnored(duplicates) }
+        return HTTPResponse(
+            status: .accepted, contentType: "application/json", body: ByteBuffer(bytes: Self.acceptedBody(accepted)))
+    }
+
+    /// `{"accepted":n,"ids":[…],"cursors":[…],"duplicates":[…]}` and a line feed, as
+    /// `HTTPResponse.json` writes it (a test holds the two equal), without building the
+    /// JSON value first: this answer goes out once per ingestion request.
+    package static func acceptedBody(_ accepted: [Gateway.Accepted]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 + accepted.count * 64)
+        var duplicates = 0
+        for item in accepted where item.duplicate { duplicates += 1 }
+        bytes.append(contentsOf: #"{"accepted":"#.utf8)
+        bytes.append(contentsOf: String(accepted.count - duplicates).utf8)
+        bytes.append(contentsOf: #","ids":["#.utf8)
+        for (index, item) in accepted.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            JSONValue.writeString(item.id, into: &bytes)
+        }
+        bytes.append(contentsOf: #"],"cursors":["#.utf8)
+        for (index, item) in accepted.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            JSONValue.writeString(item.cursor, into: &bytes)
+        }
+        bytes.append(contentsOf: #"],"duplicates":["#.utf8)
+        var first = true
+        for (index, item) in accepted.enumerated() where item.duplicate {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            bytes.append(contentsOf: String(index).utf8)
+        }
+        bytes.append(contentsOf: "]}\n".utf8)
+        return bytes
     }
 
     private func ingestionFailure(_ error: any Error) -> HTTPResponse {

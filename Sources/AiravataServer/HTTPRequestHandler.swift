@@ -54,6 +54,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     var held = CircularBuffer<HTTPServerRequestPart>()
     /// Reading is paused while an ingestion token is checked.
     var pausedForToken = false
+    /// Whether the pending-connection gate was told this connection proved a producer; it
+    /// then leaves the pipeline, and later requests need not tell it again.
+    private var settled = false
     /// What this handler last set `autoRead` to, inverted.
     var readingOff = false
     /// The request being answered is a HEAD: its answer carries the headers of a GET, no body.
@@ -324,7 +327,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func authenticate(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         if let principal = api.recentPublisher(head.headers) {
             // Proven before and still valid: the body is read on at once.
-            context.triggerUserOutboundEvent(ConnectionSettled(), promise: nil)
+            settle(context: context)
             state = .receiving(head, context.channel.allocator.buffer(capacity: 0), publisher: principal)
             return
         }
@@ -346,7 +349,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     handler.refuseEarly(refusal.response, context: context, ended: ended)
                 case .success(let principal):
                     // A proven producer no longer counts against the unauthenticated cap.
-                    context.triggerUserOutboundEvent(ConnectionSettled(), promise: nil)
+                    handler.settle(context: context)
                     if ended {
                         var request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
                         request.publisher = principal
@@ -357,6 +360,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     }
                 }
             }
+    }
+
+    private func settle(context: ChannelHandlerContext) {
+        guard !settled else { return }
+        settled = true
+        context.triggerUserOutboundEvent(ConnectionSettled(), promise: nil)
     }
 
     private func refuseUpgrade(_ refusal: WebSocketHandshake.Refusal, context: ChannelHandlerContext) {

@@ -1,3 +1,4 @@
+import AiravataCore
 import AiravataProtocol
 import AiravataServer
 import Foundation
@@ -9,6 +10,34 @@ import Testing
 @Suite("HTTP answers as bytes")
 struct HTTPResponseBytesTests {
     static func text(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
+
+    @Test("the 202 body written directly is the JSON value's own encoding: escapes, duplicates, empty batches")
+    func acceptedBody() {
+        func viaJSON(_ accepted: [Gateway.Accepted]) -> [UInt8] {
+            let duplicates = accepted.indices.filter { accepted[$0].duplicate }
+            let value = JSONValue.object([
+                "accepted": .integer(accepted.count - duplicates.count),
+                "ids": .array(accepted.map { .string($0.id) }),
+                "cursors": .array(accepted.map { .string($0.cursor) }),
+                "duplicates": .array(duplicates.map { .integer($0) }),
+            ])
+            return Array(HTTPResponse.json(.accepted, value).body.readableBytesView)
+        }
+        let batches: [[Gateway.Accepted]] = [
+            [],
+            [.init(id: "exp-1-7", cursor: "1795713253458-0")],
+            [
+                .init(id: "a\"quote\\ and \u{1}", cursor: "1-0"),
+                .init(id: "dup", cursor: "1-1", duplicate: true),
+                .init(id: "caf\u{E9}", cursor: "2-0"),
+                .init(id: "dup-2", cursor: "2-1", duplicate: true),
+            ],
+        ]
+        for batch in batches {
+            let direct = GatewayHTTPAPI.acceptedBody(batch)
+            #expect(direct == viaJSON(batch), "\(String(decoding: direct, as: UTF8.self))")
+        }
+    }
 
     @Test("status line, our headers, then content-length and connection, then the body")
     func layout() {
