@@ -88,7 +88,10 @@ package final class GatewayHTTPAPI: Sendable {
         }
         let document: JSONValue
         do {
-            document = try JSONValue(parsing: Array(request.body.readableBytesView))
+            // Straight from the request's buffer, without copying the body into an array.
+            document = try request.body.withUnsafeReadableBytes { raw throws(JSONParseError) in
+                try JSONValue(parsing: raw.bindMemory(to: UInt8.self))
+            }
         } catch {
             metrics.ingestRejected("invalid")
             return loop.makeSucceededFuture(.error(.badRequest, "Body is not valid JSON: \(error)"))

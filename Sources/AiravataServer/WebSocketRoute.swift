@@ -113,13 +113,16 @@ package struct WebSocketRoute: Sendable, Equatable {
 
     package static func bearerToken(_ headers: HTTPHeaders) -> String? {
         guard let value = headers.first(name: "authorization") else { return nil }
-        let parts = value.utf8.split(separator: UInt8(ascii: " "), maxSplits: 1)
-        guard parts.count == 2, isBearer(parts[0]) else { return nil }
-        // Spaces and tabs around the token are not part of it (RFC 9110 §5.5).
+        // Once per ingestion request: slices of the header's bytes, no array of parts.
+        // Spaces and tabs around the scheme and the token are not part of them (RFC 9110 §5.5).
         let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-        var token = parts[1]
+        var rest = value.utf8[...]
+        while let first = rest.first, first == UInt8(ascii: " ") { rest.removeFirst() }
+        guard let space = rest.firstIndex(of: UInt8(ascii: " ")), isBearer(rest[..<space]) else { return nil }
+        var token = rest[rest.index(after: space)...]
         while let first = token.first, isBlank(first) { token.removeFirst() }
         while let last = token.last, isBlank(last) { token.removeLast() }
+        guard !token.isEmpty else { return nil }
         return String(decoding: token, as: UTF8.self)
     }
 
