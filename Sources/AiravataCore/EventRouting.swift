@@ -36,22 +36,28 @@ package struct EventRouting: Sendable, Equatable {
     /// The subscriptions this event reaches (the protocol's "Event Routing").
     package var keys: [SubscriptionKey] {
         var keys: [SubscriptionKey] = []
+        forEachKey { keys.append($0) }
+        return keys
+    }
+
+    /// The same keys, in the same order, without an array: the delivery lookup runs this
+    /// for every event on every node.
+    package func forEachKey(_ body: (SubscriptionKey) -> Void) {
         switch category {
         case .task:
-            if let taskID { keys.append(SubscriptionKey(.task, taskID)) }
+            if let taskID { body(SubscriptionKey(.task, taskID)) }
             fallthrough
         case .experiment:
-            if let experimentID { keys.append(SubscriptionKey(.experiment, experimentID)) }
-            if let projectID { keys.append(SubscriptionKey(.project, projectID)) }
-            if let ownerID { keys.append(SubscriptionKey(.user, ownerID)) }
+            if let experimentID { body(SubscriptionKey(.experiment, experimentID)) }
+            if let projectID { body(SubscriptionKey(.project, projectID)) }
+            if let ownerID { body(SubscriptionKey(.user, ownerID)) }
         case .worker:
-            if let workerID { keys.append(SubscriptionKey(.worker, workerID)) }
-            keys.append(.system)
+            if let workerID { body(SubscriptionKey(.worker, workerID)) }
+            body(.system)
         case .user:
-            if let userID { keys.append(SubscriptionKey(.user, userID)) }
+            if let userID { body(SubscriptionKey(.user, userID)) }
         case .system, .control:
             break
         }
-        return keys
     }
 }

@@ -91,8 +91,8 @@ package final class SubscriptionIndex: Sendable {
             state.pass &+= 1
             let pass = state.pass
             var sinks: [any ConnectionSink] = []
-            for key in routing.keys {
-                guard let ids = state.subscribers[key] else { continue }
+            routing.forEachKey { key in
+                guard let ids = state.subscribers[key] else { return }
                 for id in ids {
                     guard let entry = state.connections[id], entry.lastPass != pass else { continue }
                     entry.lastPass = pass

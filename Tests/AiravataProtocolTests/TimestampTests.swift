@@ -1,4 +1,5 @@
 import AiravataProtocol
+import Foundation
 import Testing
 
 @Suite("Timestamps and ids")
@@ -9,6 +10,19 @@ struct TimestampTests {
         #expect(Timestamp.iso8601(unixSeconds: 1_705_314_600) == "2024-01-15T10:30:00Z")
         #expect(Timestamp.iso8601(unixSeconds: 951_782_400) == "2000-02-29T00:00:00Z")
         #expect(Timestamp.iso8601(unixSeconds: 4_102_444_799) == "2099-12-31T23:59:59Z")
+        #expect(Timestamp.iso8601(unixSeconds: 253_402_300_799) == "9999-12-31T23:59:59Z")
+    }
+
+    @Test("agrees with Foundation's ISO 8601 formatter on random instants, 1970 to 9999")
+    func agreesWithFoundation() {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let seconds = Int64.random(in: 0...253_402_300_799, using: &generator)
+            let expected = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+            #expect(Timestamp.iso8601(unixSeconds: seconds) == expected, "\(seconds)")
+        }
     }
 
     @Test("a producer's timestamp is a real UTC instant")
