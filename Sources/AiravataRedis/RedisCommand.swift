@@ -18,7 +18,11 @@ public struct RedisCommand: Sendable, Equatable {
     /// The RESP bytes, via `redisFormatCommandArgv`.
     public func encoded() -> ByteBuffer {
         var lengths = arguments.map { $0.count }
-        let joined = arguments.flatMap { $0 }
+        // One buffer of the exact size: a publish call carries a whole batch of events, and
+        // growing by doubling made several large allocations (and glibc consolidations) each.
+        var joined: [UInt8] = []
+        joined.reserveCapacity(lengths.reduce(0, +))
+        for argument in arguments { joined.append(contentsOf: argument) }
         return joined.withUnsafeBufferPointer { bytes in
             var offsets: [Int] = []
             var position = 0
