@@ -77,14 +77,20 @@ package final class GatewayHTTPAPI: Sendable {
     }
 
     /// Ingestion is answered on the loop, without a task where the gateway can; every other
-    /// endpoint in a task.
-    func respond(to request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+    /// endpoint in a task. `answer` runs on `loop`, at once when the answer needs no wait:
+    /// a callback rather than a future, because an ingestion request would otherwise make
+    /// one more promise and callback on its way out.
+    func respond(
+        to request: HTTPRequest, on loop: any EventLoop, then answer: @escaping @Sendable (HTTPResponse) -> Void
+    ) {
         guard request.method == .POST, request.path == Self.ingestionPath else {
-            return loop.makeFutureWithTask { await self.respond(to: request) }
+            loop.makeFutureWithTask { await self.respond(to: request) }.whenSuccess(answer)
+            return
         }
         // The request handler proves the token on the head, before the body is read.
         guard request.publisher != nil else {
-            return loop.makeSucceededFuture(.error(.unauthorized, "Authentication required"))
+            answer(.error(.unauthorized, "Authentication required"))
+            return
         }
         let document: JSONValue
         do {
@@ -94,20 +100,18 @@ package final class GatewayHTTPAPI: Sendable {
             }
         } catch {
             metrics.ingestRejected("invalid")
-            return loop.makeSucceededFuture(.error(.badRequest, "Body is not valid JSON: \(error)"))
+            answer(.error(.badRequest, "Body is not valid JSON: \(error)"))
+            return
         }
-        // One promise for the answer instead of a `map` and a `recover` after the ingestion's.
-        let answer = loop.makePromise(of: HTTPResponse.self)
         gateway.ingest(document, on: loop).whenComplete { result in
             switch result {
-            case .success(let accepted): answer.succeed(self.acceptedResponse(accepted))
-            case .failure(let error): answer.succeed(self.ingestionFailure(error))
+            case .success(let accepted): answer(self.acceptedResponse(accepted))
+            case .failure(let error): answer(self.ingestionFailure(error))
             }
         }
-        return answer.futureResult
     }
 
-    /// Every endpoint but ingestion (see `respond(to:on:)`).
+    /// Every endpoint but ingestion (see `respond(to:on:then:)`).
     private func respond(to request: HTTPRequest) async -> HTTPResponse {
         switch (request.method, request.path) {
         case (.GET, "/healthz"), (.HEAD, "/healthz"):

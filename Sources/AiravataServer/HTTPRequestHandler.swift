@@ -451,20 +451,19 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func dispatch(context: ChannelHandlerContext, request: HTTPRequest, keepAlive: Bool) {
         let api = self.api
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        api.respond(to: request, on: context.eventLoop)
-            .whenSuccess { response in
-                let (handler, context) = bound.value
-                guard case .responding = handler.state, context.channel.isActive else { return }
-                handler.state = .idle
-                // A client that pipelines requests but does not read its answers would
-                // otherwise pile them up in memory: it gets this one and the close.
-                let keepAlive = keepAlive && context.channel.isWritable
-                handler.write(response, keepAlive: keepAlive, context: context)
-                if keepAlive {
-                    handler.startIdleClock(context: context)
-                    handler.releaseHeld(context: context)
-                }
+        api.respond(to: request, on: context.eventLoop) { response in
+            let (handler, context) = bound.value
+            guard case .responding = handler.state, context.channel.isActive else { return }
+            handler.state = .idle
+            // A client that pipelines requests but does not read its answers would
+            // otherwise pile them up in memory: it gets this one and the close.
+            let keepAlive = keepAlive && context.channel.isWritable
+            handler.write(response, keepAlive: keepAlive, context: context)
+            if keepAlive {
+                handler.startIdleClock(context: context)
+                handler.releaseHeld(context: context)
             }
+        }
     }
 
     private func write(_ response: HTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
