@@ -15,25 +15,23 @@ public enum Timestamp {
         }
         // Every event the gateway stamps comes through here: the 20 bytes written in place.
         return String(unsafeUninitializedCapacity: 20) { buffer in
-            func digits(_ value: Int64, _ width: Int, at offset: Int) {
+            var offset = 0
+            // `width` decimal digits, then the separator that follows them.
+            func field(_ value: Int64, _ width: Int, _ separator: Unicode.Scalar) {
                 var value = value
                 for position in stride(from: offset + width - 1, through: offset, by: -1) {
                     buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
                     value /= 10
                 }
+                buffer[offset + width] = UInt8(ascii: separator)
+                offset += width + 1
             }
-            digits(year, 4, at: 0)
-            buffer[4] = UInt8(ascii: "-")
-            digits(month, 2, at: 5)
-            buffer[7] = UInt8(ascii: "-")
-            digits(day, 2, at: 8)
-            buffer[10] = UInt8(ascii: "T")
-            digits(hour, 2, at: 11)
-            buffer[13] = UInt8(ascii: ":")
-            digits(minute, 2, at: 14)
-            buffer[16] = UInt8(ascii: ":")
-            digits(second, 2, at: 17)
-            buffer[19] = UInt8(ascii: "Z")
+            field(year, 4, "-")
+            field(month, 2, "-")
+            field(day, 2, "T")
+            field(hour, 2, ":")
+            field(minute, 2, ":")
+            field(second, 2, "Z")
             return 20
         }
     }
