@@ -85,6 +85,9 @@ private struct JSONParser {
 
     /// Members are appended as read, and each name is checked once against the names
     /// before it, so an object parses in time linear in its size.
+    /// The members an object's storage is first made for (more grow it as usual).
+    static let expectedMembers = 8
+
     private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONObject {
         guard depth <= JSONValue.maximumDepth else { throw failure("nesting too deep") }
         index += 1
@@ -95,6 +98,9 @@ private struct JSONParser {
             index += 1
             return JSONObject(uniqueMembers: members)
         }
+        // Room for a typical object at once: grown from empty, a five-member object took four
+        // allocations (capacity 1, 2, 4, 8), and a producer's event has several such objects.
+        members.reserveCapacity(Self.expectedMembers)
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
