@@ -63,17 +63,41 @@ package struct WebSocketTextFrames: FrameEncoding {
         WebSocketWireFrame.encode(opcode: .text, payload: json)
     }
 
-    /// Header, envelope head and tail written straight into one buffer.
+    /// Header, envelope head and tail written straight into one buffer. Every delivering
+    /// node frames each event this way: the tail (`,"cursor":"<ms>-<seq>"}`) is measured
+    /// for the header, then written, with no array or interpolated string in between.
     package func frame(_ event: RoutedEvent, cursor: EventCursor?) -> ByteBuffer {
-        var tail: [UInt8] = []
-        tail.reserveCapacity(40)
-        RoutedEvent.appendTail(cursor: cursor, to: &tail)
-        let length = event.envelopeHead.readableBytes + tail.count
+        let tailLength =
+            cursor.map {
+                Self.cursorMember.utf8CodeUnitCount + Self.decimalDigits($0.milliseconds) + 1
+                    + Self.decimalDigits($0.sequence) + 2
+            } ?? 1
+        let length = event.envelopeHead.readableBytes + tailLength
         var buffer = ByteBuffer()
         buffer.reserveCapacity(length + 10)
         WebSocketWireFrame.writeHeader(opcode: .text, length: length, into: &buffer)
         buffer.writeImmutableBuffer(event.envelopeHead)
-        buffer.writeBytes(tail)
+        if let cursor {
+            buffer.writeStaticString(Self.cursorMember)
+            buffer.writeString(String(cursor.milliseconds))
+            buffer.writeStaticString("-")
+            buffer.writeString(String(cursor.sequence))
+            buffer.writeStaticString("\"}")
+        } else {
+            buffer.writeStaticString("}")
+        }
         return buffer
+    }
+
+    private static let cursorMember: StaticString = #","cursor":""#
+
+    private static func decimalDigits(_ value: UInt64) -> Int {
+        var value = value
+        var digits = 1
+        while value >= 10 {
+            value /= 10
+            digits += 1
+        }
+        return digits
     }
 }
