@@ -275,6 +275,12 @@ package final class Gateway: Sendable {
     /// queue is FIFO, so per-connection order follows the order of `dispatch` calls.
     func dispatch(_ frame: ByteBuffer, cursor: EventCursor?, to sinks: [any ConnectionSink]) {
         guard !sinks.isEmpty else { return }
+        if sinks.count == 1 {
+            // One recipient (a connection following its own experiment, say): no grouping.
+            let sink = sinks[0]
+            sink.eventLoop.execute { sink.deliver(frame, cursor: cursor) }
+            return
+        }
         var groups: [(loop: any EventLoop, sinks: [any ConnectionSink])] = []
         for sink in sinks {
             let loop = sink.eventLoop
