@@ -64,24 +64,25 @@ package struct WebSocketTextFrames: FrameEncoding {
     }
 
     /// Header, envelope head and tail written straight into one buffer. Every delivering
-    /// node frames each event this way: the tail (`,"cursor":"<ms>-<seq>"}`) is measured
-    /// for the header, then written, with no array or interpolated string in between.
+    /// node frames each event this way: the tail (`,"cursor":"<ms>-<seq>"}`) is written
+    /// from the cursor's two numbers, which fit in small (inline) strings, with no array or
+    /// interpolated string in between.
     package func frame(_ event: RoutedEvent, cursor: EventCursor?) -> ByteBuffer {
+        let milliseconds = cursor.map { String($0.milliseconds) } ?? ""
+        let sequence = cursor.map { String($0.sequence) } ?? ""
         let tailLength =
-            cursor.map {
-                Self.cursorMember.utf8CodeUnitCount + Self.decimalDigits($0.milliseconds) + 1
-                    + Self.decimalDigits($0.sequence) + 2
-            } ?? 1
+            cursor == nil
+            ? 1 : Self.cursorMember.utf8CodeUnitCount + milliseconds.utf8.count + 1 + sequence.utf8.count + 2
         let length = event.envelopeHead.readableBytes + tailLength
         var buffer = ByteBuffer()
         buffer.reserveCapacity(length + 10)
         WebSocketWireFrame.writeHeader(opcode: .text, length: length, into: &buffer)
         buffer.writeImmutableBuffer(event.envelopeHead)
-        if let cursor {
+        if cursor != nil {
             buffer.writeStaticString(Self.cursorMember)
-            buffer.writeString(String(cursor.milliseconds))
+            buffer.writeString(milliseconds)
             buffer.writeStaticString("-")
-            buffer.writeString(String(cursor.sequence))
+            buffer.writeString(sequence)
             buffer.writeStaticString("\"}")
         } else {
             buffer.writeStaticString("}")
@@ -90,14 +91,4 @@ package struct WebSocketTextFrames: FrameEncoding {
     }
 
     private static let cursorMember: StaticString = #","cursor":""#
-
-    private static func decimalDigits(_ value: UInt64) -> Int {
-        var value = value
-        var digits = 1
-        while value >= 10 {
-            value /= 10
-            digits += 1
-        }
-        return digits
-    }
 }
