@@ -55,8 +55,8 @@ extension Gateway {
     }
 
     func currentTip() async throws -> EventCursor {
-        if let routed = replay.newestRemembered { return routed }
-        return try await bus.logTip()
+        let bus = self.bus
+        return try await replay.startCursor { try await bus.logTip() }
     }
 
     @discardableResult

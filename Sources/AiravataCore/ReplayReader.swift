@@ -73,6 +73,8 @@ package final class ReplayReader: Sendable {
     /// The newest events routed here, gapless: the bus delivers every event in cursor order
     /// (filling its own gaps from the log).
     private let recent: Mutex<CursorRing<Replayed>>
+    /// The log's tip as last read, and how many log resets came before the read.
+    private let readTip = Mutex<(cursor: EventCursor?, resets: Int)>((nil, 0))
 
     package init(bus: any EventBus, recentCapacity: Int = 10_000) {
         self.bus = bus
@@ -85,13 +87,40 @@ package final class ReplayReader: Sendable {
         recent.withLock { $0.append(event) }
     }
 
-    /// The newest cursor routed here: where a new client's history starts.
+    /// The newest cursor routed here.
     package var newestRemembered: EventCursor? {
         recent.withLock { $0.newest?.cursor }
     }
 
+    /// Where a new client's history starts: the newest cursor this node knows of, routed here
+    /// or read from the log's tip, whichever is later. The log is read only while the node
+    /// knows neither, so that a quiet cluster's connection storm (a rollout) makes one read,
+    /// not one per client.
+    ///
+    /// A known cursor may trail the log's tip: events published since are on their way here.
+    /// Call this after registering the client, so that each of them either is routed before
+    /// (and known here, so at or below the start) or finds the client registered (and is
+    /// delivered, being above the start). A read that a log reset overtook is not kept.
+    package func startCursor(readingTip read: () async throws -> EventCursor) async throws -> EventCursor {
+        let routed = newestRemembered
+        let (known, resets) = readTip.withLock { ($0.cursor, $0.resets) }
+        if let routed, let known { return max(routed, known) }
+        if let newest = routed ?? known { return newest }
+        let tip = try await read()
+        readTip.withLock { state in
+            guard state.resets == resets else { return }
+            state.cursor = max(state.cursor ?? tip, tip)
+        }
+        return tip
+    }
+
     /// After the log was lost, what this node saw before may not match the new log.
     package func forgetRecent() {
+        // The tip first: a start read between the two then finds neither and reads the log.
+        readTip.withLock { state in
+            state.cursor = nil
+            state.resets += 1
+        }
         recent.withLock { $0.removeAll() }
     }
 
