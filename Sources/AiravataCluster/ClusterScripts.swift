@@ -126,12 +126,12 @@ enum ClusterScripts {
         return redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1]
         """)
 
-    /// KEYS: user hash, IP hash, all-connections hash. ARGV: instance, lease key prefix,
-    /// user limit, IP limit, global limit. Each hash maps node instance → count; counts of
-    /// instances whose lease expired are dropped, so a crashed node stops counting.
-    /// Returns 'ok' (and counts the connection) or the name of the limit that refused it.
-    static let admit = RedisScript(
-        """
+    /// The admission's check, for `admit` and `admitAndSaveSession`. KEYS[1…3]: user hash, IP
+    /// hash, all-connections hash. ARGV[1…5]: instance, lease key prefix, user limit, IP limit,
+    /// global limit. Each hash maps node instance → count; counts of instances whose lease
+    /// expired are dropped, so a crashed node stops counting. Returns the name of the limit
+    /// that refuses the connection, or nothing.
+    private static let admissionCheck = """
         local function live(key)
           local total = 0
           local entries = redis.call('HGETALL', key)
@@ -148,8 +148,12 @@ enum ClusterScripts {
         if live(KEYS[1]) >= tonumber(ARGV[3]) then return 'user' end
         if live(KEYS[2]) >= tonumber(ARGV[4]) then return 'ip' end
         for i = 1, 3 do redis.call('HINCRBY', KEYS[i], ARGV[1], 1) end
-        return 'ok'
-        """)
+
+        """
+
+    /// KEYS and ARGV as for `admissionCheck`. Returns 'ok' (and counts the connection) or the
+    /// name of the limit that refused it.
+    static let admit = RedisScript(admissionCheck + "return 'ok'\n")
 
     /// KEYS: the hashes. ARGV: instance, how many connections to give back (1 if absent).
     /// A count that reaches zero or below is removed, so an owed release given back after an
@@ -163,30 +167,52 @@ enum ClusterScripts {
         return 'ok'
         """)
 
-    /// KEYS: session, the user's session index. ARGV: record, ttl ms, session id, most
-    /// sessions per user, session key prefix, now ms. Saves the session, drops expired ids
-    /// from the index and evicts the user's oldest sessions beyond the bound. Returns how
-    /// many it evicted.
-    static let saveSession = RedisScript(
-        """
-        local ttl = tonumber(ARGV[2])
-        local now = tonumber(ARGV[6])
-        redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-        redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
-        local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
-        local evicted = 0
-        if excess > 0 then
-          -- Oldest first, never the session being saved (it may tie on the score).
-          for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess)) do
-            if evicted < excess and id ~= ARGV[3] then
-              redis.call('DEL', ARGV[5] .. id)
-              redis.call('ZREM', KEYS[2], id)
-              evicted = evicted + 1
+    /// Saves a session, drops expired ids from its user's index and evicts the user's oldest
+    /// sessions beyond the bound; returns how many it evicted.
+    private static let sessionSaver = """
+        local function save_session(session, index, record, ttl, id, most, prefix, now)
+          ttl = tonumber(ttl)
+          now = tonumber(now)
+          redis.call('SET', session, record, 'PX', ttl)
+          redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+          redis.call('ZADD', index, now + ttl, id)
+          local excess = redis.call('ZCARD', index) - tonumber(most)
+          local evicted = 0
+          if excess > 0 then
+            -- Oldest first, never the session being saved (it may tie on the score).
+            for _, old in ipairs(redis.call('ZRANGE', index, 0, excess)) do
+              if evicted < excess and old ~= id then
+                redis.call('DEL', prefix .. old)
+                redis.call('ZREM', index, old)
+                evicted = evicted + 1
+              end
             end
           end
+          redis.call('PEXPIRE', index, ttl)
+          return evicted
         end
-        redis.call('PEXPIRE', KEYS[2], ttl)
-        return evicted
-        """)
+
+        """
+
+    /// KEYS: session, the user's session index. ARGV: record, ttl ms, session id, most
+    /// sessions per user, session key prefix, now ms. Returns how many sessions it evicted.
+    static let saveSession = RedisScript(
+        sessionSaver + """
+            return save_session(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+
+            """)
+
+    /// `admit`, then, for an admitted connection, `saveSession`: one round trip per connect
+    /// instead of two. KEYS: the three hashes, then the session and the user's session index.
+    /// ARGV: the admission's five, then the save's six. Answers as `admit` does, except
+    /// 'ok-unsaved' when the connection was counted but its session could not be saved (the
+    /// save runs under pcall, so that a failed save never leaves a count behind unanswered).
+    static let admitAndSaveSession = RedisScript(
+        sessionSaver + admissionCheck + """
+            if pcall(save_session, KEYS[4], KEYS[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]) then
+              return 'ok'
+            end
+            return 'ok-unsaved'
+
+            """)
 }

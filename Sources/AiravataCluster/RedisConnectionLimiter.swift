@@ -47,26 +47,47 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
     }
 
     package func admit(_ lease: ConnectionLease) async throws -> Result<Void, ConnectionLimitExceeded> {
+        switch try await admit(lease, script: ClusterScripts.admit, saving: nil) {
+        case .admitted: .success(())
+        case .refused(let exceeded): .failure(exceeded)
+        }
+    }
+
+    /// The admission and the session's save in one script, when the session store writes
+    /// through this limiter's Redis client.
+    package func admit(_ lease: ConnectionLease, opening session: OpeningSession) async throws
+        -> AdmissionWithSession?
+    {
+        guard let store = session.store as? RedisSessionStore, store.isStored(through: client) else { return nil }
+        let save = store.saveScriptInput(session.id, session.record, sessionsPerUser: session.sessionsPerUser)
+        return try await admit(lease, script: ClusterScripts.admitAndSaveSession, saving: save)
+    }
+
+    private func admit(
+        _ lease: ConnectionLease, script: RedisScript, saving save: (keys: [RedisArgument], arguments: [RedisArgument])?
+    ) async throws -> AdmissionWithSession {
         // Owed releases first, on the same connection, so they count before this check.
         await settleOwed()
         let hashes = hashes(for: lease)
         let reply = try await client.run(
-            ClusterScripts.admit, keys: hashes.map { RedisArgument($0.value) },
+            script, keys: hashes.map { RedisArgument($0.value) } + (save?.keys ?? []),
             arguments: [
                 RedisArgument(instance), RedisArgument(keys.nodeLeasePrefix), RedisArgument(limits.perUser),
                 RedisArgument(limits.perIP), RedisArgument(limits.effectiveGlobal),
-            ])
+            ] + (save?.arguments ?? []))
+        let saved: Bool
         switch reply.string {
-        case "ok":
-            ledger.withLock { ledger in
-                for hash in hashes { ledger.tallies[hash, default: 0] += 1 }
-            }
-            return .success(())
-        case "user": return .failure(.perUser(limit: limits.perUser))
-        case "ip": return .failure(.perIP(limit: limits.perIP))
-        case "global": return .failure(.global(limit: limits.global))
+        case "ok": saved = true
+        case "ok-unsaved" where save != nil: saved = false
+        case "user": return .refused(.perUser(limit: limits.perUser))
+        case "ip": return .refused(.perIP(limit: limits.perIP))
+        case "global": return .refused(.global(limit: limits.global))
         default: throw RedisError(.unexpectedReply, "admission script answered \(reply)")
         }
+        ledger.withLock { ledger in
+            for hash in hashes { ledger.tallies[hash, default: 0] += 1 }
+        }
+        return .admitted(sessionSaved: saved)
     }
 
     package func release(_ lease: ConnectionLease) async {

@@ -18,15 +18,29 @@ package final class RedisSessionStore: SessionStore {
     }
 
     package func save(_ id: String, _ record: SessionRecord, sessionsPerUser: Int) async throws {
-        let reply = try await client.run(
-            ClusterScripts.saveSession,
-            keys: [RedisArgument(keys.session(id)), RedisArgument(keys.userSessions(record.userID))],
-            arguments: [
+        let save = saveScriptInput(id, record, sessionsPerUser: sessionsPerUser)
+        let reply = try await client.run(ClusterScripts.saveSession, keys: save.keys, arguments: save.arguments)
+        if case .error(let message) = reply { throw RedisError(.server, message) }
+    }
+
+    /// The keys and arguments of `ClusterScripts.saveSession`, which the limiter's
+    /// `admitAndSaveSession` takes after its own.
+    func saveScriptInput(_ id: String, _ record: SessionRecord, sessionsPerUser: Int)
+        -> (keys: [RedisArgument], arguments: [RedisArgument])
+    {
+        (
+            [RedisArgument(keys.session(id)), RedisArgument(keys.userSessions(record.userID))],
+            [
                 RedisArgument(record.json.jsonString), RedisArgument(ttlMillis), RedisArgument(id),
                 RedisArgument(max(sessionsPerUser, 1)), RedisArgument(keys.session("")),
                 RedisArgument(Self.nowMillis()),
-            ])
-        if case .error(let message) = reply { throw RedisError(.server, message) }
+            ]
+        )
+    }
+
+    /// Whether this store's sessions live where `client` writes.
+    func isStored(through client: RedisClient) -> Bool {
+        self.client === client
     }
 
     package func load(_ id: String) async throws -> SessionRecord? {

@@ -63,5 +63,39 @@ package struct ConnectionLease: Sendable, Hashable {
 /// Admits connections against the limits. The Redis implementation counts cluster-wide.
 package protocol ConnectionLimiter: Sendable {
     func admit(_ lease: ConnectionLease) async throws -> Result<Void, ConnectionLimitExceeded>
+    /// Admits, and saves the session the connection opens in the same step, when the
+    /// limiter's store holds that session store's sessions too: one Redis round trip per
+    /// connect instead of two. Nil when it cannot; the caller then admits and saves apart.
+    func admit(_ lease: ConnectionLease, opening session: OpeningSession) async throws -> AdmissionWithSession?
     func release(_ lease: ConnectionLease) async
+}
+
+extension ConnectionLimiter {
+    package func admit(_ lease: ConnectionLease, opening session: OpeningSession) async throws
+        -> AdmissionWithSession?
+    { nil }
+}
+
+/// The session a connection being admitted opens (or resumes), to be saved with its admission.
+package struct OpeningSession: Sendable {
+    package var id: String
+    package var record: SessionRecord
+    package var sessionsPerUser: Int
+    /// Where the session belongs; the limiter saves it only when it writes to the same place.
+    package var store: any SessionStore
+
+    package init(id: String, record: SessionRecord, sessionsPerUser: Int, store: any SessionStore) {
+        self.id = id
+        self.record = record
+        self.sessionsPerUser = sessionsPerUser
+        self.store = store
+    }
+}
+
+/// What a joint admission did.
+package enum AdmissionWithSession: Sendable, Equatable {
+    /// Admitted, with the session saved, or (`sessionSaved` false) not: the connection works
+    /// on, only a later resume would miss the session.
+    case admitted(sessionSaved: Bool)
+    case refused(ConnectionLimitExceeded)
 }

@@ -72,12 +72,16 @@ extension Gateway {
             try await sessions.save(sessionID, record, sessionsPerUser: configuration.maxSessionsPerUser)
             return true
         } catch {
-            // The connection works on; only a later resume would miss this change.
-            logger.warning(
-                "could not save the session; a resume would restore an older state",
-                metadata: ["session.id": "\(sessionID)", "error": "\(error)"])
+            logSessionNotSaved(sessionID, error: "\(error)")
             return false
         }
+    }
+
+    /// The connection works on; only a later resume would miss this change.
+    func logSessionNotSaved(_ sessionID: String, error: String) {
+        logger.warning(
+            "could not save the session; a resume would restore an older state",
+            metadata: ["session.id": "\(sessionID)", "error": "\(error)"])
     }
 
     /// Keeps the sessions of open connections from expiring.

@@ -171,17 +171,38 @@ package final class Gateway: Sendable {
             nodeConnections.subtract(1, ordering: .relaxed)
             return .failure(.limit(.perNode(limit: perNode)))
         }
+        let sessionID = restored != nil ? resume?.sessionID ?? Self.newSessionID() : Self.newSessionID()
+        let record = SessionRecord(userID: principal.userID, subscriptions: keys)
+        // Saved with the admission where the stores allow (one round trip), else after it.
+        var saveAttempted = false
         do {
-            if case .failure(let exceeded) = try await limiter.admit(lease) {
+            let opening = OpeningSession(
+                id: sessionID, record: record, sessionsPerUser: configuration.maxSessionsPerUser, store: sessions)
+            let joint = record.fitsInStore ? try await limiter.admit(lease, opening: opening) : nil
+            let refusal: ConnectionLimitExceeded?
+            switch joint {
+            case .admitted(let saved)?:
+                saveAttempted = true
+                refusal = nil
+                if !saved { logSessionNotSaved(sessionID, error: "the save failed in Redis") }
+            case .refused(let exceeded)?:
+                refusal = exceeded
+            case nil:
+                if case .failure(let exceeded) = try await limiter.admit(lease) {
+                    refusal = exceeded
+                } else {
+                    refusal = nil
+                }
+            }
+            if let refusal {
                 nodeConnections.subtract(1, ordering: .relaxed)
-                return .failure(.limit(exceeded))
+                return .failure(.limit(refusal))
             }
         } catch {
             nodeConnections.subtract(1, ordering: .relaxed)
             logger.error("connection limiter unavailable", metadata: ["error": "\(error)"])
             return .failure(.unavailable("Service temporarily unavailable"))
         }
-        let sessionID = restored != nil ? resume?.sessionID ?? Self.newSessionID() : Self.newSessionID()
         index.add(id, sink: sink, principal: principal)
         for key in keys {
             _ = index.subscribe(id, to: key, limit: configuration.maxSubscriptionsPerConnection)
@@ -201,7 +222,7 @@ package final class Gateway: Sendable {
                 return .failure(.unavailable("Service temporarily unavailable"))
             }
         }
-        await persist(sessionID, SessionRecord(userID: principal.userID, subscriptions: keys))
+        if !saveAttempted { await persist(sessionID, record) }
         let admission = Admission(
             id: id, principal: principal, lease: lease, subscription: pathKey, sessionID: sessionID)
 

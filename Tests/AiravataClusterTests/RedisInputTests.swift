@@ -249,6 +249,40 @@ struct RedisInputTests {
         }
     }
 
+    @Test("a session Redis cannot save leaves its connection admitted and counted once")
+    func unsavedSessionStillCounts() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-connections-per-user", "2"]) { cluster in
+            // The user's session index is not a sorted set: the save, made with the admission
+            // in one script, fails there (WRONGTYPE) after the count was taken.
+            try await cluster.redis.cli("SET", "airavata:sessions:user:frank", "not a sorted set")
+            let first = try await Self.admitted(cluster, user: "frank")
+            #expect(first != nil, "a failed session save refused the connection")
+            #expect(try await cluster.redis.cli("HVALS", "airavata:conn:user:frank") == "1")
+            let second = try await Self.admitted(cluster, user: "frank")
+            #expect(second != nil)
+            defer { [first, second].forEach { $0?.close() } }
+            #expect(try await Self.admitted(cluster, user: "frank") == nil, "the limit of 2 must still hold")
+            #expect(try await cluster.redis.cli("HVALS", "airavata:conn:user:frank") == "2")
+        }
+    }
+
+    @Test("a connection refused by a limit saves no session")
+    func refusedConnectionSavesNoSession() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--max-connections-per-user", "1"]) { cluster in
+            let first = try #require(try await Self.admitted(cluster, user: "grace"))
+            defer { first.close() }
+            let firstSession = try await cluster.redis.cli("ZRANGE", "airavata:sessions:user:grace", "0", "-1")
+            #expect(firstSession.split(whereSeparator: \.isNewline).count == 1)
+            for _ in 0..<3 {
+                #expect(try await Self.admitted(cluster, user: "grace") == nil)
+            }
+            let sessions = try await cluster.redis.cli("ZRANGE", "airavata:sessions:user:grace", "0", "-1")
+            #expect(sessions == firstSession, "refused connections saved sessions: \(sessions)")
+            let keys = try await cluster.redis.cli("KEYS", "airavata:session:*")
+            #expect(keys.split(whereSeparator: \.isNewline).count == 1, "session keys: \(keys)")
+        }
+    }
+
     @Test("a subscription that would push the session past its size bound is refused")
     func sessionSize() async throws {
         try await ClusterHarness.with(nodes: 1, arguments: ["--max-subscriptions", "1000", "--rate-limit", "10000"]) {
