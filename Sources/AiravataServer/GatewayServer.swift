@@ -215,7 +215,8 @@ package final class GatewayServer: Service {
                     minimum: Self.receiveBuffer.minimum, initial: Self.receiveBuffer.initial,
                     maximum: Self.receiveBuffer.maximum)
             )
-            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // No SO_REUSEADDR on accepted sockets: it only matters to a socket that binds (the
+            // listener, above), and cost a setsockopt and an option future per connect.
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let peer = channel.remoteAddress?.ipAddress ?? "unknown"
