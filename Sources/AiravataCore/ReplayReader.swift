@@ -116,7 +116,7 @@ package final class ReplayReader: Sendable {
 
     /// After the log was lost, what this node saw before may not match the new log.
     package func forgetRecent() {
-        // The tip first: a start read between the two then finds neither and reads the log.
+        // A tip read under way now is not kept (it counted the resets before it began).
         readTip.withLock { state in
             state.cursor = nil
             state.resets += 1
