@@ -205,14 +205,15 @@ enum ClusterScripts {
     /// `admit`, then, for an admitted connection, `saveSession`: one round trip per connect
     /// instead of two. KEYS: the three hashes, then the session and the user's session index.
     /// ARGV: the admission's five, then the save's six. Answers as `admit` does, except
-    /// 'ok-unsaved' when the connection was counted but its session could not be saved (the
-    /// save runs under pcall, so that a failed save never leaves a count behind unanswered).
+    /// 'ok-unsaved <Redis error>' when the connection was counted but its session could not
+    /// be saved (the save runs under pcall, so that a failed save never leaves a count
+    /// behind unanswered).
     static let admitAndSaveSession = RedisScript(
         sessionSaver + admissionCheck + """
-            if pcall(save_session, KEYS[4], KEYS[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]) then
-              return 'ok'
-            end
-            return 'ok-unsaved'
+            local saved, failure = pcall(save_session, KEYS[4], KEYS[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11])
+            if saved then return 'ok' end
+            if type(failure) == 'table' then failure = failure.err end
+            return 'ok-unsaved ' .. tostring(failure)
 
             """)
 }

@@ -75,10 +75,12 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
                 RedisArgument(instance), RedisArgument(keys.nodeLeasePrefix), RedisArgument(limits.perUser),
                 RedisArgument(limits.perIP), RedisArgument(limits.effectiveGlobal),
             ] + (save?.arguments ?? []))
-        let saved: Bool
+        let saveFailure: String?
         switch reply.string {
-        case "ok": saved = true
-        case "ok-unsaved" where save != nil: saved = false
+        case "ok": saveFailure = nil
+        case let answer? where save != nil && answer.hasPrefix(Self.unsaved):
+            // For the log; a Redis error is a line, this bounds one that is not.
+            saveFailure = String(answer.dropFirst(Self.unsaved.count).prefix(200))
         case "user": return .refused(.perUser(limit: limits.perUser))
         case "ip": return .refused(.perIP(limit: limits.perIP))
         case "global": return .refused(.global(limit: limits.global))
@@ -87,8 +89,12 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
         ledger.withLock { ledger in
             for hash in hashes { ledger.tallies[hash, default: 0] += 1 }
         }
-        return .admitted(sessionSaved: saved)
+        return .admitted(saveFailure: saveFailure)
     }
+
+    /// How `admitAndSaveSession` begins its answer when it counted the connection but could
+    /// not save its session; Redis's error follows.
+    private static let unsaved = "ok-unsaved "
 
     package func release(_ lease: ConnectionLease) async {
         let hashes = hashes(for: lease)

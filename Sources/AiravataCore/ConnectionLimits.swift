@@ -94,8 +94,8 @@ package struct OpeningSession: Sendable {
 
 /// What a joint admission did.
 package enum AdmissionWithSession: Sendable, Equatable {
-    /// Admitted, with the session saved, or (`sessionSaved` false) not: the connection works
-    /// on, only a later resume would miss the session.
-    case admitted(sessionSaved: Bool)
+    /// Admitted, with the session saved, or not (`saveFailure` says why): the connection
+    /// works on, only a later resume would miss the session.
+    case admitted(saveFailure: String?)
     case refused(ConnectionLimitExceeded)
 }

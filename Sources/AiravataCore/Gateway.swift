@@ -181,10 +181,10 @@ package final class Gateway: Sendable {
             let joint = record.fitsInStore ? try await limiter.admit(lease, opening: opening) : nil
             let refusal: ConnectionLimitExceeded?
             switch joint {
-            case .admitted(let saved)?:
+            case .admitted(let saveFailure)?:
                 saveAttempted = true
                 refusal = nil
-                if !saved { logSessionNotSaved(sessionID, error: "the save failed in Redis") }
+                if let saveFailure { logSessionNotSaved(sessionID, error: saveFailure) }
             case .refused(let exceeded)?:
                 refusal = exceeded
             case nil:
