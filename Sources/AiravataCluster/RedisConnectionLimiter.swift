@@ -75,15 +75,14 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
                 RedisArgument(instance), RedisArgument(keys.nodeLeasePrefix), RedisArgument(limits.perUser),
                 RedisArgument(limits.perIP), RedisArgument(limits.effectiveGlobal),
             ] + (save?.arguments ?? []))
-        let saveFailure: String?
+        var saveFailure: String?
         switch reply.string {
-        case "ok": saveFailure = nil
-        case let answer? where save != nil && answer.hasPrefix(Self.unsaved):
-            // For the log; a Redis error is a line, this bounds one that is not.
-            saveFailure = String(answer.dropFirst(Self.unsaved.count).prefix(200))
+        case "ok": break
         case "user": return .refused(.perUser(limit: limits.perUser))
         case "ip": return .refused(.perIP(limit: limits.perIP))
         case "global": return .refused(.global(limit: limits.global))
+        case let answer? where save != nil && answer.hasPrefix(Self.unsaved):
+            saveFailure = Self.saveFailure(in: answer)
         default: throw RedisError(.unexpectedReply, "admission script answered \(reply)")
         }
         ledger.withLock { ledger in
@@ -95,6 +94,17 @@ package final class RedisConnectionLimiter: ConnectionLimiter {
     /// How `admitAndSaveSession` begins its answer when it counted the connection but could
     /// not save its session; Redis's error follows.
     private static let unsaved = "ok-unsaved "
+
+    /// The most of Redis's error that a failed save's warning carries.
+    package static let maxSaveFailureLength = 200
+
+    /// The error after `ok-unsaved ` in an answer of `admitAndSaveSession`, cut for the log
+    /// (Redis's errors are one line; whoever can write Redis could answer anything); nil
+    /// for any other answer.
+    package static func saveFailure(in answer: String) -> String? {
+        guard answer.hasPrefix(unsaved) else { return nil }
+        return String(answer.dropFirst(unsaved.count).prefix(maxSaveFailureLength))
+    }
 
     package func release(_ lease: ConnectionLease) async {
         let hashes = hashes(for: lease)

@@ -1,4 +1,5 @@
 import AiravataClient
+import AiravataCluster
 import AiravataCore
 import AiravataProtocol
 import AiravataTestSupport
@@ -314,6 +315,21 @@ struct RedisInputTests {
             #expect(refused["data"]?["status"]?.stringValue == "error")
             let stored = Int(try await cluster.redis.cli("STRLEN", "airavata:session:\(session)")) ?? .max
             #expect(stored <= SessionRecord.maxEncodedBytes, "the stored session is \(stored) bytes")
+        }
+    }
+}
+
+@Suite("The joint admission's answer, as input")
+struct AdmissionAnswerTests {
+    @Test("a failed save's error is cut to its bound for the log; other answers carry none")
+    func saveFailureIsBounded() {
+        let long = "WRONGTYPE " + String(repeating: "x", count: 10_000)
+        let cut = RedisConnectionLimiter.saveFailure(in: "ok-unsaved " + long)
+        #expect(cut?.count == RedisConnectionLimiter.maxSaveFailureLength)
+        #expect(cut.map { long.hasPrefix($0) } == true)
+        #expect(RedisConnectionLimiter.saveFailure(in: "ok-unsaved WRONGTYPE no") == "WRONGTYPE no")
+        for answer in ["ok", "user", "ok-unsaved", "OK-UNSAVED x", " ok-unsaved x"] {
+            #expect(RedisConnectionLimiter.saveFailure(in: answer) == nil, "\(answer)")
         }
     }
 }
