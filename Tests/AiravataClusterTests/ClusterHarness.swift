@@ -14,18 +14,23 @@ final class ClusterHarness: Sendable {
         let name: String
         let port: Int
         let process: Process
+        let log: URL
     }
 
     let redis: RedisServerProcess
     private let nodes: Mutex<[Node]>
     private let arguments: [String]
+    /// Where the nodes write their logs, one file each, shown when a node fails to start.
+    private let logDirectory: URL
     let issuer: TokenIssuer
 
-    private init(redis: RedisServerProcess, arguments: [String], issuer: TokenIssuer) {
+    private init(redis: RedisServerProcess, arguments: [String], issuer: TokenIssuer) throws {
         self.redis = redis
         self.nodes = Mutex([])
         self.arguments = arguments
         self.issuer = issuer
+        logDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true)
     }
 
     static func binary() throws -> String {
@@ -38,7 +43,7 @@ final class ClusterHarness: Sendable {
         nodes count: Int = 3, arguments: [String] = [], perNode: [[String]] = []
     ) async throws -> ClusterHarness {
         let redis = try await RedisServerProcess.start()
-        let harness = ClusterHarness(
+        let harness = try ClusterHarness(
             redis: redis,
             arguments: arguments,
             issuer: await TokenIssuer(hmacSecret: secret)
@@ -47,10 +52,19 @@ final class ClusterHarness: Sendable {
             try harness.launch(name: "n\(index + 1)", extraArguments: index < perNode.count ? perNode[index] : [])
         }
         for index in 0..<count {
-            guard await eventually(within: .seconds(20), { await harness.isReady(index) && harness.ownsPort(index) })
-            else {
+            let process = harness.node(index).process
+            // A node that exited will not become ready: stop waiting and show why.
+            let ready = await eventually(within: .seconds(20)) {
+                guard process.isRunning else { return true }
+                return await harness.isReady(index) && harness.ownsPort(index)
+            }
+            guard ready, process.isRunning else {
+                let node = harness.node(index)
+                let state = process.isRunning ? "within 20 s" : "(it exited with status \(process.terminationStatus))"
+                let log = harness.logTail(index)
                 harness.stop()
-                throw TestSupportError("node n\(index + 1) did not become ready")
+                throw TestSupportError(
+                    "node \(node.name) on port \(node.port) did not become ready \(state); \(log)")
             }
         }
         return harness
@@ -68,11 +82,25 @@ final class ClusterHarness: Sendable {
                 "--drain-delay", "0", "--stats-interval", "0", "--log-level", "warning",
             ] + arguments + extraArguments
         process.environment = ProcessInfo.processInfo.environment.merging(["AIRAVATA_JWT_SECRET": Self.secret]) { $1 }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let log = logDirectory.appendingPathComponent("\(name)-\(port).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        defer { try? handle.close() }
+        process.standardOutput = handle
+        process.standardError = handle
         try process.run()
-        nodes.withLock { $0.append(Node(name: name, port: port, process: process)) }
-        return nodes.withLock { $0.count - 1 }
+        return nodes.withLock { nodes in
+            nodes.append(Node(name: name, port: port, process: process, log: log))
+            return nodes.count - 1
+        }
+    }
+
+    /// The last `lines` lines node `index` logged (warnings and errors: the harness runs
+    /// nodes at `--log-level warning`).
+    func logTail(_ index: Int, lines: Int = 15) -> String {
+        let node = node(index)
+        let text = (try? String(contentsOf: node.log, encoding: .utf8)) ?? ""
+        return "its log:\n" + text.split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
 
     func node(_ index: Int) -> Node { nodes.withLock { $0[index] } }
@@ -157,6 +185,7 @@ final class ClusterHarness: Sendable {
             _ = try? node.process.blockingExitStatus(within: Self.exitBound)
         }
         redis.stop()
+        try? FileManager.default.removeItem(at: logDirectory)
     }
 
     static func with<T>(

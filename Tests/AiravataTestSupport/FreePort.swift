@@ -1,30 +1,34 @@
 import Foundation
+import Synchronization
 
-/// A loopback TCP port that was free a moment ago (the kernel picks it; a race with
-/// another process is possible but unlikely, and shows as a bind error, not a hang).
-public func freeLoopbackPort() throws -> Int {
-    let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard socket >= 0 else { throw TestSupportError("socket() failed") }
-    defer { close(socket) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
-    }
-    guard bound == 0 else { throw TestSupportError("bind() failed") }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
+/// Ports this test process has handed out. None is handed out twice: two tests that probe
+/// the same port before either node binds it would otherwise both get it, and one node
+/// would then fail to start.
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+/// Takes `port` for this process if no earlier call took it.
+private func takePort(_ port: Int) -> Bool {
+    handedOutPorts.withLock { $0.insert(port).inserted }
 }
 
-/// Where `freeConsecutiveLoopbackPorts` looks: above the usual service ports, below Linux's
-/// ephemeral range (32768 and up), so that outgoing connections do not take them meanwhile.
+/// A loopback port free a moment ago, for a server a test starts. It comes from below
+/// Linux's ephemeral range: a port from `bind(…:0)` lies inside it, where every outgoing
+/// connection of every running test takes its source port, and a node handed such a port
+/// could find it taken by the time it binds (the likeliest cause of a CI run's node that
+/// never became ready).
+public func freeLoopbackPort() throws -> Int {
+    for _ in 0..<consecutivePortAttempts {
+        let port = Int.random(in: consecutivePortRange)
+        if takePort(port) && isFreeLoopbackPort(port) { return port }
+    }
+    throw TestSupportError("no free loopback port in \(consecutivePortRange)")
+}
+
+/// Where `freeLoopbackPort` and `freeConsecutiveLoopbackPorts` look: above the usual service
+/// ports, below Linux's ephemeral range (32768 and up), so that outgoing connections do not
+/// take them meanwhile.
 let consecutivePortRange = 20_000..<32_000
-/// How many random bases `freeConsecutiveLoopbackPorts` tries before giving up.
+/// How many random ports or bases the two try before giving up.
 let consecutivePortAttempts = 100
 
 /// The first of `count` consecutive loopback ports that were all free a moment ago, for
@@ -32,7 +36,7 @@ let consecutivePortAttempts = 100
 public func freeConsecutiveLoopbackPorts(_ count: Int) throws -> Int {
     for _ in 0..<consecutivePortAttempts {
         let base = Int.random(in: consecutivePortRange.lowerBound..<(consecutivePortRange.upperBound - count))
-        if (base..<(base + count)).allSatisfy(isFreeLoopbackPort) { return base }
+        if (base..<(base + count)).allSatisfy({ takePort($0) && isFreeLoopbackPort($0) }) { return base }
     }
     throw TestSupportError("no \(count) consecutive free loopback ports in \(consecutivePortRange)")
 }
