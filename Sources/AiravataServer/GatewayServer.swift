@@ -202,23 +202,24 @@ package final class GatewayServer: Service {
                 )
             }
         )
+        // Each channel keeps its last receive buffer. NIO starts it at 2 KiB; an idle
+        // WebSocket reads a handshake and a few small messages, so start smaller and let it
+        // grow for the client that sends more.
+        let receiveAllocator = AdaptiveRecvByteBufferAllocator(
+            minimum: Self.receiveBuffer.minimum, initial: Self.receiveBuffer.initial,
+            maximum: Self.receiveBuffer.maximum)
+        // No options per accepted socket: NIO applies those through a chain of futures per
+        // connect. TCP_NODELAY is set on the listener, and Linux gives accepted sockets the
+        // listener's setting (ServerSocketOptionTests checks a node's client sockets); the
+        // receive allocator is set in the initializer, directly; SO_REUSEADDR matters only to
+        // a socket that binds.
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
-            // Each channel keeps its last receive buffer. NIO starts it at 2 KiB; an idle
-            // WebSocket reads a handshake and a few small messages, so start smaller and let it
-            // grow for the client that sends more.
-            .childChannelOption(
-                .recvAllocator,
-                value: AdaptiveRecvByteBufferAllocator(
-                    minimum: Self.receiveBuffer.minimum, initial: Self.receiveBuffer.initial,
-                    maximum: Self.receiveBuffer.maximum)
-            )
-            // No SO_REUSEADDR on accepted sockets: it only matters to a socket that binds (the
-            // listener, above), and cost a setsockopt and an option future per connect.
+            .serverChannelOption(.tcpOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.syncOptions?.setOption(.recvAllocator, value: receiveAllocator)
                     let peer = channel.remoteAddress?.ipAddress ?? "unknown"
                     try channel.pipeline.syncOperations.addHandler(
                         PendingConnectionHandler(

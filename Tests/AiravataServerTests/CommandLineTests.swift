@@ -66,6 +66,28 @@ struct CommandLineTests {
         }
     }
 
+    /// Since the listener carries the setting (Linux copies it to accepted sockets), no
+    /// code sets it per connection any more; this reads it from the node's own sockets.
+    @Test("client sockets have TCP_NODELAY by default, and not with --tcp-nodelay false", arguments: [true, false])
+    func noDelayOnClientSockets(enabled: Bool) async throws {
+        let secret = "tcp-nodelay-test-secret-that-is-long-enough-0123"
+        let node = try GatewayProcess.start(
+            arguments: [
+                "--tcp-nodelay", "\(enabled)", "--stats-interval", "0", "--drain-delay", "0", "--log-level", "warning",
+            ],
+            environment: ["AIRAVATA_JWT_SECRET": secret])
+        defer { node.stop() }
+        try await node.waitFor("/healthz", toAnswer: 200)
+        let issuer = await TokenIssuer(hmacSecret: secret)
+        let sockets = [
+            try await node.connect("/ws/user", token: try await issuer.token(subject: "alice")),
+            try await node.connect("/ws/user", token: try await issuer.token(subject: "bob")),
+        ]
+        defer { sockets.forEach { $0.close() } }
+        let settings = try noDelaySettingsOfAcceptedSockets(pid: node.processID, port: node.port)
+        #expect(settings == [enabled ? 1 : 0, enabled ? 1 : 0], "TCP_NODELAY of the node's client sockets")
+    }
+
     @Test("bad configuration stops the start with a message naming the setting")
     func badConfiguration() async throws {
         let weak = try await Self.run(["serve", "--jwt-secret", "short"])
