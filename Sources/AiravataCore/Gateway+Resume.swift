@@ -3,6 +3,10 @@ import Logging
 import NIOCore
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Sessions and resume: what a reconnecting client is owed, and keeping sessions alive.
 extension Gateway {
     /// The replayed events this connection is owed, and the outcome message after them.
@@ -95,15 +99,20 @@ extension Gateway {
         }
     }
 
-    /// 128 random bits, hex: unguessable, and safe in a Redis key and a URL.
+    /// 128 random bits, hex: unguessable, and safe in a Redis key and a URL. Every connect
+    /// makes one, so the bits come from one call to the kernel's random source
+    /// (`arc4random_buf`: one `getrandom`; the system generator asks once per 64 bits) and
+    /// go to hex without intermediate strings.
     package static func newSessionID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return [generator.next(), generator.next() as UInt64]
-            .map { word in
-                let hex = String(word, radix: 16)
-                return String(repeating: "0", count: 16 - hex.count) + hex
-            }
-            .joined()
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { bits in
+            #if canImport(Glibc)
+                if let base = bits.baseAddress { arc4random_buf(base, bits.count) }
+            #else
+                var generator = SystemRandomNumberGenerator()
+                for index in bits.indices { bits[index] = generator.next() }
+            #endif
+            return LowerHex.string(bits)
+        }
     }
 
     package static func isWellFormedSessionID(_ text: String) -> Bool {

@@ -51,13 +51,6 @@ package enum SHA1 {
 
     /// The digest in lower-case hexadecimal, as Redis prints it.
     package static func hex(_ message: some Collection<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(40)
-        for byte in digest(message) {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        LowerHex.string(digest(message))
     }
 }
