@@ -412,15 +412,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         state = .upgraded
         do {
+            // No frame encoder: every frame the connection's handler writes is already
+            // framed bytes (`WebSocketWireFrame`), one shared buffer per event, and nothing
+            // else on a server connection writes frames. An encoder would only cost each
+            // connection a handler for its whole life.
             try pipeline.addHandlers(
-                [
-                    WebSocketFrameEncoder(),
-                    ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: websocket.maxFrameSize)),
-                    connection,
-                ],
-                // In this order: the connection's handler looks for the encoder when added.
-                // (`.last` is right after this handler; NIO adds a batch placed `.after` a
-                // handler in reverse.)
+                [ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: websocket.maxFrameSize)), connection],
                 position: .last)
         } catch {
             context.close(promise: nil)

@@ -36,9 +36,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var admission = Admission.pending(inbound: [], outbound: [])
     private var machine: WebSocketStateMachine
     private var context: ChannelHandlerContext?
-    /// The frame encoder's context: writing through it skips the encoder, because our
-    /// frames (events above all) arrive already framed, one shared buffer per event.
-    private var wire: ChannelHandlerContext?
     private var outlet: ConnectionOutlet?
     /// Its event loop's heartbeat ticker while the connection is admitted and open.
     private var ticker: HeartbeatTicker?
@@ -94,7 +91,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.wire = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         let outlet = ConnectionOutlet(handler: self, eventLoop: context.eventLoop)
         self.outlet = outlet
         let gateway = self.gateway
@@ -113,7 +109,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         machine.channelClosed()
-        wire = nil
         stopHeartbeat()
         closeTimer?.cancel()
         closeTimer = nil
@@ -348,9 +343,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case .write:
             writeHandshakeAnswer()
             if flush {
-                (wire ?? context).writeAndFlush(NIOAny(bytes), promise: nil)
+                context.writeAndFlush(NIOAny(bytes), promise: nil)
             } else {
-                (wire ?? context).write(NIOAny(bytes), promise: nil)
+                context.write(NIOAny(bytes), promise: nil)
                 if !flushDue, let flusher {
                     flushDue = true
                     flusher.flushSoon(self)
@@ -367,8 +362,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private func writeHandshakeAnswer() {
         guard let answer = handshakeAnswer, let context else { return }
         handshakeAnswer = nil
-        // Below the frame encoder: these are HTTP bytes, not a frame.
-        (wire ?? context).write(NIOAny(answer), promise: nil)
+        context.write(NIOAny(answer), promise: nil)
     }
 
     /// The connection's ids for a log message, built only when something is logged.
@@ -402,7 +396,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     func flushDeliveries() {
         guard flushDue else { return }
         flushDue = false
-        (wire ?? context)?.flush()
+        context?.flush()
     }
 
     /// Called by the ticker, on this connection's loop.
@@ -445,7 +439,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         guard let context else { return }
         let channel = context.channel
         writeHandshakeAnswer()
-        let written = (wire ?? context).writeAndFlush(
+        let written = context.writeAndFlush(
             NIOAny(WebSocketWireFrame.close(code: close.code, reason: close.reason)))
         if close.closeWhenWritten {
             written.whenComplete { _ in channel.close(promise: nil) }
