@@ -37,6 +37,10 @@ package final class GatewayHTTPAPI: Sendable {
         metrics.httpRefused(.pipelined)
     }
 
+    func malformedRequest() {
+        metrics.httpRefused(.malformed)
+    }
+
     func upgradeRefused(_ status: HTTPResponseStatus) {
         metrics.httpRefused(.badUpgrade)
     }

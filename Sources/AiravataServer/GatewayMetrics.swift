@@ -340,4 +340,6 @@ enum HTTPRefusal: String, CaseIterable {
     case pendingPerIP = "pending_per_ip"
     /// More requests pipelined behind an unanswered one than a connection may hold.
     case pipelined
+    /// A request the HTTP parser cannot read (answered 400, the connection closed).
+    case malformed
 }

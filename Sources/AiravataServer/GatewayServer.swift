@@ -237,11 +237,12 @@ package final class GatewayServer: Service {
                     //   is a constant or a number, never a client's bytes, and the validator cost
                     //   a pass over each header of each answer (~6% of an ingesting node);
                     // - no pipelining assistance: HTTPRequestHandler answers requests in order
-                    //   itself, without withholding reads (see its channelRead).
+                    //   itself, without withholding reads (see its channelRead);
+                    // - no protocol-error handler: HTTPRequestHandler answers a request the
+                    //   decoder cannot read with the 400 itself (see its errorCaught).
                     try channel.pipeline.syncOperations.addHandlers([
                         HTTPResponseEncoder(),
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-                        HTTPServerProtocolErrorHandler(),
                         HTTPRequestHandler(
                             api: api, limits: httpLimits,
                             forwardedClient: { headers in

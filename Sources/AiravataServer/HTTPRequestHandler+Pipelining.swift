@@ -41,12 +41,17 @@ extension HTTPRequestHandler {
             held.removeFirst()
             handle(next, context: context)
         }
+        if malformedAfterHeld, held.isEmpty, !isAnswering {
+            answerMalformed(context: context)
+            return
+        }
         syncReading(context: context)
     }
 
-    /// Reading runs unless a token is being checked or requests are held.
+    /// Reading runs unless a token is being checked, requests are held, or the decoder has
+    /// failed (nothing after that is read as a request).
     func syncReading(context: ChannelHandlerContext) {
-        let off = pausedForToken || !held.isEmpty
+        let off = pausedForToken || !held.isEmpty || malformedAfterHeld
         guard off != readingOff else { return }
         readingOff = off
         context.channel.setOption(.autoRead, value: !off).whenComplete { _ in }

@@ -69,6 +69,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Held requests are being replayed: an answer made at once (a refusal, a health check)
     /// returns to the loop below instead of replaying the next request one stack frame deeper.
     var releasing = false
+    /// The decoder failed on bytes that followed requests still to be answered: the 400
+    /// waits for their answers (see `errorCaught`).
+    var malformedAfterHeld = false
 
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
@@ -118,6 +121,34 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         cancelTimer()
         dropTimer()
         context.fireChannelInactive()
+    }
+
+    /// A request the HTTP decoder cannot read is answered 400 and the connection closes (the
+    /// decoder closes it once this returns). NIO's protocol-error handler did this from its
+    /// own place in every connection's pipeline, where each part of each request passed it.
+    /// Requests read before the bad bytes are answered first, in order, then the 400.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError, !isUpgraded, !malformedAfterHeld {
+            api.malformedRequest()
+            if isAnswering || !held.isEmpty {
+                malformedAfterHeld = true
+                syncReading(context: context)
+            } else {
+                answerMalformed(context: context)
+            }
+        }
+        context.fireErrorCaught(error)
+    }
+
+    /// The 400 for bytes the decoder could not read, and the close.
+    func answerMalformed(context: ChannelHandlerContext) {
+        malformedAfterHeld = false
+        answeringHEAD = false
+        respondAndClose(.error(.badRequest, "Malformed HTTP request"), context: context)
+    }
+
+    private var isUpgraded: Bool {
+        if case .upgraded = state { true } else { false }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -424,9 +455,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         pipeline.removeHandler(context: encoder, promise: nil)
-        if let errors = try? pipeline.handler(type: HTTPServerProtocolErrorHandler.self) {
-            pipeline.removeHandler(errors, promise: nil)
-        }
         // The decoder parses nothing after an upgrade request; what the client sent after it
         // (frames, from a client that did not wait for our answer) it passes on as it leaves,
         // through to the WebSocket decoder.
