@@ -123,10 +123,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
-    /// A request the HTTP decoder cannot read is answered 400 and the connection closes (the
-    /// decoder closes it once this returns). NIO's protocol-error handler did this from its
-    /// own place in every connection's pipeline, where each part of each request passed it.
-    /// Requests read before the bad bytes are answered first, in order, then the 400.
+    /// A request the HTTP decoder cannot read is answered 400, and the connection closes once
+    /// the answer is written (the decoder, failed, reads nothing more, and closes nothing).
+    /// Requests read before the bad bytes are answered first, in order, then the 400. NIO's
+    /// protocol-error handler wrote the 400 at once from its own place in every connection's
+    /// pipeline, where each part of each request passed it.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if error is HTTPParserError, !isUpgraded, !malformedAfterHeld {
             api.malformedRequest()
