@@ -60,7 +60,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// What this handler last set `autoRead` to, inverted.
     var readingOff = false
     /// The request being answered is a HEAD: its answer carries the headers of a GET, no body.
-    private var answeringHEAD = false
+    var answeringHEAD = false
     /// NIO's HTTP response encoder: our answers enter the pipeline below it, already encoded.
     private var encoderContext: ChannelHandlerContext?
     /// Past the bound on held parts: the close is under way, and what the same read still
@@ -121,35 +121,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         cancelTimer()
         dropTimer()
         context.fireChannelInactive()
-    }
-
-    /// A request the HTTP decoder cannot read is answered 400, and the connection closes once
-    /// the answer is written (the decoder, failed, reads nothing more, and closes nothing).
-    /// Requests read before the bad bytes are answered first, in order, then the 400. NIO's
-    /// protocol-error handler wrote the 400 at once from its own place in every connection's
-    /// pipeline, where each part of each request passed it.
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError, !isUpgraded, !malformedAfterHeld {
-            api.malformedRequest()
-            if isAnswering || !held.isEmpty {
-                malformedAfterHeld = true
-                syncReading(context: context)
-            } else {
-                answerMalformed(context: context)
-            }
-        }
-        context.fireErrorCaught(error)
-    }
-
-    /// The 400 for bytes the decoder could not read, and the close.
-    func answerMalformed(context: ChannelHandlerContext) {
-        malformedAfterHeld = false
-        answeringHEAD = false
-        respondAndClose(.error(.badRequest, "Malformed HTTP request"), context: context)
-    }
-
-    private var isUpgraded: Bool {
-        if case .upgraded = state { true } else { false }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -408,7 +379,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Answers and closes at once: nothing more of this connection is read.
-    private func respondAndClose(_ response: HTTPResponse, context: ChannelHandlerContext) {
+    func respondAndClose(_ response: HTTPResponse, context: ChannelHandlerContext) {
         cancelTimer()
         state = .responding
         write(response, keepAlive: false, context: context)
