@@ -37,17 +37,27 @@ struct CommandLineTests {
         #expect(output.contains("AIRAVATA_JWT_SECRET"))
     }
 
-    @Test("--tcp-nodelay false: small frames sent back to back still all arrive, in order")
-    func nagle() async throws {
+    /// A node started with `--tcp-nodelay <setting>`, ready, and an issuer of its tokens.
+    static func noDelayNode(_ setting: Bool) async throws -> (GatewayProcess, TokenIssuer) {
         let secret = "tcp-nodelay-test-secret-that-is-long-enough-0123"
         let node = try GatewayProcess.start(
             arguments: [
-                "--tcp-nodelay", "false", "--stats-interval", "0", "--drain-delay", "0", "--log-level", "warning",
+                "--tcp-nodelay", "\(setting)", "--stats-interval", "0", "--drain-delay", "0", "--log-level", "warning",
             ],
             environment: ["AIRAVATA_JWT_SECRET": secret])
+        do {
+            try await node.waitFor("/healthz", toAnswer: 200)
+        } catch {
+            node.stop()
+            throw error
+        }
+        return (node, await TokenIssuer(hmacSecret: secret))
+    }
+
+    @Test("--tcp-nodelay false: small frames sent back to back still all arrive, in order")
+    func nagle() async throws {
+        let (node, issuer) = try await Self.noDelayNode(false)
         defer { node.stop() }
-        try await node.waitFor("/healthz", toAnswer: 200)
-        let issuer = await TokenIssuer(hmacSecret: secret)
         let socket = try await node.connect("/ws/user", token: try await issuer.token(subject: "alice"))
         defer { socket.close() }
         let notes = (1...20).map { sequence in
@@ -70,15 +80,8 @@ struct CommandLineTests {
     /// code sets it per connection any more; this reads it from the node's own sockets.
     @Test("client sockets have TCP_NODELAY by default, and not with --tcp-nodelay false", arguments: [true, false])
     func noDelayOnClientSockets(enabled: Bool) async throws {
-        let secret = "tcp-nodelay-test-secret-that-is-long-enough-0123"
-        let node = try GatewayProcess.start(
-            arguments: [
-                "--tcp-nodelay", "\(enabled)", "--stats-interval", "0", "--drain-delay", "0", "--log-level", "warning",
-            ],
-            environment: ["AIRAVATA_JWT_SECRET": secret])
+        let (node, issuer) = try await Self.noDelayNode(enabled)
         defer { node.stop() }
-        try await node.waitFor("/healthz", toAnswer: 200)
-        let issuer = await TokenIssuer(hmacSecret: secret)
         let sockets = [
             try await node.connect("/ws/user", token: try await issuer.token(subject: "alice")),
             try await node.connect("/ws/user", token: try await issuer.token(subject: "bob")),
