@@ -20,6 +20,8 @@ package final class GatewayMetrics: Sendable {
     private let duplicates: Counter
     private let ingestRejected: [String: Counter]
     private let httpRefused: [String: Counter]
+    private let socketWritersClaimed: Counter
+    private let socketWritersUnproven: Counter
     private let activeConnections: Gauge
     private let routedEvents: Counter
     private let deliveries: Counter
@@ -113,6 +115,17 @@ package final class GatewayMetrics: Sendable {
         }
         httpRefused = Dictionary(
             uniqueKeysWithValues: HTTPRefusal.allCases.map { ($0.rawValue, refusedHTTP($0.rawValue)) })
+        func socketWriters(_ outcome: String) -> Counter {
+            registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    metricName: "airavata_direct_writers_total", unitName: "",
+                    helpText: "Connections whose frames went to their socket directly from their first delivery on "
+                        + "(claimed), or stayed on NIO's write path because their socket was not proven (unproven)"),
+                labels: [("outcome", outcome)]
+            )
+        }
+        socketWritersClaimed = socketWriters("claimed")
+        socketWritersUnproven = socketWriters("unproven")
         activeConnections = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_connections_active", unitName: "", helpText: "Open WebSocket connections"))
@@ -209,6 +222,8 @@ package final class GatewayMetrics: Sendable {
         count("ingest_rejected_" + reason)
     }
     func httpRefused(_ reason: HTTPRefusal) { httpRefused[reason.rawValue]?.increment() }
+    /// A connection's first delivery gave it a `SocketWriter` (or its socket was not proven).
+    func socketWriter(claimed: Bool) { (claimed ? socketWritersClaimed : socketWritersUnproven).increment() }
 
     func connectionRefused(_ refusal: ConnectionRefusal) {
         switch refusal {

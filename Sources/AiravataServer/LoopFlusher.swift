@@ -12,6 +12,8 @@ final class LoopFlusher {
     private let loop: any EventLoop
     private var due: [WebSocketConnectionHandler] = []
     private var scheduled = false
+    /// Scratch for the `sendmsg` of this loop's connections that write their own sockets.
+    let iovecs = DirectSocket.makeScratch()
 
     /// The flusher of the current event loop; made on first use.
     static func on(_ loop: any EventLoop) -> LoopFlusher {

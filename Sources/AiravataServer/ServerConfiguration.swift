@@ -42,6 +42,9 @@ package struct ServerConfiguration: Sendable {
     /// write while the previous one is unacknowledged and sends them together (Nagle), as
     /// Nchan's WebSockets do: far fewer packets in fan-out, at up to a delayed ACK's wait.
     package var tcpNoDelay = true
+    /// WebSocket frames written to the socket directly, past NIO's write path, while NIO holds
+    /// none of the connection's bytes (`SocketWriter`). Off: every write goes through NIO.
+    package var directWrites = true
 
     package init(
         host: String = "0.0.0.0",

@@ -57,6 +57,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// or a refusal), so that both leave in one write: one segment for the client to read
     /// and one system call for us instead of two each.
     private var handshakeAnswer: ByteBuffer?
+    /// Set at the first delivery once NIO holds none of the connection's bytes: from then on
+    /// its frames go to the socket directly, NIO taking only what the socket cannot take yet.
+    /// Idle connections never get one. Never with TLS.
+    private var socketWriter: SocketWriter?
+    /// False with TLS, with `--direct-writes false`, and once the socket was not proven.
+    private var mayWriteSocket: Bool
 
     /// Inbound messages buffered while admission or a subscription change is pending.
     private static let maxPendingInbound = 32
@@ -81,6 +87,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         self.resuming = route.resume != nil
         self.clientIP = clientIP
         self.logger = logger
+        self.mayWriteSocket = configuration.directWrites && configuration.tls == nil
         self.machine = WebSocketStateMachine(
             configuration: .init(configuration), nowNanos: NIODeadline.now().uptimeNanoseconds)
     }
@@ -109,6 +116,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         machine.channelClosed()
+        socketWriter = nil
+        mayWriteSocket = false
         stopHeartbeat()
         closeTimer?.cancel()
         closeTimer = nil
@@ -338,23 +347,53 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private func write(_ bytes: ByteBuffer, flush: Bool = true) {
         guard let context else { return }
         // Below the high watermark the queue is small: skip asking the channel.
-        let buffered = writable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        let buffered =
+            (socketWriter?.unflushedBytes ?? 0)
+            + (writable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0)
         switch machine.outbound(bytes: bytes.readableBytes, bufferedBytes: buffered, nowNanos: Self.nowNanos) {
         case .write:
+            if socketWriter == nil, mayWriteSocket, !flush { claimSocket(context) }
             writeHandshakeAnswer()
-            if flush {
+            if let socketWriter {
+                socketWriter.write(bytes)
+                if flush {
+                    socketWriter.flush(context)
+                } else {
+                    flushSoon()
+                }
+            } else if flush {
                 context.writeAndFlush(NIOAny(bytes), promise: nil)
             } else {
                 context.write(NIOAny(bytes), promise: nil)
-                if !flushDue, let flusher {
-                    flushDue = true
-                    flusher.flushSoon(self)
-                }
+                flushSoon()
             }
         case .drop:
             break
         case .sendClose(let close):
             sendClose(close)
+        }
+    }
+
+    /// Has the loop's flusher flush this connection once the deliveries queued so far are written.
+    private func flushSoon() {
+        guard !flushDue, let flusher else { return }
+        flushDue = true
+        flusher.flushSoon(self)
+    }
+
+    /// Gives the connection a `SocketWriter` if it can have one now (at a delivery, after the
+    /// greeting: the 101 answer is out and NIO usually holds nothing).
+    private func claimSocket(_ context: ChannelHandlerContext) {
+        guard handshakeAnswer == nil, let flusher else { return }
+        switch SocketWriter.claim(context, scratch: flusher.iovecs) {
+        case .success(let writer):
+            socketWriter = writer
+            metrics.socketWriter(claimed: true)
+        case .failure(.notNow):
+            break
+        case .failure(.never):
+            mayWriteSocket = false
+            metrics.socketWriter(claimed: false)
         }
     }
 
@@ -394,9 +433,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     /// Called by the flusher, on this connection's loop.
     func flushDeliveries() {
-        guard flushDue else { return }
+        guard flushDue, let context else { return }
         flushDue = false
-        context?.flush()
+        if let socketWriter {
+            socketWriter.flush(context)
+        } else {
+            context.flush()
+        }
     }
 
     /// Called by the ticker, on this connection's loop.
@@ -438,6 +481,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         stopHeartbeat()
         guard let context else { return }
         let channel = context.channel
+        // The close frame goes through NIO, behind whatever is unflushed; so does anything after.
+        socketWriter?.release(context)
+        socketWriter = nil
+        mayWriteSocket = false
         writeHandshakeAnswer()
         let written = context.writeAndFlush(
             NIOAny(WebSocketWireFrame.close(code: close.code, reason: close.reason)))

@@ -162,6 +162,13 @@ struct ServeCommand: AsyncParsableCommand {
                 + "[AIRAVATA_TCP_NODELAY, default true].")
     )
     var tcpNodelay: String?
+    @Option(
+        help: ArgumentHelp(
+            "Write WebSocket frames to the socket directly, past NIO's write path, while NIO holds none of the "
+                + "connection's bytes; false sends every write through NIO [AIRAVATA_DIRECT_WRITES, default true]."
+        )
+    )
+    var directWrites: String?
     @Option(help: "PEM certificate chain: serve wss:// and https:// directly [AIRAVATA_TLS_CERT].")
     var tlsCert: String?
     @Option(help: "PEM private key for --tls-cert [AIRAVATA_TLS_KEY].")

@@ -121,6 +121,7 @@ struct ServeSettings {
         server.pingIntervalSeconds = try setting("ping-interval", command.pingInterval)
             .duration(default: server.pingIntervalSeconds, minimum: 0.05)
         server.tcpNoDelay = try setting("tcp-nodelay", command.tcpNodelay).boolean(default: server.tcpNoDelay)
+        server.directWrites = try setting("direct-writes", command.directWrites).boolean(default: server.directWrites)
         server.maxBodySize = try setting("max-body-size", command.maxBodySize)
             .integer(default: server.maxBodySize, range: 1024...(256 << 20))
         server.trustedProxies = try TrustedProxies(

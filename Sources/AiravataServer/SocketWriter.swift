@@ -1,0 +1,110 @@
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One WebSocket's outbound frames, written to its socket directly (`DirectSocket`) while NIO
+/// holds none of its bytes. Frames are collected until the flush, then leave in one
+/// `sendmsg`. Whatever the kernel does not take goes to NIO, which writes it when the socket
+/// drains; until NIO has, later frames follow it through NIO, so no frame overtakes another.
+/// On the connection's event loop only.
+final class SocketWriter {
+    /// Why a connection could not be given a writer.
+    enum Refusal: Error {
+        /// NIO still holds bytes of the connection: try again at a later write.
+        case notNow
+        /// The socket's descriptor was not found or not proven: stay on NIO's path.
+        case never
+    }
+
+    private let descriptor: CInt
+    /// The connection's channel, asked whether it is still active before each send. (Held
+    /// strongly: the handler drops this writer when the channel goes inactive.)
+    private let channel: any Channel
+    private let scratch: UnsafeMutableBufferPointer<iovec>
+    private var unflushed: [ByteBuffer] = []
+    /// Bytes written and not flushed yet; they count toward the outbound budget.
+    private(set) var unflushedBytes = 0
+    /// Hand-overs to NIO that NIO has not finished writing.
+    private var inNIO = 0
+
+    private init(descriptor: CInt, channel: any Channel, scratch: UnsafeMutableBufferPointer<iovec>) {
+        self.descriptor = descriptor
+        self.channel = channel
+        self.scratch = scratch
+    }
+
+    /// A writer for the context's channel, if NIO holds none of its bytes now and its
+    /// descriptor is proven.
+    static func claim(
+        _ context: ChannelHandlerContext, scratch: UnsafeMutableBufferPointer<iovec>
+    ) -> Result<SocketWriter, Refusal> {
+        let channel = context.channel
+        guard channel.isActive, (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0 else {
+            return .failure(.notNow)
+        }
+        guard let descriptor = DirectSocket.of(channel) else { return .failure(.never) }
+        return .success(SocketWriter(descriptor: descriptor, channel: channel, scratch: scratch))
+    }
+
+    /// Adds a frame; it leaves at the next flush.
+    func write(_ frame: ByteBuffer) {
+        unflushed.append(frame)
+        unflushedBytes += frame.readableBytes
+    }
+
+    /// Sends the frames written since the last flush: to the socket if NIO holds nothing of
+    /// this connection's and the channel is active; otherwise, and for what the kernel does
+    /// not take, through NIO. (NIO closes the descriptor and marks the channel inactive in
+    /// one step on this loop, calling out to no handler in between: an active channel's
+    /// descriptor is still this socket's.)
+    func flush(_ context: ChannelHandlerContext) {
+        guard !unflushed.isEmpty else { return }
+        guard inNIO == 0, channel.isActive else { return handOver(from: 0, context) }
+        var start = 0
+        while start < unflushed.count {
+            let (outcome, offered, frames) = DirectSocket.send(
+                unflushed, from: start, descriptor: descriptor, scratch: scratch)
+            guard case .sent(var sent) = outcome else { return handOver(from: start, context) }
+            if sent == offered {
+                start += frames
+                continue
+            }
+            // The kernel's buffer filled: skip what it took, hand NIO the rest.
+            while sent >= unflushed[start].readableBytes {
+                sent -= unflushed[start].readableBytes
+                start += 1
+            }
+            unflushed[start].moveReaderIndex(forwardBy: sent)
+            return handOver(from: start, context)
+        }
+        clear()
+    }
+
+    /// Hands the unflushed frames to NIO and stops: for the close, after which nothing but
+    /// the close frame is written, through NIO.
+    func release(_ context: ChannelHandlerContext) {
+        for frame in unflushed { context.write(NIOAny(frame), promise: nil) }
+        clear()
+    }
+
+    private func handOver(from start: Int, _ context: ChannelHandlerContext) {
+        let written = context.eventLoop.makePromise(of: Void.self)
+        let last = unflushed.count - 1
+        for index in start...last {
+            context.write(NIOAny(unflushed[index]), promise: index == last ? written : nil)
+        }
+        context.flush()
+        inNIO += 1
+        // NIO completes writes in order: when the last is done (or failed), all are.
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { _ in bound.value.inNIO -= 1 }
+        clear()
+    }
+
+    private func clear() {
+        unflushed.removeAll(keepingCapacity: true)
+        unflushedBytes = 0
+    }
+}
