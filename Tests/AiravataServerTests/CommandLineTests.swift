@@ -31,6 +31,7 @@ struct CommandLineTests {
             "--jwt-audience", "--node-id", "--max-connections-per-user", "--max-connections-per-ip",
             "--max-connections", "--ping-interval", "--stats-interval", "--max-frame-size", "--rate-limit",
             "--max-subscriptions", "--trusted-proxies", "--drain-delay", "--drain-timeout", "--dev", "--tcp-nodelay",
+            "--direct-writes",
         ] {
             #expect(output.contains(flag), "missing \(flag)")
         }
@@ -111,6 +112,10 @@ struct CommandLineTests {
         let badNoDelayVariable = try await Self.run(["serve", "--dev"], environment: ["AIRAVATA_TCP_NODELAY": "2"])
         #expect(badNoDelayVariable.0 != 0)
         #expect(badNoDelayVariable.1.contains("AIRAVATA_TCP_NODELAY"))
+        let badDirect = try await Self.run(["serve", "--dev"], environment: ["AIRAVATA_DIRECT_WRITES": "sometimes"])
+        #expect(badDirect.0 != 0)
+        #expect(
+            badDirect.1.contains("AIRAVATA_DIRECT_WRITES") && badDirect.1.contains("true or false"), "\(badDirect.1)")
         let badPort = try await Self.run(["serve", "--dev", "--port", "99999"])
         #expect(badPort.0 != 0)
         #expect(badPort.1.contains("--port"))
