@@ -45,6 +45,33 @@ struct DirectWritesTests {
         }
     }
 
+    @Test("a client that hangs up with unread frames is dropped cleanly while events keep coming; the node serves on")
+    func hangUpMidStream() async throws {
+        let server = ServerConfiguration(maxOutboundBytes: 64 << 20)
+        try await TestGateway.with(server: server) { node in
+            let doomed = try await node.connect("/ws/user", user: "alice")
+            _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "first"))
+            _ = try await doomed.nextMessage()
+            #expect(try await Self.claims(node, "claimed") == 1)
+            try await doomed.pauseReading()
+            for index in 0..<500 {
+                _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "\(index) \(Self.filler)"))
+            }
+            // 8 MB: more than the kernel's buffers hold, so part waits in NIO when the client
+            // closes. Closing with frames unread makes the client's kernel answer with a
+            // reset: NIO fails what it holds, and later events find the connection gone.
+            doomed.close()
+            for index in 500..<700 {
+                _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "\(index) \(Self.filler)"))
+            }
+            #expect(try await eventually { try await Self.gauge(node, "airavata_connections_active") == 0 })
+            let fresh = try await node.connect("/ws/user", user: "alice")
+            defer { fresh.close() }
+            _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "after"))
+            #expect(try await fresh.nextMessage()["data"]?["title"]?.stringValue == "after")
+        }
+    }
+
     @Test("--direct-writes false: every write goes through NIO, and deliveries arrive as before")
     func switchedOff() async throws {
         var server = ServerConfiguration()
@@ -64,9 +91,14 @@ struct DirectWritesTests {
 
     /// `airavata_direct_writers_total{outcome=…}` from the node's metrics.
     static func claims(_ node: TestGateway, _ outcome: String) async throws -> Int? {
+        try await gauge(node, "airavata_direct_writers_total{outcome=\"\(outcome)\"}")
+    }
+
+    /// The value of the metric line that starts with `series` and a space.
+    static func gauge(_ node: TestGateway, _ series: String) async throws -> Int? {
         let metrics = try await node.http.request(method: "GET", path: "/metrics").bodyString
-        let prefix = "airavata_direct_writers_total{outcome=\"\(outcome)\"} "
+        let prefix = series + " "
         guard let line = metrics.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return nil }
-        return Int(line.dropFirst(prefix.count))
+        return Int(Double(line.dropFirst(prefix.count)) ?? -1)
     }
 }
