@@ -2,6 +2,10 @@ import NIOCore
 
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
 #endif
 
 /// A WebSocket's own socket, written with one `sendmsg` past NIO's write path (its pipeline
@@ -71,7 +75,7 @@ enum DirectSocket {
                 // set-up than a message header.
                 let sent =
                     count == 1
-                    ? Glibc.send(descriptor, scratch[0].iov_base, scratch[0].iov_len, flags)
+                    ? sendOne(descriptor, scratch[0].iov_base, scratch[0].iov_len, flags)
                     : sendmsg(descriptor, &message, flags)
                 if sent >= 0 { return (.sent(sent), offered, count) }
                 switch errno {
@@ -84,6 +88,19 @@ enum DirectSocket {
             return (.failed, 0, 0)
         #endif
     }
+
+    #if os(Linux)
+        /// The C library's `send` (the name is taken by `DirectSocket.send` here).
+        private static func sendOne(_ descriptor: CInt, _ bytes: UnsafeMutableRawPointer?, _ count: Int, _ flags: CInt)
+            -> Int
+        {
+            #if canImport(Glibc)
+                Glibc.send(descriptor, bytes, count, flags)
+            #else
+                Musl.send(descriptor, bytes, count, flags)
+            #endif
+        }
+    #endif
 
     /// A scratch array of `maxFramesPerCall` iovecs, for one event loop's connections; kept
     /// for the process's life.

@@ -2,6 +2,10 @@ import NIOCore
 
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
 #endif
 
 /// One WebSocket's outbound frames, written to its socket directly (`DirectSocket`) while NIO
@@ -85,26 +89,33 @@ final class SocketWriter {
     /// Hands the unflushed frames to NIO and stops: for the close, after which nothing but
     /// the close frame is written, through NIO.
     func release(_ context: ChannelHandlerContext) {
-        for frame in unflushed { context.write(NIOAny(frame), promise: nil) }
+        let frames = unflushed
         clear()
+        for frame in frames { context.write(NIOAny(frame), promise: nil) }
     }
 
     private func handOver(from start: Int, _ context: ChannelHandlerContext) {
-        let written = context.eventLoop.makePromise(of: Void.self)
-        let last = unflushed.count - 1
-        for index in start...last {
-            context.write(NIOAny(unflushed[index]), promise: index == last ? written : nil)
-        }
-        context.flush()
+        // Settled before NIO is called: a write that NIO fails makes it read the socket
+        // before closing it, which can reach this connection's handler and a new write. That
+        // write must find these frames gone from here and NIO marked as holding bytes, or it
+        // would send them a second time.
+        let frames = unflushed[start...]
+        clear()
         inNIO += 1
+        let written = context.eventLoop.makePromise(of: Void.self)
         // NIO completes writes in order: when the last is done (or failed), all are.
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         written.futureResult.whenComplete { _ in bound.value.inNIO -= 1 }
-        clear()
+        let last = frames.endIndex - 1
+        for index in frames.indices {
+            context.write(NIOAny(frames[index]), promise: index == last ? written : nil)
+        }
+        context.flush()
     }
 
     private func clear() {
-        unflushed.removeAll(keepingCapacity: true)
+        // A burst (the deliveries queued during admission, say) does not keep its size.
+        unflushed.removeAll(keepingCapacity: unflushed.count <= DirectSocket.maxFramesPerCall)
         unflushedBytes = 0
     }
 }

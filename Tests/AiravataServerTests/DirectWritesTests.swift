@@ -27,7 +27,9 @@ struct DirectWritesTests {
             defer { socket.close() }
             _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "first"))
             #expect(try await socket.nextMessage()["data"]?["title"]?.stringValue == "first")
-            #expect(try await Self.claims(node, "claimed") == 1)
+            #if os(Linux)
+                #expect(try await Self.claims(node, "claimed") == 1)
+            #endif
 
             try await socket.pauseReading()
             for index in 0..<Self.events {
@@ -52,7 +54,9 @@ struct DirectWritesTests {
             let doomed = try await node.connect("/ws/user", user: "alice")
             _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "first"))
             _ = try await doomed.nextMessage()
-            #expect(try await Self.claims(node, "claimed") == 1)
+            #if os(Linux)
+                #expect(try await Self.claims(node, "claimed") == 1)
+            #endif
             try await doomed.pauseReading()
             for index in 0..<500 {
                 _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "\(index) \(Self.filler)"))
