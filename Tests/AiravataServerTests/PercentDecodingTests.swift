@@ -14,6 +14,18 @@ struct PercentDecodingTests {
         #expect(WebSocketRoute.percentDecoded("a+b%2B", plusIsSpace: true) == "a b+")
     }
 
+    @Test("a target splits at its first ? byte, whatever follows it")
+    func splitAtTheQuestionMark() {
+        let plain = WebSocketRoute.split("/ws/user?token=a?b")
+        #expect(plain.path == "/ws/user" && plain.query == "token=a?b")
+        #expect(WebSocketRoute.split("/ws/user").query == nil)
+        #expect(WebSocketRoute.split("?").path == "" && WebSocketRoute.split("?").query == "")
+        // A combining mark after the `?` makes one Character of the two; the split is still at the byte.
+        let marked = WebSocketRoute.split("/ws/user?\u{301}token=x")
+        #expect(Array(marked.path.utf8) == Array("/ws/user".utf8))
+        #expect(Array((marked.query ?? "").utf8) == Array("\u{301}token=x".utf8))
+    }
+
     @Test("agrees with Foundation's removingPercentEncoding wherever that yields UTF-8, on random text")
     func agreesWithFoundation() {
         var inputs = [
