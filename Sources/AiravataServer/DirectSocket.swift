@@ -8,7 +8,7 @@ import NIOCore
     import Darwin
 #endif
 
-/// A WebSocket's own socket, written with one `sendmsg` past NIO's write path (its pipeline
+/// A WebSocket's own socket, written with one `send` (or `sendmsg`) past NIO's write path (its pipeline
 /// traversal, pending-writes queue and flush bookkeeping cost about a fifth of a delivering
 /// node's CPU in fan-out). Used only while NIO holds none of the connection's bytes; see
 /// `WebSocketConnectionHandler` for how the two take turns without reordering.
@@ -18,7 +18,7 @@ import NIOCore
 /// the channel's own, or it is not used (a different NIO layout, or no descriptor found,
 /// leaves the connection on NIO's path).
 enum DirectSocket {
-    /// What one `sendmsg` did.
+    /// What one send did.
     enum Outcome {
         /// The kernel took this many bytes: all that was offered, fewer, or none (its
         /// buffer is full).
@@ -44,10 +44,9 @@ enum DirectSocket {
         #endif
     }
 
-    /// Sends `frames[start...]` (up to `maxFramesPerCall`, within `scratch`) in one call
-    /// (`send` for one frame, `sendmsg` for more)
-    /// that neither blocks nor raises SIGPIPE. Returns what happened, the bytes offered and
-    /// the frames they came from.
+    /// Sends `frames[start...]` (up to `maxFramesPerCall`, within `scratch`) in one call that
+    /// neither blocks nor raises SIGPIPE: `send` for one frame, `sendmsg` for more. Returns
+    /// what happened, the bytes offered and the frames they came from.
     static func send(
         _ frames: [ByteBuffer], from start: Int, descriptor: CInt, scratch: UnsafeMutableBufferPointer<iovec>
     ) -> (outcome: Outcome, offered: Int, frames: Int) {

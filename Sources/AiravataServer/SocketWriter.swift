@@ -9,8 +9,8 @@ import NIOCore
 #endif
 
 /// One WebSocket's outbound frames, written to its socket directly (`DirectSocket`) while NIO
-/// holds none of its bytes. Frames are collected until the flush, then leave in one
-/// `sendmsg`. Whatever the kernel does not take goes to NIO, which writes it when the socket
+/// holds none of its bytes. Frames are collected until the flush, then leave in one system
+/// call. Whatever the kernel does not take goes to NIO, which writes it when the socket
 /// drains; until NIO has, later frames follow it through NIO, so no frame overtakes another.
 /// On the connection's event loop only.
 final class SocketWriter {

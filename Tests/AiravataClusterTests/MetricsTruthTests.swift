@@ -9,28 +9,7 @@ import Testing
 /// a lifetime latency average, no process figures).
 @Suite("Cluster: metrics that tell the truth", .serialized)
 struct MetricsTruthTests {
-    /// `name{labels} value` lines of an exposition, by the text before the value.
-    struct Exposition {
-        let text: String
-
-        func value(_ series: String) -> Double? {
-            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-                let parts = line.split(separator: " ")
-                if parts.count == 2, parts[0] == series { return Double(parts[1]) }
-            }
-            return nil
-        }
-
-        /// Every `# TYPE name type` line.
-        var types: [String: String] {
-            var types: [String: String] = [:]
-            for line in text.split(separator: "\n") where line.hasPrefix("# TYPE ") {
-                let parts = line.split(separator: " ")
-                if parts.count == 4 { types[String(parts[2])] = String(parts[3]) }
-            }
-            return types
-        }
-    }
+    typealias Exposition = MetricsExposition
 
     static func metrics(_ cluster: ClusterHarness, _ index: Int) async throws -> Exposition {
         let response = try await cluster.http(index).request(method: "GET", path: "/metrics")

@@ -68,7 +68,7 @@ struct DirectWritesTests {
             for index in 500..<700 {
                 _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "\(index) \(Self.filler)"))
             }
-            #expect(try await eventually { try await Self.gauge(node, "airavata_connections_active") == 0 })
+            #expect(try await eventually { try await Self.metric(node, "airavata_connections_active") == 0 })
             let fresh = try await node.connect("/ws/user", user: "alice")
             defer { fresh.close() }
             _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "after"))
@@ -95,14 +95,12 @@ struct DirectWritesTests {
 
     /// `airavata_direct_writers_total{outcome=…}` from the node's metrics.
     static func claims(_ node: TestGateway, _ outcome: String) async throws -> Int? {
-        try await gauge(node, "airavata_direct_writers_total{outcome=\"\(outcome)\"}")
+        try await metric(node, "airavata_direct_writers_total{outcome=\"\(outcome)\"}")
     }
 
-    /// The value of the metric line that starts with `series` and a space.
-    static func gauge(_ node: TestGateway, _ series: String) async throws -> Int? {
-        let metrics = try await node.http.request(method: "GET", path: "/metrics").bodyString
-        let prefix = series + " "
-        guard let line = metrics.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return nil }
-        return Int(Double(line.dropFirst(prefix.count)) ?? -1)
+    /// The value of one series of the node's metrics.
+    static func metric(_ node: TestGateway, _ series: String) async throws -> Int? {
+        let text = try await node.http.request(method: "GET", path: "/metrics").bodyString
+        return MetricsExposition(text: text).value(series).map { Int($0) }
     }
 }
