@@ -10,11 +10,15 @@ import NIOCore
 /// Invariants: a v1 event that decodes encodes to bytes that decode to the same event, and
 /// encoding it again gives the same bytes; its v2 encoding decodes to the same routing,
 /// acceptance time and client message. Whatever decodes as v2 has a UTF-8 envelope head.
-/// A v2 message's records lie inside the message, in order, without overlap.
+/// A v2 message's records lie inside the message, in order, without overlap. A v3 header
+/// that reads announces at least one event and cursors that do not run below zero; a v3 body
+/// that reads as a block has exactly the records announced, with consecutive cursors ending
+/// at the block's id, and re-encodes to the same bytes.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzEventWireFormat(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
     checkRecords(input)
+    checkBlock(input)
     if let routed = EventWireFormat.decode(ByteBuffer(bytes: input)) {
         invariant(UTF8Validation.isValid(routed.envelopeHead.readableBytesView), "non-UTF-8 head from \(text(input))")
     }
@@ -45,4 +49,24 @@ private func checkRecords(_ input: [UInt8]) {
     var bodies = 0
     for (_, body) in records { bodies += body.readableBytes }
     invariant(bodies < input.count, "record bodies exceed their message: \(text(input))")
+}
+
+private func checkBlock(_ input: [UInt8]) {
+    let message = ByteBuffer(bytes: input)
+    if let header = BusMessage.blockHeader(message) {
+        invariant(
+            header.count >= 1 && UInt64(header.count - 1) <= header.last.sequence,
+            "header announces an impossible block: \(text(input))")
+    }
+    // The first bytes pick the count, so that inputs reach counts other than 1.
+    let count = max(1, Int(input.first ?? 1) % 8)
+    let last = EventCursor(milliseconds: 1_764_950_400_000, sequence: 9)
+    guard let records = BusMessage.blockRecords(in: message, last: last, count: count) else { return }
+    invariant(records.count == count, "\(records.count) records for \(count): \(text(input))")
+    invariant(records.last?.0 == last, "the last record's cursor is not the block's id: \(text(input))")
+    for (earlier, later) in zip(records, records.dropFirst()) {
+        invariant(later.0.sequence == earlier.0.sequence + 1, "cursors not consecutive: \(text(input))")
+    }
+    let bodies = records.map { Array($0.1.readableBytesView) }
+    invariant(BusMessage.blockBody(bodies) == input, "a block does not re-encode to its bytes: \(text(input))")
 }

@@ -37,19 +37,30 @@ final class PublishQueue: Sendable {
     private let loop: any EventLoop
     private let call: @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>
     private let argumentsPerEvent: Int
+    private let cursors: @Sendable (RedisReply, Int) -> [String]?
 
     /// - Parameters:
     ///   - loop: where the answers of `async` callers complete (the Redis connection's).
     ///   - argumentsPerEvent: how many of the payloads make one event (the script answers
     ///     one string per event).
+    ///   - cursors: reads the script's answer as one string per event (the count given);
+    ///     nil when it is not such an answer. By default an array of that many strings.
     ///   - call: sends one publish script call with these payloads, in order.
     init(
         loop: any EventLoop, argumentsPerEvent: Int = 1,
+        cursors: @escaping @Sendable (RedisReply, Int) -> [String]? = PublishQueue.strings,
         call: @escaping @Sendable ([[UInt8]]) -> EventLoopFuture<RedisReply>
     ) {
         self.loop = loop
         self.argumentsPerEvent = argumentsPerEvent
+        self.cursors = cursors
         self.call = call
+    }
+
+    /// An array of exactly `count` strings.
+    static func strings(_ reply: RedisReply, count: Int) -> [String]? {
+        guard let ids = reply.array?.compactMap(\.string), ids.count == count else { return nil }
+        return ids
     }
 
     /// The script's answers for `payloads` (one per event: the cursors), in order, once the
@@ -115,11 +126,14 @@ final class PublishQueue: Sendable {
             }
             // The next call goes out before this one's callers resume.
             if let next { self.send(next) }
-            Self.answer(batch, with: result)
+            Self.answer(batch, with: result, cursors: self.cursors)
         }
     }
 
-    private static func answer(_ batch: [Waiter], with result: Result<RedisReply, any Error>) {
+    private static func answer(
+        _ batch: [Waiter], with result: Result<RedisReply, any Error>,
+        cursors read: (RedisReply, Int) -> [String]?
+    ) {
         let expected = batch.reduce(0) { $0 + $1.events }
         let cursors: [String]
         switch result {
@@ -132,7 +146,7 @@ final class PublishQueue: Sendable {
             for waiter in batch { waiter.promise.fail(failure) }
             return
         case .success(let reply):
-            guard let ids = reply.array?.compactMap(\.string), ids.count == expected else {
+            guard let ids = read(reply, expected) else {
                 let failure = EventBusUnavailableError("unexpected reply to the publish script: \(reply)")
                 for waiter in batch { waiter.promise.fail(failure) }
                 return

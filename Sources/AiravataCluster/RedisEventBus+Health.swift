@@ -36,27 +36,36 @@ extension RedisEventBus {
         }
     }
 
-    /// Counts the subscribers of both event channels: every node that reads v2 reads both, so
-    /// more on the v1 channel means an older node is in the cluster, and this node keeps
-    /// writing v1 until it leaves. An older node that joins (a rollback) is noticed within a
-    /// heartbeat; `--bus-format v1` closes even that gap (docs/operations.md).
+    /// Counts the subscribers of the three event channels: a node reads the channels of
+    /// every format it knows, so more on the v1 channel than on v2 means a node of a release
+    /// before v2, and more on v2 than on v3 one before v3. This node writes the newest form
+    /// all of them read until the older node leaves. An older node that joins (a rollback) is
+    /// noticed within a heartbeat; pinning the format first closes even that gap
+    /// (docs/operations.md).
     private func checkForOlderNodes() async {
         guard
             let reply = try? await client.send(
                 RedisCommand(
-                    "PUBSUB", "NUMSUB", RedisArgument(keys.eventChannel), RedisArgument(keys.eventBatchChannel))),
-            let counts = reply.array, counts.count == 4,
-            let v1 = counts[1].integer, let v2 = counts[3].integer
+                    "PUBSUB", "NUMSUB", RedisArgument(keys.eventChannel), RedisArgument(keys.eventBatchChannel),
+                    RedisArgument(keys.eventBlockChannel))),
+            let counts = reply.array, counts.count == 6,
+            let v1 = counts[1].integer, let v2 = counts[3].integer, let v3 = counts[5].integer
         else { return }
-        let older = v1 > v2
-        let seen: UInt8 = older ? 1 : 2
-        guard olderNodes.exchange(seen, ordering: .relaxed) != seen else { return }
-        if older {
+        let readable: UInt8 = v1 > v2 ? 1 : v2 > v3 ? 2 : 3
+        guard clusterFormat.exchange(readable, ordering: .relaxed) != readable else { return }
+        let metadata: Logger.Metadata = [
+            "v1.subscribers": "\(v1)", "v2.subscribers": "\(v2)", "v3.subscribers": "\(v3)",
+        ]
+        switch readable {
+        case 1:
             logger.notice(
                 "a node that reads only v1 bus messages is in the cluster; writing v1 until it leaves",
-                metadata: ["v1.subscribers": "\(v1)", "v2.subscribers": "\(v2)"])
-        } else {
-            logger.notice("every node reads v2 bus messages; writing v2")
+                metadata: metadata)
+        case 2:
+            logger.notice(
+                "a node that reads no v3 bus messages is in the cluster; writing v2 until it leaves", metadata: metadata
+            )
+        default: logger.notice("every node reads v3 bus messages; writing v3", metadata: metadata)
         }
     }
 

@@ -42,6 +42,8 @@ package final class RedisEventBus: EventBus {
         var gapFills = 0
         var replayed = 0
         var logReset: (@Sendable () -> Void)?
+        /// A v3 header whose body has not arrived yet (the next message on the v3 channel).
+        var pendingBlock: BusMessage.BlockHeader?
     }
 
     let client: RedisClient
@@ -52,14 +54,15 @@ package final class RedisEventBus: EventBus {
     let logger: Logger
     /// Read and written by this file and its extensions (`RedisEventBus+*.swift`).
     let state = Mutex(State())
-    /// Whether a node that reads only v1 messages is subscribed (automatic format): 0 until
-    /// the first check (treated as yes), 1 yes, 2 no. Every publish reads it, from every
-    /// event loop, so it is an atomic rather than a field of `state`: the lock was contended
+    /// The newest bus format every subscribed node reads (automatic format): 0 until the
+    /// first check (treated as 1), else 1, 2 or 3. Every publish reads it, from every event
+    /// loop, so it is an atomic rather than a field of `state`: the lock was contended
     /// (0.6 % of an ingesting node in futex waits, 1:1 profile s9-prof-11).
-    let olderNodes = Atomic<UInt8>(0)
+    let clusterFormat = Atomic<UInt8>(0)
     private let fillRequests: AsyncStream<Void>.Continuation
     private let fillStream: AsyncStream<Void>
     private let rejections = LogThrottle(interval: .seconds(10))
+    private let blockQueue: PublishQueue
     private let publishQueue: PublishQueue
     private let legacyPublishQueue: PublishQueue
     /// The same for requests whose events carry producer ids (`ClusterScripts.publishOnce`).
@@ -115,6 +118,20 @@ package final class RedisEventBus: EventBus {
                         arguments: [RedisArgument(replayLength)] + payloads.map { RedisArgument(bytes: $0) }))
             }
         }
+        blockQueue = PublishQueue(loop: publisher.eventLoop, cursors: ReplayLogEntry.blockCursors) { payloads in
+            durable(
+                publisher.submit(
+                    ClusterScripts.publishBlock,
+                    keys: [
+                        RedisArgument(keys.eventStream), RedisArgument(keys.eventBlockChannel),
+                        RedisArgument(keys.acceptedCounter), RedisArgument(keys.logBlocks),
+                        RedisArgument(keys.logBlockEvents), RedisArgument(keys.logLastID),
+                    ],
+                    arguments: [
+                        RedisArgument(replayLength), RedisArgument(payloads.count),
+                        RedisArgument(bytes: BusMessage.blockBody(payloads)),
+                    ]))
+        }
         publishQueue = queue(ClusterScripts.publishBatch, channel: keys.eventBatchChannel)
         legacyPublishQueue = queue(ClusterScripts.publish, channel: keys.eventChannel)
         let deduplication = configuration.deduplication
@@ -128,6 +145,7 @@ package final class RedisEventBus: EventBus {
                             RedisArgument(keys.eventStream), RedisArgument(channel),
                             RedisArgument(keys.acceptedCounter),
                             RedisArgument(keys.producerIDs), RedisArgument(keys.producerIDCursors),
+                            RedisArgument(keys.logLastID),
                         ],
                         arguments: [
                             RedisArgument(replayLength), RedisArgument(format),
@@ -155,18 +173,18 @@ package final class RedisEventBus: EventBus {
     // MARK: Publishing
 
     package func publish(_ events: [GatewayEvent]) async throws -> [String] {
-        if writesV2 {
-            try await publishQueue.publish(events.map(EventWireFormat.encodeV2))
-        } else {
-            try await legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1))
+        switch writtenFormat {
+        case .v3: try await blockQueue.publish(events.map(EventWireFormat.encodeV2))
+        case .v2: try await publishQueue.publish(events.map(EventWireFormat.encodeV2))
+        default: try await legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1))
         }
     }
 
     package func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]> {
-        if writesV2 {
-            publishQueue.publish(events.map(EventWireFormat.encodeV2), on: loop)
-        } else {
-            legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1), on: loop)
+        switch writtenFormat {
+        case .v3: blockQueue.publish(events.map(EventWireFormat.encodeV2), on: loop)
+        case .v2: publishQueue.publish(events.map(EventWireFormat.encodeV2), on: loop)
+        default: legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1), on: loop)
         }
     }
 
@@ -181,7 +199,9 @@ package final class RedisEventBus: EventBus {
         guard configuration.deduplication.isEnabled else {
             return publish(events, on: loop).map { $0.map { Publication(cursor: $0) } }
         }
-        let v2 = writesV2
+        // v3 nodes write these as v2: which ids are new is decided inside the script, so the
+        // block the node would send is not the one to append.
+        let v2 = writtenFormat >= .v2
         var arguments: [[UInt8]] = []
         arguments.reserveCapacity(events.count * 2)
         for (event, producerID) in zip(events, producerIDs) {
@@ -197,12 +217,16 @@ package final class RedisEventBus: EventBus {
         }
     }
 
-    /// Whether this node writes v2 messages now.
-    package var writesV2: Bool {
+    /// The form this node writes now (never `.automatic`).
+    package var writtenFormat: BusFormat {
         switch configuration.busFormat {
-        case .v1: false
-        case .v2: true
-        case .automatic: olderNodes.load(ordering: .relaxed) == 2
+        case .automatic:
+            switch clusterFormat.load(ordering: .relaxed) {
+            case 3: .v3
+            case 2: .v2
+            default: .v1
+            }
+        case let pinned: pinned
         }
     }
 
@@ -219,6 +243,7 @@ package final class RedisEventBus: EventBus {
         }
         subscriber.subscribe(keys.eventChannel)
         subscriber.subscribe(keys.eventBatchChannel)
+        subscriber.subscribe(keys.eventBlockChannel)
         subscriber.subscribe(keys.heartbeatChannel(instance: instance))
         await withDiscardingTaskGroup { group in
             group.addTask { await self.subscriber.run() }
@@ -238,6 +263,8 @@ package final class RedisEventBus: EventBus {
                 return
             }
             for (cursor, body) in records { accept(cursor, body) }
+        } else if channel == keys.eventBlockChannel {
+            receivedBlockPart(payload)
         } else if channel == keys.eventChannel {
             let view = payload.readableBytesView
             guard let newline = view.prefix(Self.maxCursorLength + 1).firstIndex(of: UInt8(ascii: "\n")),
@@ -254,6 +281,41 @@ package final class RedisEventBus: EventBus {
             let now = NIODeadline.now().uptimeNanoseconds
             state.withLock { $0.lastHeartbeatNanos = now }
         }
+    }
+
+    /// A v3 publish call sends a header, then the body, with nothing between them on this
+    /// connection (the script runs whole). A header has no line feed; a body always has one
+    /// (each record's length ends with one), so a header whose body never came (the
+    /// connection dropped between them) cannot be mistaken for a body.
+    private func receivedBlockPart(_ payload: ByteBuffer) {
+        if !payload.readableBytesView.contains(UInt8(ascii: "\n")) {
+            guard let header = BusMessage.blockHeader(payload) else {
+                reject("malformed header on the v3 events channel", payload)
+                return
+            }
+            let unanswered = state.withLock { state in
+                defer { state.pendingBlock = header }
+                return state.pendingBlock
+            }
+            if let unanswered { reject("a v3 header without its body (\(unanswered.last))", payload) }
+            return
+        }
+        guard
+            let header = state.withLock({ state in
+                defer { state.pendingBlock = nil }
+                return state.pendingBlock
+            })
+        else {
+            reject("a v3 body without its header", payload)
+            return
+        }
+        guard payload.readableBytes == header.bytes,
+            let records = BusMessage.blockRecords(in: payload, last: header.last, count: header.count)
+        else {
+            reject("malformed block on the v3 events channel (header \(header.last), \(header.count) events)", payload)
+            return
+        }
+        for (cursor, body) in records { accept(cursor, body) }
     }
 
     /// One event from pub/sub, in the order Redis published it.
@@ -369,7 +431,8 @@ package final class RedisEventBus: EventBus {
     /// messages that arrived meanwhile. Returns whether another fill must follow (the held
     /// messages overflowed, or one of them needs its cursor checked).
     private func fillGap() async throws -> Bool {
-        let page = 500
+        // Entries per read: a v3 block may hold up to a megabyte of events.
+        let page = 100
         var replayed = 0
         var resetDetected = false
         var first = true
@@ -388,36 +451,46 @@ package final class RedisEventBus: EventBus {
                 state.heldBeforeLastRead = state.held.count
                 return state.fillRequestCount
             }
-            // The first page includes the last delivered entry: if the log no longer holds
-            // it (trimmed during a long outage, or lost with Redis), events may be missing.
+            // The first page starts with the entry holding the last delivered cursor (the
+            // cursor itself, or the block it is in): if the log no longer holds it (trimmed
+            // during a long outage, or lost with Redis), events may be missing.
             let reply = try await client.send(
                 RedisCommand(
                     "XRANGE", RedisArgument(keys.eventStream), RedisArgument(first ? "\(after)" : "(\(after)"), "+",
                     "COUNT", RedisArgument(page))
             )
-            var entries = reply.array ?? []
+            let items = reply.array ?? []
+            let entries = items.compactMap(ReplayLogEntry.init)
             if first {
-                if let head = entries.first.flatMap(Self.streamEntry), head.0 == after {
-                    entries.removeFirst()
-                } else {
-                    resetDetected = true
-                }
+                if entries.first?.covers(after) != true { resetDetected = true }
                 first = false
             }
             state.withLock { state in
                 for entry in entries {
-                    guard let (id, body) = Self.streamEntry(entry) else { continue }
-                    if let body {
-                        deliver(id, body, state: &state)
-                        replayed += 1
-                    } else if let last = state.lastCursor, id > last {
+                    let newer = state.lastCursor.map { entry.id > $0 } ?? true
+                    if entry.isMark {
                         // An epoch mark: the log started again while we were away.
-                        state.lastCursor = id
-                        resetDetected = true
+                        if newer {
+                            state.lastCursor = entry.id
+                            resetDetected = true
+                        }
+                    } else if entry.isMalformed {
+                        // Its events cannot be read from anywhere: past it, counted.
+                        if newer {
+                            state.lastCursor = entry.id
+                            state.rejectedMessages += 1
+                            logger.warning(
+                                "unreadable block in the replay log; skipped", metadata: ["cursor": "\(entry.id)"])
+                        }
+                    } else {
+                        for (cursor, body) in entry.events where state.lastCursor.map({ cursor > $0 }) ?? true {
+                            deliver(cursor, body, state: &state)
+                            replayed += 1
+                        }
                     }
                 }
             }
-            if entries.count < page - 1 { break }
+            if items.count < page { break }
         }
         if let afterFillRead = state.withLock({ $0.afterFillRead }) { await afterFillRead() }
         let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
@@ -467,15 +540,6 @@ package final class RedisEventBus: EventBus {
             state.withLock { $0.logReset }?()
         }
         return again
-    }
-
-    /// An XRANGE entry: its id and the event payload (nil for the epoch mark).
-    static func streamEntry(_ entry: RedisReply) -> (EventCursor, ByteBuffer?)? {
-        guard let parts = entry.array, parts.count == 2, let id = parts[0].string.flatMap(EventCursor.init),
-            let fields = parts[1].array, fields.count >= 2
-        else { return nil }
-        guard fields[0].string == "e", case .bulk(let body) = fields[1] else { return (id, nil) }
-        return (id, body)
     }
 
     // MARK: Replay log (reads in RedisEventBus+ReplayLog.swift)

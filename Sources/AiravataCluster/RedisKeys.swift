@@ -3,7 +3,8 @@
 struct RedisKeys: Sendable {
     let prefix: String
 
-    /// The replay log: a stream whose entry ids are the events' cursors.
+    /// The replay log: a stream whose entries are single events (id = cursor) or v3 blocks
+    /// (id = the block's last cursor).
     var eventStream: String { "\(prefix):events" }
     /// The pub/sub channel of v1 messages, one event each (see docs/architecture.md for why
     /// one channel). Every node reads it; releases before v2 read only this one.
@@ -11,6 +12,16 @@ struct RedisKeys: Sendable {
     /// The pub/sub channel of v2 messages, one script call's events each. Every node that
     /// reads v2 subscribes to both, so the difference in subscribers counts older nodes.
     var eventBatchChannel: String { "\(prefix):events:v2" }
+    /// The pub/sub channel of v3 messages: per publish call a header, then the block body.
+    /// Nodes that read v3 subscribe to all three event channels.
+    var eventBlockChannel: String { "\(prefix):events:v3" }
+    /// The v3 blocks in the replay log, oldest first, each `<its entry id> <event count>`,
+    /// and how many events they hold: what lets the log be trimmed to `--replay-length`
+    /// events when one entry holds many.
+    var logBlocks: String { "\(prefix):events:blocks" }
+    var logBlockEvents: String { "\(prefix):events:held" }
+    /// The newest entry id a v3-reading node appended: where the next block's ids start.
+    var logLastID: String { "\(prefix):events:last" }
     /// The newest cursor some node had delivered when it found the log no longer holding it
     /// (a failover to a replica that lagged, a Redis restarted empty): events up to it may be
     /// gone from the log, so no resume from a cursor below it is complete.

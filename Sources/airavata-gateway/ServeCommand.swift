@@ -53,7 +53,7 @@ struct ServeCommand: AsyncParsableCommand {
     var durableTimeout: String?
     @Option(
         help:
-            "Form of the events nodes exchange through Redis: auto (v2 once every node reads it), v1 (what releases before the v2 bus read; set it before rolling back to one) or v2 [AIRAVATA_BUS_FORMAT, default auto]."
+            "Form of the events nodes exchange through Redis: auto (the newest every node reads), v1, v2 (what releases before the v2 and v3 bus read; set it before rolling back to one) or v3 [AIRAVATA_BUS_FORMAT, default auto]."
     )
     var busFormat: String?
     @Option(

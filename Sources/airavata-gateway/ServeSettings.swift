@@ -73,7 +73,7 @@ struct ServeSettings {
             let formatSetting = setting("bus-format", command.busFormat)
             if let raw = formatSetting.string() {
                 guard let format = BusFormat(rawValue: raw) else {
-                    throw ValidationError("\(formatSetting.source): expected auto, v1 or v2, got '\(raw)'")
+                    throw ValidationError("\(formatSetting.source): expected auto, v1, v2 or v3, got '\(raw)'")
                 }
                 cluster.busFormat = format
             }

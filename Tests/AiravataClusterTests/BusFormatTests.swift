@@ -113,6 +113,45 @@ struct BusFormatTests {
         }
     }
 
+    @Test(
+        "a v3 block's records get the cursors up to its id; a header, a body or an answer that does not fit is refused")
+    func blocks() throws {
+        let bodies: [[UInt8]] = [Array("2\tfirst".utf8), [], Array("2\tthird with a \n inside".utf8)]
+        let body = ByteBuffer(bytes: BusMessage.blockBody(bodies))
+        #expect(String(buffer: body) == "7\n2\tfirst0\n23\n2\tthird with a \n inside")
+        let last = EventCursor(milliseconds: 1_764_950_400_000, sequence: 7)
+        let records = try #require(BusMessage.blockRecords(in: body, last: last, count: 3))
+        #expect(records.map(\.0.description) == ["1764950400000-5", "1764950400000-6", "1764950400000-7"])
+        #expect(records.map { Array($0.1.readableBytesView) } == bodies)
+        // The count must match, and the cursors cannot run below sequence 0.
+        for count in [0, 1, 2, 4, BusMessage.maxBlockEvents + 1] {
+            #expect(BusMessage.blockRecords(in: body, last: last, count: count) == nil, "count \(count)")
+        }
+        #expect(BusMessage.blockRecords(in: body, last: EventCursor(milliseconds: 9, sequence: 1), count: 3) == nil)
+        for bad in ["", "5\nabc", "3\nabc1", "x\na", "-1\n", "03\nabc", "3abc", "99999999999\n", "3\nabc\n"] {
+            #expect(
+                BusMessage.blockRecords(in: ByteBuffer(string: bad), last: last, count: 1) == nil,
+                "accepted \(bad.debugDescription)")
+        }
+
+        let header = try #require(BusMessage.blockHeader(ByteBuffer(string: "1764950400000-7 3 30")))
+        #expect(header == BusMessage.BlockHeader(last: last, count: 3, bytes: 30))
+        for bad in [
+            "", "1764950400000-7 3", "1764950400000-7 3 30 ", "1764950400000-1 3 30", "1764950400000-7 0 30",
+            "1764950400000-7 03 30", "x-7 3 30", "1764950400000-7  3 30", "1764950400000-7 3 -30",
+            "1764950400000-7 100001 30", "1764950400000-7 3 1234567890",
+        ] {
+            #expect(BusMessage.blockHeader(ByteBuffer(string: bad)) == nil, "accepted \(bad.debugDescription)")
+        }
+
+        let answer = RedisReply.bulk(ByteBuffer(string: "1764950400000-7"))
+        #expect(
+            ReplayLogEntry.blockCursors(answer, count: 3) == ["1764950400000-5", "1764950400000-6", "1764950400000-7"])
+        #expect(ReplayLogEntry.blockCursors(answer, count: 9) == nil)
+        #expect(ReplayLogEntry.blockCursors(.array([answer]), count: 1) == nil)
+        #expect(ReplayLogEntry.blockCursors(.bulk(ByteBuffer(string: "7")), count: 1) == nil)
+    }
+
     // MARK: Mixed clusters
 
     /// Records what is published on the channels it subscribes to: with only the v1 channel
@@ -150,6 +189,7 @@ struct BusFormatTests {
 
     static let v1 = "airavata:events"
     static let v2 = "airavata:events:v2"
+    static let v3 = "airavata:events:v3"
 
     /// Publishes one system event to `node` and waits until every listener got it.
     static func deliverEverywhere(
@@ -164,14 +204,16 @@ struct BusFormatTests {
         }
     }
 
-    @Test("with an older node subscribed, nodes write v1 (which it reads) until it leaves, then v2; no event is lost")
+    @Test(
+        "with an older node subscribed, nodes write the newest form it reads until it leaves, then v3; no event is lost"
+    )
     func automaticFormat() async throws {
         try await ClusterHarness.with(nodes: 2) { cluster in
             let listeners = [
                 try await cluster.connect(0, "/ws", user: "a"), try await cluster.connect(1, "/ws", user: "b"),
             ]
             defer { listeners.forEach { $0.close() } }
-            let watcher = try Listener(redis: cluster.redis, channels: [Self.v1, Self.v2])
+            let watcher = try Listener(redis: cluster.redis, channels: [Self.v1, Self.v2, Self.v3])
             defer { watcher.leave() }
             var sequence = 0
             /// Publishes from each node until both write on `channel` (seen by the watcher).
@@ -189,7 +231,11 @@ struct BusFormatTests {
                     return both
                 }
             }
-            #expect(await untilBothWrite(on: Self.v2), "a cluster of new nodes did not settle on v2")
+            #expect(await untilBothWrite(on: Self.v3), "a cluster of new nodes did not settle on v3")
+
+            let beforeV3 = try Listener(redis: cluster.redis, channels: [Self.v1, Self.v2])
+            defer { beforeV3.leave() }
+            #expect(await untilBothWrite(on: Self.v2), "the nodes never wrote v2 for the node of a release before v3")
 
             let older = try Listener(redis: cluster.redis, channels: [Self.v1])
             defer { older.leave() }
@@ -212,6 +258,8 @@ struct BusFormatTests {
 
             older.leave()
             #expect(await untilBothWrite(on: Self.v2), "the nodes did not return to v2 after the older node left")
+            beforeV3.leave()
+            #expect(await untilBothWrite(on: Self.v3), "the nodes did not return to v3 after the last older node left")
         }
     }
 
@@ -258,27 +306,78 @@ struct BusFormatTests {
         }
     }
 
-    @Test("a node pinned to v1 and one pinned to v2 exchange every event, in order")
+    @Test("bad messages on the v3 channel neither crash nor wedge the node, and are not delivered")
+    func hostileV3Messages() async throws {
+        try await ClusterHarness.with(nodes: 1, arguments: ["--bus-format", "v3"]) { cluster in
+            let listener = try await cluster.connect(0, "/ws", user: "u")
+            defer { listener.close() }
+            try await cluster.publish(0, ClusterEvents.system("first"))
+            let first = try await listener.nextMessage(ofType: "system_status")
+            let cursor = try #require(first["cursor"]?.stringValue.flatMap { EventCursor($0) })
+            func next(_ step: UInt64) -> String { "\(cursor.milliseconds)-\(cursor.sequence + step)" }
+            let forged =
+                "2\tsystem_status\t1\t\t\t\t\t\t\n"
+                + #"{"type":"system_status","id":"forged","timestamp":"2024-01-01T00:00:00Z","data":{"notice":"forged"}"#
+            let body = "\(forged.utf8.count)\n" + forged
+            let bodyBytes = body.utf8.count
+            for payload in [
+                // A body with no header before it.
+                body,
+                "not a header",
+                // Headers whose body does not match them: length, count, cursors below zero.
+                "\(next(1)) 1 \(bodyBytes + 1)", body,
+                "\(next(2)) 2 \(bodyBytes)", body,
+                "\(cursor.milliseconds)-0 2 \(bodyBytes * 2)", body + body,
+                // A body that is not records.
+                "\(next(3)) 1 5", "abc\nd",
+                // A well-formed block far beyond the log: checked against it before it may move the node.
+                "99999999999999-0 1 \(bodyBytes)", body,
+                // A header whose body never comes: the next real block must still be delivered.
+                "\(next(4)) 1 \(bodyBytes)",
+            ] {
+                try await cluster.redis.cli("PUBLISH", Self.v3, payload)
+            }
+            for notice in ["second", "third"] {
+                try await cluster.publish(0, ClusterEvents.system(notice))
+                let message = try await listener.nextMessage(ofType: "system_status")
+                #expect(message["data"]?["notice"]?.stringValue == notice, "got \(message.jsonString)")
+            }
+            #expect(await cluster.readiness(0) == 200)
+        }
+    }
+
+    @Test("nodes pinned to v1, v2 and v3 exchange every event, in order, with cursors that never repeat")
     func pinnedFormats() async throws {
-        try await ClusterHarness.with(nodes: 2, perNode: [["--bus-format", "v1"], ["--bus-format", "v2"]]) { cluster in
+        let formats = [["--bus-format", "v1"], ["--bus-format", "v2"], ["--bus-format", "v3"]]
+        try await ClusterHarness.with(nodes: 3, perNode: formats) { cluster in
             let listeners = [
                 try await cluster.connect(0, "/ws", user: "a"), try await cluster.connect(1, "/ws", user: "b"),
+                try await cluster.connect(2, "/ws", user: "c"),
             ]
             defer { listeners.forEach { $0.close() } }
-            var cursors: [[EventCursor]] = [[], []]
-            for round in 0..<20 {
+            var cursors: [[EventCursor]] = [[], [], []]
+            // Each v3 block follows an entry that v1 or v2 appended, which its script must see.
+            for round in 0..<21 {
                 let notice = "pinned-\(round)"
-                try await cluster.publish(round % 2, ClusterEvents.system(notice))
+                let events: JSONValue =
+                    round % 3 == 2
+                    ? .array((0..<3).map { ClusterEvents.system(notice + (($0 == 0) ? "" : "-\($0)")) })
+                    : ClusterEvents.system(notice)
+                try await cluster.publish(round % 3, events)
                 for (index, listener) in listeners.enumerated() {
-                    let message = try await listener.nextMessage(ofType: "system_status")
-                    #expect(message["data"]?["notice"]?.stringValue == notice, "\(message.jsonString)")
-                    if let cursor = message["cursor"]?.stringValue.flatMap({ EventCursor($0) }) {
-                        cursors[index].append(cursor)
+                    for part in 0..<(round % 3 == 2 ? 3 : 1) {
+                        let message = try await listener.nextMessage(ofType: "system_status")
+                        let expected = notice + (part == 0 ? "" : "-\(part)")
+                        #expect(message["data"]?["notice"]?.stringValue == expected, "\(message.jsonString)")
+                        if let cursor = message["cursor"]?.stringValue.flatMap({ EventCursor($0) }) {
+                            cursors[index].append(cursor)
+                        }
                     }
                 }
             }
+            #expect(cursors[0] == cursors[1] && cursors[1] == cursors[2])
             for list in cursors {
-                #expect(list.count == 20)
+                #expect(list.count == 35)
                 #expect(list == list.sorted() && Set(list).count == list.count)
             }
         }

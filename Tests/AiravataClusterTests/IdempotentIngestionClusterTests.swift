@@ -23,7 +23,7 @@ struct IdempotentIngestionClusterTests {
         return notes
     }
 
-    @Test("the same id posted to two nodes is delivered once", arguments: ["v2", "v1"])
+    @Test("the same id posted to two nodes is delivered once", arguments: ["v3", "v2", "v1"])
     func retriedOnAnotherNode(format: String) async throws {
         try await ClusterHarness.with(nodes: 2, arguments: ["--bus-format", format]) { cluster in
             let sockets = [

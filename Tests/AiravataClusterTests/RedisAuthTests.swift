@@ -123,11 +123,13 @@ struct RedisAuthTests {
         try await redis.cli("ACL", "SETUSER", "default", "off")
         let admin = ["--user", "admin", "--pass", "admin-pass-1"]
         let url = "redis://gateway:gateway-pass-1@127.0.0.1:\(redis.port)/0"
-        // v2 from the start: under `automatic` a node writes v1 until its first heartbeat shows
-        // every node reads v2, which this test would finish before, never running the v2 script.
-        let first = try Self.node("n1", redisURL: url, extra: ["--bus-format", "v2"])
+        // v3 from the start: under `automatic` a node writes v1 until its first heartbeat shows
+        // every node reads v3, which this test would finish before, never running the v3 script.
+        // A short log, so that the v3 script's trim runs too.
+        let pinned = ["--bus-format", "v3", "--replay-length", "100"]
+        let first = try Self.node("n1", redisURL: url, extra: pinned)
         defer { first.stop() }
-        let second = try Self.node("n2", redisURL: url, extra: ["--bus-format", "v2"])
+        let second = try Self.node("n2", redisURL: url, extra: pinned)
         defer { second.stop() }
         do {
             try await Self.exercise(first, second)
@@ -136,6 +138,15 @@ struct RedisAuthTests {
             let event = Self.experiment(status: "QUEUED", id: "acl-retry-1")
             try await first.publish(event, token: service)
             try await second.publish(event, token: service)
+            // 200 events in blocks of 10: past the log's length and its trim margin.
+            for call in 0..<20 {
+                let notices = (0..<10).map {
+                    JSONValue.object([
+                        "type": .string("system_status"), "data": .object(["notice": .string("acl-\(call)-\($0)")]),
+                    ])
+                }
+                try await first.publish(.array(notices), token: service)
+            }
         } catch {
             // What Redis refused explains the failure better than the symptom does.
             let denied = try await redis.cli(arguments: admin + ["ACL", "LOG"])
