@@ -11,9 +11,9 @@ import NIOCore
 /// encoding it again gives the same bytes; its v2 encoding decodes to the same routing,
 /// acceptance time and client message. Whatever decodes as v2 has a UTF-8 envelope head.
 /// A v2 message's records lie inside the message, in order, without overlap. A v3 header
-/// that reads announces at least one event and cursors that do not run below zero; a v3 body
-/// that reads as a block has exactly the records announced, with consecutive cursors ending
-/// at the block's id, and re-encodes to the same bytes.
+/// that reads announces at least one event and cursors within the sequence's range; a v3
+/// body that reads as a block has exactly the records announced, with consecutive cursors
+/// from the block's id, and re-encodes to the same bytes.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzEventWireFormat(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
@@ -55,15 +55,15 @@ private func checkBlock(_ input: [UInt8]) {
     let message = ByteBuffer(bytes: input)
     if let header = BusMessage.blockHeader(message) {
         invariant(
-            header.count >= 1 && UInt64(header.count - 1) <= header.last.sequence,
+            header.count >= 1 && header.first.sequence <= UInt64.max - UInt64(header.count - 1),
             "header announces an impossible block: \(text(input))")
     }
     // The first bytes pick the count, so that inputs reach counts other than 1.
     let count = max(1, Int(input.first ?? 1) % 8)
-    let last = EventCursor(milliseconds: 1_764_950_400_000, sequence: 9)
-    guard let records = BusMessage.blockRecords(in: message, last: last, count: count) else { return }
+    let first = EventCursor(milliseconds: 1_764_950_400_000, sequence: 9)
+    guard let records = BusMessage.blockRecords(in: message, first: first, count: count) else { return }
     invariant(records.count == count, "\(records.count) records for \(count): \(text(input))")
-    invariant(records.last?.0 == last, "the last record's cursor is not the block's id: \(text(input))")
+    invariant(records.first?.0 == first, "the first record's cursor is not the block's id: \(text(input))")
     for (earlier, later) in zip(records, records.dropFirst()) {
         invariant(later.0.sequence == earlier.0.sequence + 1, "cursors not consecutive: \(text(input))")
     }

@@ -8,10 +8,10 @@ package import NIOCore
 /// (`blockHeader`), then the block body exactly as the publishing node built it
 /// (`blockRecords`), which is also what the replay log keeps for the block.
 package enum BusMessage {
-    /// What a v3 header announces: the block's last cursor, how many events it holds, and
+    /// What a v3 header announces: the block's first cursor, how many events it holds, and
     /// the length of the body message that follows it.
     package struct BlockHeader: Sendable, Equatable {
-        package var last: EventCursor
+        package var first: EventCursor
         package var count: Int
         package var bytes: Int
     }
@@ -57,30 +57,36 @@ package enum BusMessage {
     /// than one ingestion request may hold, and far fewer under load.
     package static let maxBlockEvents = 100_000
 
-    /// A v3 block header, `<last cursor> <event count> <body bytes>` with no line feed: the
+    /// A v3 block header, `<first cursor> <event count> <body bytes>` with no line feed: the
     /// first of the two messages a v3 publish call sends. Nil when malformed.
     package static func blockHeader(_ message: ByteBuffer) -> BlockHeader? {
         message.withUnsafeReadableBytes { bytes -> BlockHeader? in
             guard bytes.count <= maxCursorBytes + 2 * (maxLengthDigits + 1),
                 let first = index(of: UInt8(ascii: " "), in: bytes, from: 0, within: maxCursorBytes + 1),
-                let last = EventCursor(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<first])),
+                let cursor = EventCursor(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<first])),
                 let second = index(of: UInt8(ascii: " "), in: bytes, from: first + 1, within: maxLengthDigits + 1),
                 let count = decimal(UnsafeRawBufferPointer(rebasing: bytes[(first + 1)..<second])),
                 let length = decimal(UnsafeRawBufferPointer(rebasing: bytes[(second + 1)...])),
-                count >= 1, count <= maxBlockEvents, UInt64(count - 1) <= last.sequence
+                fits(count, after: cursor)
             else { return nil }
-            return BlockHeader(last: last, count: count, bytes: length)
+            return BlockHeader(first: cursor, count: count, bytes: length)
         }
     }
 
+    /// Whether a block of `count` events may start at `first`: 1…`maxBlockEvents` of them,
+    /// and their cursors, one apart, within the sequence's range.
+    package static func fits(_ count: Int, after first: EventCursor) -> Bool {
+        count >= 1 && count <= maxBlockEvents && first.sequence <= UInt64.max - UInt64(count - 1)
+    }
+
     /// A v3 block's events with their cursors: the body holds `count` records
-    /// `<body length>\n<body>` back to back and nothing else, and the events' cursors run up
-    /// to `last` in steps of one (the block's log entry id is its last cursor). Bodies are
-    /// slices of `body` (no copy); nil when anything is malformed or the count differs.
-    package static func blockRecords(in body: ByteBuffer, last: EventCursor, count: Int)
+    /// `<body length>\n<body>` back to back and nothing else, and the events' cursors run
+    /// from `first` (the block's log entry id) in steps of one. Bodies are slices of `body`
+    /// (no copy); nil when anything is malformed or the count differs.
+    package static func blockRecords(in body: ByteBuffer, first: EventCursor, count: Int)
         -> [(EventCursor, ByteBuffer)]?
     {
-        guard count >= 1, count <= maxBlockEvents, UInt64(count - 1) <= last.sequence else { return nil }
+        guard fits(count, after: first) else { return nil }
         let found = body.withUnsafeReadableBytes { bytes -> [(Int, Int)]? in
             var found: [(Int, Int)] = []
             found.reserveCapacity(count)
@@ -97,11 +103,10 @@ package enum BusMessage {
             return found.count == count ? found : nil
         }
         guard let found else { return nil }
-        let first = last.sequence - UInt64(count - 1)
         return found.enumerated().map { index, record in
             // In range: checked against the readable bytes above.
             (
-                EventCursor(milliseconds: last.milliseconds, sequence: first + UInt64(index)),
+                EventCursor(milliseconds: first.milliseconds, sequence: first.sequence + UInt64(index)),
                 body.getSlice(at: body.readerIndex + record.0, length: record.1)!
             )
         }

@@ -43,17 +43,17 @@ enum ClusterScripts {
         return ids
         """)
 
-    /// KEYS: stream, v3 channel, accepted counter, block list, block events, last id.
+    /// KEYS: stream, v3 channel, accepted counter, block list, block events.
     /// ARGV: replay length (events), event count, block body (the node's bytes, untouched).
     ///
-    /// Appends the whole block as one stream entry whose id is the block's last cursor: the
-    /// events' cursors run up to it in steps of one, all above the stream's last id, so the
-    /// id is chosen here the way Redis chooses ids: after the last one appended (`KEYS[6]`,
-    /// or the stream's own when an entry above that exists, written by an older release). Publishes a header (`<id> <count> <body bytes>`), then the body
-    /// as it came. Once the blocks hold a sixteenth (at least 64 events) more than
-    /// `replay length` events, trims the log to the newest blocks that hold that many (whole
-    /// stream nodes, `~`), and by entry count as before, a backstop should the block list be
-    /// lost. Returns the id.
+    /// Appends the whole block as one stream entry, its id chosen by Redis as for any entry:
+    /// the block's first cursor. The events after the first get the cursors just above, one
+    /// apart, and the stream's last id is moved to the last of them (`XSETID`), so that the
+    /// next entry, whoever appends it, starts above the block. Publishes a header
+    /// (`<id> <count> <body bytes>`), then the body as it came. Once the blocks hold a
+    /// sixteenth (at least 64 events) more than `replay length` events, trims the log to the
+    /// newest blocks that hold that many (whole stream nodes, `~`), and by entry count as
+    /// before, a backstop should the block list be lost. Returns the id.
     ///
     /// The body is never concatenated or cut here: Lua hashes every string it makes, byte by
     /// byte, and a payload made into a string twice was a fifth of Redis's time per event.
@@ -64,35 +64,20 @@ enum ClusterScripts {
           return redis.error_reply('bad event count: ' .. tostring(ARGV[2]))
         end
         if redis.call('EXISTS', KEYS[1]) == 0 then
-          redis.call('SET', KEYS[6], redis.call('XADD', KEYS[1], '*', 'epoch', '1'))
+          redis.call('XADD', KEYS[1], '*', 'epoch', '1')
           redis.call('DEL', KEYS[4], KEYS[5])
         end
         local function parse(id)
           local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
           return tonumber(ms), tonumber(seq)
         end
-        local clock = redis.call('TIME')
-        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-        local function after(last)
-          local ms, seq = parse(last)
-          if not ms then return nil end
-          if now > ms then return string.format('%d-%d', now, count - 1) end
-          if seq + count >= 2 ^ 52 then return string.format('%d-%d', ms + 1, count - 1) end
-          return string.format('%d-%d', ms, seq + count)
+        local id = redis.call('XADD', KEYS[1], '*', 'n', ARGV[2], 'b', ARGV[3])
+        if count > 1 then
+          -- Sequences stay far below 2^53, where Lua's numbers stop being exact: Redis starts
+          -- each millisecond at 0, and each entry adds at most 100000.
+          local ms, seq = parse(id)
+          redis.call('XSETID', KEYS[1], string.format('%d-%d', ms, seq + count - 1))
         end
-        -- The last id a current node appended, unless the stream has a newer entry (a writer
-        -- that does not keep it: an older release); then the stream's own, at some cost.
-        local last = redis.call('GET', KEYS[6])
-        if not last or #redis.call('XREVRANGE', KEYS[1], '+', '(' .. last, 'COUNT', 1) > 0 then
-          local info = redis.call('XINFO', 'STREAM', KEYS[1])
-          for i = 1, #info, 2 do
-            if info[i] == 'last-generated-id' then last = info[i + 1] end
-          end
-        end
-        local id = after(last)
-        if not id then return redis.error_reply('the replay log has no last id') end
-        redis.call('XADD', KEYS[1], id, 'n', ARGV[2], 'b', ARGV[3])
-        redis.call('SET', KEYS[6], id)
         redis.call('RPUSH', KEYS[4], id .. ' ' .. ARGV[2])
         local held = redis.call('INCRBY', KEYS[5], count)
         local keep = tonumber(ARGV[1])
@@ -110,14 +95,12 @@ enum ClusterScripts {
             redis.call('LPOP', KEYS[4])
             if oldest then
               held = held - tonumber(events)
-              cut = oldest
+              local ms, seq = parse(oldest)
+              cut = string.format('%d-%d', ms, seq + tonumber(events))
             end
           end
           redis.call('SET', KEYS[5], held)
-          if cut then
-            local ms, seq = parse(cut)
-            redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-%d', ms, seq + 1))
-          end
+          if cut then redis.call('XTRIM', KEYS[1], 'MINID', '~', cut) end
           redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
         end
         redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[2] .. ' ' .. string.len(ARGV[3]))
@@ -144,7 +127,7 @@ enum ClusterScripts {
         """)
 
     /// KEYS: stream, channel, accepted counter, ids by acceptance time (sorted set), first
-    /// cursor by id (hash), the last id (`publishBlock` starts after it). ARGV: max length, bus format ('1' or '2'), window ms, most ids
+    /// cursor by id (hash). ARGV: max length, bus format ('1' or '2'), window ms, most ids
     /// remembered, then per event its producer id ('' for none) and its payload.
     /// `publish`/`publishBatch` for requests that carry producer ids: an id accepted within the
     /// window is not appended again, and the check is in the same atomic step as the append,
@@ -168,7 +151,6 @@ enum ClusterScripts {
         local answers = {}
         local records = {}
         local added = 0
-        local newest
         for i = 5, #ARGV, 2 do
           local key = ARGV[i]
           local payload = ARGV[i + 1]
@@ -178,7 +160,6 @@ enum ClusterScripts {
             answers[#answers + 1] = '=' .. first
           else
             local id = redis.call('XADD', KEYS[1], '*', 'e', payload)
-            newest = id
             if key ~= '' then
               redis.call('ZADD', KEYS[4], now, key)
               redis.call('HSET', KEYS[5], key, id)
@@ -193,10 +174,7 @@ enum ClusterScripts {
             end
           end
         end
-        if newest then
-          redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
-          redis.call('SET', KEYS[6], newest)
-        end
+        if added > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1]) end
         if #records > 0 then redis.call('PUBLISH', KEYS[2], table.concat(records)) end
         redis.call('INCRBY', KEYS[3], added)
         local excess = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[4])
@@ -206,12 +184,14 @@ enum ClusterScripts {
         return answers
         """)
 
-    /// KEYS: stream. Returns the id of the stream's newest entry, adding the epoch mark to
-    /// a missing stream first, so that there is always a cursor to start a client from.
-    static let tip = RedisScript(
+    /// KEYS: stream. Adds the epoch mark to a missing stream and returns its id, so that
+    /// there is always a cursor to start a client from; returns nil for a stream that exists
+    /// (its newest entry, which may be a large block, is read by the caller, not copied into
+    /// Lua).
+    static let markEpoch = RedisScript(
         """
         if redis.call('EXISTS', KEYS[1]) == 0 then return redis.call('XADD', KEYS[1], '*', 'epoch', '1') end
-        return redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1]
+        return false
         """)
 
     /// The admission's check, for `admit` and `admitAndSaveSession`. KEYS[1…3]: user hash, IP

@@ -9,71 +9,79 @@ extension RedisEventBus {
     /// Entries per `XRANGE` of a log read: one v3 block may hold a megabyte of events.
     static let logReadEntries = 128
 
+    /// The newest entry at or below `cursor`: the one that holds it, if the log does.
+    func entryCommand(holding cursor: EventCursor) -> RedisCommand {
+        RedisCommand("XREVRANGE", RedisArgument(keys.eventStream), RedisArgument(cursor.description), "-", "COUNT", 1)
+    }
+
     package func readLog(from start: EventCursor, limit: Int) async throws -> LogRead {
         let limit = max(limit, 1)
-        var holdsStart = false
+        // The entry holding `start` (to learn whether the log still holds it, and for the
+        // rest of its block), the entries after it, and the floor, below which the log may
+        // lack events although it holds the start.
+        let replies = try await client.pipeline([
+            entryCommand(holding: start),
+            RedisCommand(
+                "XRANGE", RedisArgument(keys.eventStream), RedisArgument("(\(start)"), "+", "COUNT",
+                RedisArgument(Self.logReadEntries)),
+            RedisCommand("GET", RedisArgument(keys.logFloor)),
+        ])
+        guard replies.count == 3 else {
+            throw RedisError(.unexpectedReply, "log read answered \(replies.count) replies")
+        }
+        for reply in replies.prefix(2) {
+            if case .error(let message) = reply { throw RedisError(.server, message) }
+        }
+        let belowFloor = try Self.floor(replies[2]).map { start < $0 } ?? false
+        let holding = replies[0].array?.first.flatMap(ReplayLogEntry.init)
+        let holdsStart = holding?.covers(start) == true && !belowFloor
         var entries: [LogEntry] = []
-        var from = start.description
-        var first = true
-        var belowFloor = false
-        while entries.count < limit {
-            // From `start` itself, to learn whether the log still holds it (the entry holding
-            // it comes first); and the floor, below which the log may lack events although it
-            // holds the start.
-            var commands = [
+        var items = replies[1].array ?? []
+        var page = items.compactMap(ReplayLogEntry.init)
+        if let holding, holding.covers(start) { page.insert(holding, at: 0) }
+        while true {
+            for entry in page {
+                append(entry, after: start, to: &entries, limit: limit)
+                if entries.count >= limit { break }
+            }
+            guard entries.count < limit, items.count == Self.logReadEntries,
+                let newest = items.last.flatMap(ReplayLogEntry.init)
+            else { break }
+            let reply = try await client.send(
                 RedisCommand(
-                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument(from), "+", "COUNT",
-                    RedisArgument(Self.logReadEntries))
-            ]
-            if first { commands.append(RedisCommand("GET", RedisArgument(keys.logFloor))) }
-            let replies = try await client.pipeline(commands)
-            guard replies.count == commands.count else {
-                throw RedisError(.unexpectedReply, "log read answered \(replies.count) replies")
-            }
-            if case .error(let message) = replies[0] { throw RedisError(.server, message) }
-            if first { belowFloor = try Self.floor(replies[1]).map { start < $0 } ?? false }
-            let items = replies[0].array ?? []
-            for (index, item) in items.enumerated() {
-                guard let entry = ReplayLogEntry(item) else { continue }
-                if first, index == 0, entry.covers(start) {
-                    holdsStart = !belowFloor
-                }
-                if entry.isMark {
-                    if entry.id > start, entries.count < limit {
-                        entries.append(LogEntry(cursor: entry.id, event: nil))
-                    }
-                } else if entry.isMalformed {
-                    logger.warning("unreadable block in the replay log", metadata: ["cursor": "\(entry.id)"])
-                    if entry.id > start, entries.count < limit {
-                        entries.append(LogEntry(cursor: entry.id, event: nil))
-                    }
-                }
-                for (cursor, body) in entry.events where cursor > start {
-                    guard entries.count < limit else { break }
-                    let event = EventWireFormat.decode(body)
-                    if event == nil {
-                        logger.warning("undecodable event in the replay log", metadata: ["cursor": "\(cursor)"])
-                    }
-                    entries.append(LogEntry(cursor: cursor, event: event))
-                }
-            }
-            first = false
-            guard items.count == Self.logReadEntries, let last = items.last.flatMap(ReplayLogEntry.init) else { break }
-            from = "(\(last.id)"
+                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument("(\(newest.last)"), "+", "COUNT",
+                    RedisArgument(Self.logReadEntries)))
+            if case .error(let message) = reply { throw RedisError(.server, message) }
+            items = reply.array ?? []
+            page = items.compactMap(ReplayLogEntry.init)
         }
         return LogRead(holdsStart: holdsStart, entries: entries)
     }
 
+    /// An entry's events after `start`, decoded, up to `limit` in all; a mark or an unreadable
+    /// block as a cursor without an event.
+    private func append(_ entry: ReplayLogEntry, after start: EventCursor, to entries: inout [LogEntry], limit: Int) {
+        if entry.isMark || entry.isMalformed {
+            if entry.isMalformed {
+                logger.warning("unreadable block in the replay log", metadata: ["cursor": "\(entry.first)"])
+            }
+            if entry.last > start, entries.count < limit { entries.append(LogEntry(cursor: entry.last, event: nil)) }
+            return
+        }
+        for (cursor, body) in entry.events where cursor > start {
+            guard entries.count < limit else { return }
+            let event = EventWireFormat.decode(body)
+            if event == nil {
+                logger.warning("undecodable event in the replay log", metadata: ["cursor": "\(cursor)"])
+            }
+            entries.append(LogEntry(cursor: cursor, event: event))
+        }
+    }
+
     package func logHolds(_ cursors: [EventCursor]) async throws -> Set<EventCursor> {
         guard !cursors.isEmpty else { return [] }
-        // The first entry at or after a cursor holds it, if any does (a block's id is its
-        // last cursor).
         let replies = try await client.pipeline(
-            [RedisCommand("GET", RedisArgument(keys.logFloor))]
-                + cursors.map { cursor in
-                    RedisCommand(
-                        "XRANGE", RedisArgument(keys.eventStream), RedisArgument(cursor.description), "+", "COUNT", 1)
-                })
+            [RedisCommand("GET", RedisArgument(keys.logFloor))] + cursors.map { entryCommand(holding: $0) })
         guard let floorReply = replies.first else { throw RedisError(.unexpectedReply, "no reply to the floor read") }
         let floor = try Self.floor(floorReply)
         var held = Set<EventCursor>()
@@ -101,12 +109,20 @@ extension RedisEventBus {
         }
     }
 
+    /// The newest entry's last cursor; a missing log first gets its epoch mark.
     package func logTip() async throws -> EventCursor {
-        let reply = try await client.run(ClusterScripts.tip, keys: [RedisArgument(keys.eventStream)], arguments: [])
-        guard let text = reply.string, let cursor = EventCursor(text) else {
-            throw EventBusUnavailableError("unexpected reply to the log tip script: \(reply)")
+        for _ in 0..<2 {
+            let newest = try await client.send(
+                RedisCommand("XREVRANGE", RedisArgument(keys.eventStream), "+", "-", "COUNT", 1))
+            if case .error(let message) = newest { throw RedisError(.server, message) }
+            if let entry = newest.array?.first.flatMap(ReplayLogEntry.init) { return entry.last }
+            let mark = try await client.run(
+                ClusterScripts.markEpoch, keys: [RedisArgument(keys.eventStream)], arguments: [])
+            if let text = mark.string, let cursor = EventCursor(text) { return cursor }
+            if case .error(let message) = mark { throw RedisError(.server, message) }
+            // Another node created the log between the two calls: read its newest entry.
         }
-        return cursor
+        throw EventBusUnavailableError("the replay log has no readable newest entry")
     }
 
     /// Events up to `cursor` may be missing from the log: every node's resumes from below it

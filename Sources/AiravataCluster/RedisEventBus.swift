@@ -125,7 +125,7 @@ package final class RedisEventBus: EventBus {
                     keys: [
                         RedisArgument(keys.eventStream), RedisArgument(keys.eventBlockChannel),
                         RedisArgument(keys.acceptedCounter), RedisArgument(keys.logBlocks),
-                        RedisArgument(keys.logBlockEvents), RedisArgument(keys.logLastID),
+                        RedisArgument(keys.logBlockEvents),
                     ],
                     arguments: [
                         RedisArgument(replayLength), RedisArgument(payloads.count),
@@ -145,7 +145,6 @@ package final class RedisEventBus: EventBus {
                             RedisArgument(keys.eventStream), RedisArgument(channel),
                             RedisArgument(keys.acceptedCounter),
                             RedisArgument(keys.producerIDs), RedisArgument(keys.producerIDCursors),
-                            RedisArgument(keys.logLastID),
                         ],
                         arguments: [
                             RedisArgument(replayLength), RedisArgument(format),
@@ -297,7 +296,7 @@ package final class RedisEventBus: EventBus {
                 defer { state.pendingBlock = header }
                 return state.pendingBlock
             }
-            if let unanswered { reject("a v3 header without its body (\(unanswered.last))", payload) }
+            if let unanswered { reject("a v3 header without its body (\(unanswered.first))", payload) }
             return
         }
         guard
@@ -310,9 +309,9 @@ package final class RedisEventBus: EventBus {
             return
         }
         guard payload.readableBytes == header.bytes,
-            let records = BusMessage.blockRecords(in: payload, last: header.last, count: header.count)
+            let records = BusMessage.blockRecords(in: payload, first: header.first, count: header.count)
         else {
-            reject("malformed block on the v3 events channel (header \(header.last), \(header.count) events)", payload)
+            reject("malformed block on the v3 events channel (header \(header.first), \(header.count) events)", payload)
             return
         }
         for (cursor, body) in records { accept(cursor, body) }
@@ -451,36 +450,46 @@ package final class RedisEventBus: EventBus {
                 state.heldBeforeLastRead = state.held.count
                 return state.fillRequestCount
             }
-            // The first page starts with the entry holding the last delivered cursor (the
-            // cursor itself, or the block it is in): if the log no longer holds it (trimmed
-            // during a long outage, or lost with Redis), events may be missing.
-            let reply = try await client.send(
+            // The entry holding the last delivered cursor (the cursor itself, or the block it
+            // is in), then the entries after it. If the log no longer holds that cursor
+            // (trimmed during a long outage, or lost with Redis), events may be missing.
+            let replies = try await client.pipeline([
+                entryCommand(holding: after),
                 RedisCommand(
-                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument(first ? "\(after)" : "(\(after)"), "+",
-                    "COUNT", RedisArgument(page))
-            )
-            let items = reply.array ?? []
-            let entries = items.compactMap(ReplayLogEntry.init)
-            if first {
-                if entries.first?.covers(after) != true { resetDetected = true }
-                first = false
+                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument("(\(after)"), "+", "COUNT",
+                    RedisArgument(page)),
+            ])
+            guard replies.count == 2 else {
+                throw RedisError(.unexpectedReply, "gap fill read answered \(replies.count) replies")
             }
+            for reply in replies {
+                if case .error(let message) = reply { throw RedisError(.server, message) }
+            }
+            let holding = replies[0].array?.first.flatMap(ReplayLogEntry.init)
+            let items = replies[1].array ?? []
+            var entries = items.compactMap(ReplayLogEntry.init)
+            if let holding, holding.covers(after) {
+                entries.insert(holding, at: 0)
+            } else if first {
+                resetDetected = true
+            }
+            first = false
             state.withLock { state in
                 for entry in entries {
-                    let newer = state.lastCursor.map { entry.id > $0 } ?? true
+                    let newer = state.lastCursor.map { entry.last > $0 } ?? true
                     if entry.isMark {
                         // An epoch mark: the log started again while we were away.
                         if newer {
-                            state.lastCursor = entry.id
+                            state.lastCursor = entry.last
                             resetDetected = true
                         }
                     } else if entry.isMalformed {
                         // Its events cannot be read from anywhere: past it, counted.
                         if newer {
-                            state.lastCursor = entry.id
+                            state.lastCursor = entry.last
                             state.rejectedMessages += 1
                             logger.warning(
-                                "unreadable block in the replay log; skipped", metadata: ["cursor": "\(entry.id)"])
+                                "unreadable block in the replay log; skipped", metadata: ["cursor": "\(entry.first)"])
                         }
                     } else {
                         for (cursor, body) in entry.events where state.lastCursor.map({ cursor > $0 }) ?? true {

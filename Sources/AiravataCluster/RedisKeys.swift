@@ -4,7 +4,7 @@ struct RedisKeys: Sendable {
     let prefix: String
 
     /// The replay log: a stream whose entries are single events (id = cursor) or v3 blocks
-    /// (id = the block's last cursor).
+    /// (id = the block's first cursor).
     var eventStream: String { "\(prefix):events" }
     /// The pub/sub channel of v1 messages, one event each (see docs/architecture.md for why
     /// one channel). Every node reads it; releases before v2 read only this one.
@@ -20,8 +20,6 @@ struct RedisKeys: Sendable {
     /// events when one entry holds many.
     var logBlocks: String { "\(prefix):events:blocks" }
     var logBlockEvents: String { "\(prefix):events:held" }
-    /// The newest entry id a v3-reading node appended: where the next block's ids start.
-    var logLastID: String { "\(prefix):events:last" }
     /// The newest cursor some node had delivered when it found the log no longer holding it
     /// (a failover to a replica that lagged, a Redis restarted empty): events up to it may be
     /// gone from the log, so no resume from a cursor below it is complete.

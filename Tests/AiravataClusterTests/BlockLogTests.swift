@@ -4,8 +4,9 @@ import AiravataTestSupport
 import Foundation
 import Testing
 
-/// The v3 replay log (docs/architecture.md, "The replay log"): one entry per publish call, its
-/// id the call's last cursor, trimmed to `--replay-length` events rather than entries.
+/// The v3 replay log (docs/architecture.md, "Sessions, resume and the replay log"): one entry
+/// per publish call, its id the call's first cursor, trimmed to `--replay-length` events
+/// rather than entries.
 @Suite("Cluster: v3 blocks in the replay log", .serialized)
 struct BlockLogTests {
     /// A client's session and greeting cursor, for resuming it later.
@@ -63,18 +64,21 @@ struct BlockLogTests {
             for (earlier, later) in zip(parsed, parsed.dropFirst()) {
                 #expect(later.milliseconds == earlier.milliseconds && later.sequence == earlier.sequence + 1)
             }
-            // One entry, named by the last cursor, holding the six events; none named by the others.
-            let entry = try await cluster.redis.cli("XRANGE", "airavata:events", cursors[5], cursors[5])
-            #expect(entry.hasPrefix("\(cursors[5])\nn\n6\nb\n"), "entry: \(entry)")
-            #expect(try await cluster.redis.cli("XRANGE", "airavata:events", cursors[2], cursors[2]).isEmpty)
+            // One entry, named by the first cursor, holding the six events; none named by the
+            // others, and the next entry starts above them.
+            let entry = try await cluster.redis.cli("XRANGE", "airavata:events", cursors[0], cursors[0])
+            #expect(entry.hasPrefix("\(cursors[0])\nn\n6\nb\n"), "entry: \(entry)")
+            #expect(try await cluster.redis.cli("XRANGE", "airavata:events", cursors[1], cursors[5]).isEmpty)
+            let next = try await Self.publishBlock(cluster, ["block-7"])
+            #expect(next.compactMap { EventCursor($0) }.allSatisfy { $0 > parsed[5] }, "\(next) after \(cursors)")
 
             let late = try await Self.lateNode(cluster, "late")
             let fromInside = try await Self.resume(cluster, late, session: session, after: cursors[2])
             #expect(fromInside.outcome == "replay_complete")
-            #expect(fromInside.notices == ["block-4", "block-5", "block-6"])
+            #expect(fromInside.notices == ["block-4", "block-5", "block-6", "block-7"])
             let fromLast = try await Self.resume(cluster, late, session: session, after: cursors[5])
-            #expect(fromLast.outcome == "replay_complete" && fromLast.notices.isEmpty)
-            // A cursor inside the block's range that was never given out does not exist below it.
+            #expect(fromLast.outcome == "replay_complete" && fromLast.notices == ["block-7"])
+            // A cursor past the block that was never given out is not held.
             let below = "\(parsed[0].milliseconds)-\(parsed[0].sequence + 100)"
             #expect(try await Self.resume(cluster, late, session: session, after: below).outcome == "recovery_failed")
         }
@@ -87,9 +91,8 @@ struct BlockLogTests {
             defer { listener.close() }
             _ = try await Self.publishBlock(cluster, ["before"])
             #expect(try await listener.nextMessage(ofType: "system_status")["data"]?["notice"] == .string("before"))
-            // Appended the way releases before v3 do, without the last id v3 writers keep, and
-            // ten minutes ahead, so that a block placed from that stale last id cannot be
-            // appended after it (the call would fail).
+            // Appended with an id of its own ten minutes ahead, as any writer may (Redis takes
+            // the newest id as the base for the next): the block's cursors start above it.
             let ahead = UInt64(Date().timeIntervalSince1970 * 1000) + 600_000
             let older =
                 "2\tsystem_status\t1\t\t\t\t\t\t\n"

@@ -114,40 +114,44 @@ struct BusFormatTests {
     }
 
     @Test(
-        "a v3 block's records get the cursors up to its id; a header, a body or an answer that does not fit is refused")
+        "a v3 block's records get the cursors from its id on; a header, a body or an answer that does not fit is refused"
+    )
     func blocks() throws {
         let bodies: [[UInt8]] = [Array("2\tfirst".utf8), [], Array("2\tthird with a \n inside".utf8)]
         let body = ByteBuffer(bytes: BusMessage.blockBody(bodies))
         #expect(String(buffer: body) == "7\n2\tfirst0\n23\n2\tthird with a \n inside")
-        let last = EventCursor(milliseconds: 1_764_950_400_000, sequence: 7)
-        let records = try #require(BusMessage.blockRecords(in: body, last: last, count: 3))
+        let first = EventCursor(milliseconds: 1_764_950_400_000, sequence: 5)
+        let records = try #require(BusMessage.blockRecords(in: body, first: first, count: 3))
         #expect(records.map(\.0.description) == ["1764950400000-5", "1764950400000-6", "1764950400000-7"])
         #expect(records.map { Array($0.1.readableBytesView) } == bodies)
-        // The count must match, and the cursors cannot run below sequence 0.
+        // The count must match, and the cursors cannot run past the sequence's range.
         for count in [0, 1, 2, 4, BusMessage.maxBlockEvents + 1] {
-            #expect(BusMessage.blockRecords(in: body, last: last, count: count) == nil, "count \(count)")
+            #expect(BusMessage.blockRecords(in: body, first: first, count: count) == nil, "count \(count)")
         }
-        #expect(BusMessage.blockRecords(in: body, last: EventCursor(milliseconds: 9, sequence: 1), count: 3) == nil)
+        let nearEnd = EventCursor(milliseconds: 9, sequence: .max - 1)
+        #expect(BusMessage.blockRecords(in: body, first: nearEnd, count: 3) == nil)
         for bad in ["", "5\nabc", "3\nabc1", "x\na", "-1\n", "03\nabc", "3abc", "99999999999\n", "3\nabc\n"] {
             #expect(
-                BusMessage.blockRecords(in: ByteBuffer(string: bad), last: last, count: 1) == nil,
+                BusMessage.blockRecords(in: ByteBuffer(string: bad), first: first, count: 1) == nil,
                 "accepted \(bad.debugDescription)")
         }
 
-        let header = try #require(BusMessage.blockHeader(ByteBuffer(string: "1764950400000-7 3 30")))
-        #expect(header == BusMessage.BlockHeader(last: last, count: 3, bytes: 30))
+        let header = try #require(BusMessage.blockHeader(ByteBuffer(string: "1764950400000-5 3 30")))
+        #expect(header == BusMessage.BlockHeader(first: first, count: 3, bytes: 30))
         for bad in [
-            "", "1764950400000-7 3", "1764950400000-7 3 30 ", "1764950400000-1 3 30", "1764950400000-7 0 30",
-            "1764950400000-7 03 30", "x-7 3 30", "1764950400000-7  3 30", "1764950400000-7 3 -30",
-            "1764950400000-7 100001 30", "1764950400000-7 3 1234567890",
+            "", "1764950400000-5 3", "1764950400000-5 3 30 ", "1764950400000-18446744073709551614 3 30",
+            "1764950400000-5 0 30", "1764950400000-5 03 30", "x-5 3 30", "1764950400000-5  3 30",
+            "1764950400000-5 3 -30", "1764950400000-5 100001 30", "1764950400000-5 3 1234567890",
         ] {
             #expect(BusMessage.blockHeader(ByteBuffer(string: bad)) == nil, "accepted \(bad.debugDescription)")
         }
 
-        let answer = RedisReply.bulk(ByteBuffer(string: "1764950400000-7"))
+        let answer = RedisReply.bulk(ByteBuffer(string: "1764950400000-5"))
         #expect(
             ReplayLogEntry.blockCursors(answer, count: 3) == ["1764950400000-5", "1764950400000-6", "1764950400000-7"])
-        #expect(ReplayLogEntry.blockCursors(answer, count: 9) == nil)
+        #expect(ReplayLogEntry.blockCursors(answer, count: 0) == nil)
+        let atEnd = RedisReply.bulk(ByteBuffer(string: "1764950400000-18446744073709551615"))
+        #expect(ReplayLogEntry.blockCursors(atEnd, count: 2) == nil)
         #expect(ReplayLogEntry.blockCursors(.array([answer]), count: 1) == nil)
         #expect(ReplayLogEntry.blockCursors(.bulk(ByteBuffer(string: "7")), count: 1) == nil)
     }
@@ -324,10 +328,10 @@ struct BusFormatTests {
                 // A body with no header before it.
                 body,
                 "not a header",
-                // Headers whose body does not match them: length, count, cursors below zero.
+                // Headers whose body does not match them: length, count, cursors past the end.
                 "\(next(1)) 1 \(bodyBytes + 1)", body,
                 "\(next(2)) 2 \(bodyBytes)", body,
-                "\(cursor.milliseconds)-0 2 \(bodyBytes * 2)", body + body,
+                "\(cursor.milliseconds)-18446744073709551615 2 \(bodyBytes * 2)", body + body,
                 // A body that is not records.
                 "\(next(3)) 1 5", "abc\nd",
                 // A well-formed block far beyond the log: checked against it before it may move the node.
