@@ -86,9 +86,11 @@ enum ClusterScripts {
           local cut
           for _ = 1, 1024 do
             local oldest, events = string.match(redis.call('LINDEX', KEYS[4], 0) or '', '^(%d+-%d+) (%d+)$')
-            -- Down to this block: the count was off (the list was lost); it starts again here.
+            -- Down to this block: the count was off (the list was lost). It starts again here,
+            -- and nothing is cut: the blocks popped on the way are recent.
             if oldest == id then
               held = count
+              cut = nil
               break
             end
             if oldest and held - tonumber(events) < keep then break end

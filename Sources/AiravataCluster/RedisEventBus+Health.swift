@@ -14,6 +14,7 @@ extension RedisEventBus {
         let interval = configuration.heartbeatSeconds
         let limitNanos = UInt64(max(3 * interval, 1) * 1e9)
         var sequence = 0
+        var floorAboveBlocks: EventCursor?
         while (try? await Task.sleep(for: .milliseconds(Int64(interval * 1000)))) != nil {
             sequence += 1
             _ = try? await client.send(
@@ -33,6 +34,35 @@ extension RedisEventBus {
                 subscriber.reconnect()
             }
             if configuration.busFormat == .automatic { await checkForOlderNodes() }
+            if writtenFormat < .v3 { floorAboveBlocks = await raiseFloorAboveBlocks(past: floorAboveBlocks) }
+        }
+    }
+
+    /// While this node writes a form older than v3 (pinned for a rollback, or an older node
+    /// is in the cluster), a release before v3 may read the log. It takes a v3 block for an
+    /// entry without an event, so a resume it serves from before the block would skip the
+    /// block's events without a word. With the floor at the newest block's last cursor such a
+    /// resume fails (`recovery_failed`: the client refetches) on every node instead; resumes
+    /// this node answers from memory are not affected. Returns the floor it last set.
+    private func raiseFloorAboveBlocks(past raised: EventCursor?) async -> EventCursor? {
+        guard
+            let reply = try? await client.send(RedisCommand("LINDEX", RedisArgument(keys.logBlocks), "-1")),
+            let text = reply.string
+        else { return raised }
+        let parts = text.split(separator: " ")
+        guard parts.count == 2, let first = EventCursor(parts[0]), let count = Int(parts[1]),
+            BusMessage.fits(count, after: first)
+        else { return raised }
+        let last = EventCursor(milliseconds: first.milliseconds, sequence: first.sequence + UInt64(count - 1))
+        if let raised, raised >= last { return raised }
+        do {
+            try await raiseLogFloor(to: last)
+            return last
+        } catch {
+            logger.warning(
+                "could not raise the replay log floor above the v3 blocks; retrying",
+                metadata: ["error": "\(error)", "floor": "\(last)"])
+            return raised
         }
     }
 

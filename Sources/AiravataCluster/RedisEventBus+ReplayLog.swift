@@ -16,46 +16,57 @@ extension RedisEventBus {
 
     package func readLog(from start: EventCursor, limit: Int) async throws -> LogRead {
         let limit = max(limit, 1)
-        // The entry holding `start` (to learn whether the log still holds it, and for the
-        // rest of its block), the entries after it, and the floor, below which the log may
-        // lack events although it holds the start.
-        let replies = try await client.pipeline([
-            entryCommand(holding: start),
-            RedisCommand(
-                "XRANGE", RedisArgument(keys.eventStream), RedisArgument("(\(start)"), "+", "COUNT",
-                RedisArgument(Self.logReadEntries)),
-            RedisCommand("GET", RedisArgument(keys.logFloor)),
-        ])
-        guard replies.count == 3 else {
-            throw RedisError(.unexpectedReply, "log read answered \(replies.count) replies")
-        }
-        for reply in replies.prefix(2) {
-            if case .error(let message) = reply { throw RedisError(.server, message) }
-        }
-        let belowFloor = try Self.floor(replies[2]).map { start < $0 } ?? false
-        let holding = replies[0].array?.first.flatMap(ReplayLogEntry.init)
-        let holdsStart = holding?.covers(start) == true && !belowFloor
+        // The entries after `start`, then the entry holding `start` (whether the log still
+        // holds it, and the rest of its block), and the floor, below which the log may lack
+        // events although it holds the start.
+        var (holding, page, more, floor) = try await readAfter(start, withFloor: true)
+        let belowFloor = try floor.flatMap(Self.floor).map { start < $0 } ?? false
+        let holdsStart = holding != nil && !belowFloor
         var entries: [LogEntry] = []
-        var items = replies[1].array ?? []
-        var page = items.compactMap(ReplayLogEntry.init)
-        if let holding, holding.covers(start) { page.insert(holding, at: 0) }
+        if let holding { page.insert(holding, at: 0) }
         while true {
             for entry in page {
                 append(entry, after: start, to: &entries, limit: limit)
                 if entries.count >= limit { break }
             }
-            guard entries.count < limit, items.count == Self.logReadEntries,
-                let newest = items.last.flatMap(ReplayLogEntry.init)
-            else { break }
-            let reply = try await client.send(
-                RedisCommand(
-                    "XRANGE", RedisArgument(keys.eventStream), RedisArgument("(\(newest.last)"), "+", "COUNT",
-                    RedisArgument(Self.logReadEntries)))
-            if case .error(let message) = reply { throw RedisError(.server, message) }
-            items = reply.array ?? []
-            page = items.compactMap(ReplayLogEntry.init)
+            guard entries.count < limit, more, let newest = page.last else { break }
+            (holding, page, more, _) = try await readAfter(newest.last, withFloor: false)
+            // Trimmed past this read while it went on: what follows may not be all there.
+            guard holding != nil else {
+                throw EventBusUnavailableError("the replay log was trimmed past \(newest.last) while it was read")
+            }
         }
         return LogRead(holdsStart: holdsStart, entries: entries)
+    }
+
+    /// One page of the log after `cursor` and, read after it, the entry holding `cursor` (nil
+    /// when the log no longer holds it). The log is trimmed from its oldest end, so an entry
+    /// still there after the page was read means nothing after it was trimmed before: the
+    /// page is whole. `more`: the page is full (the log may go on). `floor`: the floor's
+    /// reply, when asked for.
+    func readAfter(_ cursor: EventCursor, withFloor: Bool) async throws -> (
+        holding: ReplayLogEntry?, page: [ReplayLogEntry], more: Bool, floor: RedisReply?
+    ) {
+        var commands = [
+            RedisCommand(
+                "XRANGE", RedisArgument(keys.eventStream), RedisArgument("(\(cursor)"), "+", "COUNT",
+                RedisArgument(Self.logReadEntries)),
+            entryCommand(holding: cursor),
+        ]
+        if withFloor { commands.append(RedisCommand("GET", RedisArgument(keys.logFloor))) }
+        let replies = try await client.pipeline(commands)
+        guard replies.count == commands.count else {
+            throw RedisError(.unexpectedReply, "log read answered \(replies.count) replies")
+        }
+        for reply in replies.prefix(2) {
+            if case .error(let message) = reply { throw RedisError(.server, message) }
+        }
+        let holding = replies[1].array?.first.flatMap(ReplayLogEntry.init).flatMap { $0.covers(cursor) ? $0 : nil }
+        let items = replies[0].array ?? []
+        return (
+            holding, items.compactMap(ReplayLogEntry.init), items.count == Self.logReadEntries,
+            withFloor ? replies[2] : nil
+        )
     }
 
     /// An entry's events after `start`, decoded, up to `limit` in all; a mark or an unreadable

@@ -109,6 +109,22 @@ struct BlockLogTests {
         }
     }
 
+    @Test("a node writing an older form keeps the log floor above the newest block, which older releases cannot read")
+    func floorAboveBlocksForOlderReaders() async throws {
+        let formats = [["--bus-format", "v3"], ["--bus-format", "v2"]]
+        try await ClusterHarness.with(nodes: 2, perNode: formats) { cluster in
+            func floor() async -> String { (try? await cluster.redis.cli("GET", "airavata:events:floor")) ?? "" }
+            let first = try await Self.publishBlock(cluster, ["b-1", "b-2", "b-3"])
+            let raised = await eventually(within: .seconds(10)) { await floor() == first[2] }
+            #expect(raised, "the floor is not at \(first[2]), where the newest block ends")
+            // A v2 entry needs no floor; the next block moves it.
+            try await cluster.publish(1, ClusterEvents.system("v2-entry"))
+            let second = try await Self.publishBlock(cluster, ["b-4", "b-5"])
+            let moved = await eventually(within: .seconds(10)) { await floor() == second[1] }
+            #expect(moved, "the floor is not at \(second[1]), where the newest block ends")
+        }
+    }
+
     @Test(
         "the log is trimmed to --replay-length events, not entries: older resumes fail, newer ones read across blocks")
     func trimmedByEvents() async throws {
@@ -140,7 +156,14 @@ struct BlockLogTests {
             // block; the trim never takes the block just appended.
             try await cluster.redis.cli("DEL", "airavata:events:blocks")
             var later: [String] = []
-            for call in 60..<80 {
+            // The count stood at 110: the sixth call passes the margin, finds only its own
+            // blocks listed, and must not cut the log down to the block just appended.
+            for call in 60..<66 {
+                later += try await Self.publishBlock(cluster, (0..<10).map { "n\(call * 10 + $0)" })
+            }
+            let kept = Int(try await cluster.redis.cli("XLEN", "airavata:events")) ?? -1
+            #expect(kept >= 10, "the trim left \(kept) entries after the block list was lost")
+            for call in 66..<80 {
                 later += try await Self.publishBlock(cluster, (0..<10).map { "n\(call * 10 + $0)" })
             }
             let recounted = Int(try await cluster.redis.cli("GET", "airavata:events:held")) ?? -1

@@ -1,0 +1,136 @@
+import AiravataCore
+import AiravataRedis
+import Logging
+import NIOCore
+import Synchronization
+
+/// The gap fill: after the subscriber connection comes back (or a live cursor needs checking),
+/// the node reads the replay log after the last cursor it delivered, delivers that, then
+/// releases the live messages it held meanwhile (docs/architecture.md, "Gap fill").
+extension RedisEventBus {
+    func fillLoop() async {
+        for await _ in fillStream {
+            var attempts = 0
+            while !Task.isCancelled {
+                do {
+                    if try await fillGap() { fillRequests.yield() }
+                    break
+                } catch {
+                    attempts += 1
+                    logger.warning(
+                        "replay after reconnect failed; retrying",
+                        metadata: ["error": "\(error)", "attempt": "\(attempts)"])
+                    try? await Task.sleep(for: .milliseconds(min(2000, 50 * (1 << min(attempts, 6)))))
+                }
+            }
+        }
+    }
+
+    /// Reads the stream after the last delivered cursor, delivers it, then releases the live
+    /// messages that arrived meanwhile. Returns whether another fill must follow (the held
+    /// messages overflowed, or one of them needs its cursor checked).
+    private func fillGap() async throws -> Bool {
+        var replayed = 0
+        var resetDetected = false
+        var requestsAtLastRead = 0
+        let startedAt = state.withLock { $0.lastCursor }
+        if startedAt == nil {
+            // Start-up could not read the tip: a cursor to check held messages against.
+            let tip = try await logTip()
+            state.withLock { state in
+                if state.lastCursor == nil { state.lastCursor = tip }
+            }
+        }
+        while true {
+            guard let after = state.withLock({ $0.lastCursor }) else { break }
+            requestsAtLastRead = state.withLock { state in
+                state.heldBeforeLastRead = state.held.count
+                return state.fillRequestCount
+            }
+            // The entries after the last delivered cursor, then the entry holding it (the
+            // cursor itself, or the block it is in). If the log no longer holds it (trimmed
+            // during a long outage, or lost with Redis), events may be missing.
+            let (holding, page, more, _) = try await readAfter(after, withFloor: false)
+            var entries = page
+            if let holding {
+                entries.insert(holding, at: 0)
+            } else {
+                resetDetected = true
+            }
+            state.withLock { state in
+                for entry in entries {
+                    let newer = state.lastCursor.map { entry.last > $0 } ?? true
+                    if entry.isMark {
+                        // An epoch mark: the log started again while we were away.
+                        if newer {
+                            state.lastCursor = entry.last
+                            resetDetected = true
+                        }
+                    } else if entry.isMalformed {
+                        // Its events cannot be read from anywhere: past it, counted.
+                        if newer {
+                            state.lastCursor = entry.last
+                            state.rejectedMessages += 1
+                            logger.warning(
+                                "unreadable block in the replay log; skipped", metadata: ["cursor": "\(entry.first)"])
+                        }
+                    } else {
+                        for (cursor, body) in entry.events where state.lastCursor.map({ cursor > $0 }) ?? true {
+                            deliver(cursor, body, state: &state)
+                            replayed += 1
+                        }
+                    }
+                }
+            }
+            if !more { break }
+        }
+        if let afterFillRead = state.withLock({ $0.afterFillRead }) { await afterFillRead() }
+        let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
+        let (released, again) = state.withLock { state -> (Int, Bool) in
+            if state.countNextFill { state.gapFills += 1 }
+            state.countNextFill = false
+            state.replayed += replayed
+            if state.heldOverflowed {
+                state.heldOverflowed = false
+                state.heldBeforeLastRead = 0
+                return (0, true)
+            }
+            guard state.fillRequestCount == requestsAtLastRead else {
+                // A resubscription after the last read: events published before it may be in
+                // neither that read nor pub/sub, and a held message released now would move the
+                // position past them. Read again; what is held now was sent before that read.
+                return (0, true)
+            }
+            // A real event held before the last read was in that read and is delivered already;
+            // one above the node's position now was never in the log: forged or corrupt.
+            for (cursor, _) in state.held.prefix(state.heldBeforeLastRead) {
+                if let last = state.lastCursor, cursor > last { state.rejectedMessages += 1 }
+            }
+            var released = 0
+            var position = state.heldBeforeLastRead
+            while position < state.held.count {
+                let (cursor, body) = state.held[position]
+                guard Self.isPlausible(cursor, after: state.lastCursor, nowMillis: nowMillis) else { break }
+                deliver(cursor, body, state: &state)
+                released += 1
+                position += 1
+            }
+            state.heldBytes -= state.held.prefix(position).reduce(0) { $0 + $1.1.readableBytes }
+            state.held.removeFirst(position)
+            state.heldBeforeLastRead = 0
+            guard state.held.isEmpty else { return (released, true) }
+            state.filling = false
+            return (released, false)
+        }
+        logger.info(
+            "filled the pub/sub gap from the replay log", metadata: ["replayed": "\(replayed)", "held": "\(released)"])
+        if resetDetected {
+            logger.warning(
+                "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); resuming clients older than now will be told to refetch",
+                metadata: ["last.cursor": "\(startedAt.map { "\($0)" } ?? "none")"])
+            if let startedAt { try await raiseLogFloor(to: startedAt) }
+            state.withLock { $0.logReset }?()
+        }
+        return again
+    }
+}
