@@ -104,7 +104,8 @@ struct RedisOutageTests {
                 var sequence: [Int] = []
                 do {
                     for _ in 0..<total {
-                        let message = try await socket.nextMessage(timeout: .seconds(10))
+                        // By type: a run slower than the heartbeat interval gets a heartbeat between them.
+                        let message = try await socket.nextMessage(ofType: "experiment_progress", timeout: .seconds(10))
                         sequence.append(Int(message["data"]?["completedTasks"]?.doubleValue ?? -1))
                     }
                 } catch is Inbox.Timeout {
