@@ -36,24 +36,30 @@ extension RedisEventBus {
         let startedAt = state.withLock { $0.lastCursor }
         if startedAt == nil {
             // Start-up could not read the tip: a cursor to check held messages against.
-            let tip = try await logTip()
+            let tip = try await tipEntry()
             state.withLock { state in
-                if state.lastCursor == nil { state.lastCursor = tip }
+                if state.lastCursor == nil { (state.lastCursor, state.lastEntry) = (tip.last, tip.first) }
             }
         }
         while true {
-            guard let after = state.withLock({ $0.lastCursor }) else { break }
+            guard
+                let (after, entryOfAfter) = state.withLock({ state in state.lastCursor.map { ($0, state.lastEntry) } })
+            else { break }
             requestsAtLastRead = state.withLock { state in
                 state.heldBeforeLastRead = state.held.count
                 return state.fillRequestCount
             }
             // The entries after the last delivered cursor, then the entry holding it (the
             // cursor itself, or the block it is in). If the log no longer holds it (trimmed
-            // during a long outage, or lost with Redis), events may be missing.
+            // during a long outage, or lost with Redis), events may be missing; so they may
+            // if another entry holds it now (rewound by a failover, then written over by a
+            // block from a clock behind the old one's): its events up to the cursor were never
+            // delivered here, and pub/sub will not bring them.
             let (holding, page, more, _) = try await readAfter(after, withFloor: false)
             var entries = page
             if let holding {
                 entries.insert(holding, at: 0)
+                if let entryOfAfter, holding.first != entryOfAfter { resetDetected = true }
             } else {
                 resetDetected = true
             }
@@ -63,20 +69,20 @@ extension RedisEventBus {
                     if entry.isMark {
                         // An epoch mark: the log started again while we were away.
                         if newer {
-                            state.lastCursor = entry.last
+                            (state.lastCursor, state.lastEntry) = (entry.last, entry.first)
                             resetDetected = true
                         }
                     } else if entry.isMalformed {
                         // Its events cannot be read from anywhere: past it, counted.
                         if newer {
-                            state.lastCursor = entry.last
+                            (state.lastCursor, state.lastEntry) = (entry.last, entry.first)
                             state.rejectedMessages += 1
                             logger.warning(
                                 "unreadable block in the replay log; skipped", metadata: ["cursor": "\(entry.first)"])
                         }
                     } else {
                         for (cursor, body) in entry.events where state.lastCursor.map({ cursor > $0 }) ?? true {
-                            deliver(cursor, body, state: &state)
+                            deliver(HeldMessage(cursor: cursor, entry: entry.first, body: body), state: &state)
                             replayed += 1
                         }
                     }
@@ -103,19 +109,19 @@ extension RedisEventBus {
             }
             // A real event held before the last read was in that read and is delivered already;
             // one above the node's position now was never in the log: forged or corrupt.
-            for (cursor, _) in state.held.prefix(state.heldBeforeLastRead) {
-                if let last = state.lastCursor, cursor > last { state.rejectedMessages += 1 }
+            for message in state.held.prefix(state.heldBeforeLastRead) {
+                if let last = state.lastCursor, message.cursor > last { state.rejectedMessages += 1 }
             }
             var released = 0
             var position = state.heldBeforeLastRead
             while position < state.held.count {
-                let (cursor, body) = state.held[position]
-                guard Self.isPlausible(cursor, after: state.lastCursor, nowMillis: nowMillis) else { break }
-                deliver(cursor, body, state: &state)
+                let message = state.held[position]
+                guard Self.isPlausible(message.cursor, after: state.lastCursor, nowMillis: nowMillis) else { break }
+                deliver(message, state: &state)
                 released += 1
                 position += 1
             }
-            state.heldBytes -= state.held.prefix(position).reduce(0) { $0 + $1.1.readableBytes }
+            state.heldBytes -= state.held.prefix(position).reduce(0) { $0 + $1.body.readableBytes }
             state.held.removeFirst(position)
             state.heldBeforeLastRead = 0
             guard state.held.isEmpty else { return (released, true) }

@@ -15,6 +15,7 @@ extension RedisEventBus {
         let limitNanos = UInt64(max(3 * interval, 1) * 1e9)
         var sequence = 0
         var floorAboveBlocks: EventCursor?
+        var raise = FormatRaise(checks: max(1, Int((Self.formatRaiseSeconds / interval).rounded(.up))))
         while (try? await Task.sleep(for: .milliseconds(Int64(interval * 1000)))) != nil {
             sequence += 1
             _ = try? await client.send(
@@ -33,7 +34,7 @@ extension RedisEventBus {
                 logger.warning("no heartbeat through Redis pub/sub; rebuilding the subscriber connection")
                 subscriber.reconnect()
             }
-            if configuration.busFormat == .automatic { await checkForOlderNodes() }
+            if configuration.busFormat == .automatic { await checkForOlderNodes(&raise) }
             if writtenFormat < .v3 { floorAboveBlocks = await raiseFloorAboveBlocks(past: floorAboveBlocks) }
         }
     }
@@ -66,13 +67,28 @@ extension RedisEventBus {
         }
     }
 
+    /// How long the subscriber counts must show that every node reads a newer form before
+    /// this node writes it. After a Redis failover every node subscribes again, in no set
+    /// order: while only current nodes are back, the counts say "all read v3" although an
+    /// older node is about to return, and v3 blocks written then would be lost to its clients.
+    /// Every node resubscribes within a few reconnect backoffs (2 s at most each).
+    static let formatRaiseSeconds = 5.0
+
+    /// A newer format seen in the counts, and for how many checks in a row.
+    struct FormatRaise {
+        let checks: Int
+        var format: UInt8 = 0
+        var seen = 0
+    }
+
     /// Counts the subscribers of the three event channels: a node reads the channels of
     /// every format it knows, so more on the v1 channel than on v2 means a node of a release
     /// before v2, and more on v2 than on v3 one before v3. This node writes the newest form
-    /// all of them read until the older node leaves. An older node that joins (a rollback) is
-    /// noticed within a heartbeat; pinning the format first closes even that gap
-    /// (docs/operations.md).
-    private func checkForOlderNodes() async {
+    /// all of them read until the older node leaves, and moves to a newer one only when the
+    /// counts have shown it for `formatRaiseSeconds` (a node that has not counted yet takes
+    /// the first count). An older node that joins (a rollback) is noticed within a
+    /// heartbeat; pinning the format first closes even that gap (docs/operations.md).
+    private func checkForOlderNodes(_ raise: inout FormatRaise) async {
         guard
             let reply = try? await client.send(
                 RedisCommand(
@@ -82,6 +98,13 @@ extension RedisEventBus {
             let v1 = counts[1].integer, let v2 = counts[3].integer, let v3 = counts[5].integer
         else { return }
         let readable: UInt8 = v1 > v2 ? 1 : v2 > v3 ? 2 : 3
+        let current = clusterFormat.load(ordering: .relaxed)
+        if current != 0, readable > current {
+            raise.seen = raise.format == readable ? raise.seen + 1 : 1
+            raise.format = readable
+            guard raise.seen >= raise.checks else { return }
+        }
+        raise.seen = 0
         guard clusterFormat.exchange(readable, ordering: .relaxed) != readable else { return }
         let metadata: Logger.Metadata = [
             "v1.subscribers": "\(v1)", "v2.subscribers": "\(v2)", "v3.subscribers": "\(v3)",
@@ -103,8 +126,11 @@ extension RedisEventBus {
 
     package func health() -> EventBusHealth {
         let now = NIODeadline.now().uptimeNanoseconds
-        let (subscribedOnce, lastHeartbeat, gapFills, replayed, rejected, held) = state.withLock {
-            ($0.subscribedOnce, $0.lastHeartbeatNanos, $0.gapFills, $0.replayed, $0.rejectedMessages, $0.held.count)
+        let (subscribedOnce, lastHeartbeat, gapFills, replayed, rejected, held, tipError) = state.withLock {
+            (
+                $0.subscribedOnce, $0.lastHeartbeatNanos, $0.gapFills, $0.replayed, $0.rejectedMessages, $0.held.count,
+                $0.tipError
+            )
         }
         let grace = UInt64(configuration.outageGraceSeconds * 1e9)
         func down(_ link: RedisLinkState) -> UInt64? {
@@ -116,7 +142,9 @@ extension RedisEventBus {
         }
         let heartbeatAge = subscribedOnce ? Double(now &- lastHeartbeat) / 1e9 : nil
         var reason: String?
-        if !subscribedOnce {
+        if !subscribedOnce, let tipError {
+            reason = "cannot read the replay log's newest entry yet: \(tipError)"
+        } else if !subscribedOnce {
             reason = "not yet subscribed to Redis pub/sub"
         } else if let outage = down(client.link), outage > grace {
             reason = "Redis unreachable (commands)"

@@ -122,14 +122,19 @@ extension RedisEventBus {
 
     /// The newest entry's last cursor; a missing log first gets its epoch mark.
     package func logTip() async throws -> EventCursor {
+        try await tipEntry().last
+    }
+
+    /// The newest entry's id and last cursor; a missing log first gets its epoch mark.
+    func tipEntry() async throws -> (first: EventCursor, last: EventCursor) {
         for _ in 0..<2 {
             let newest = try await client.send(
                 RedisCommand("XREVRANGE", RedisArgument(keys.eventStream), "+", "-", "COUNT", 1))
             if case .error(let message) = newest { throw RedisError(.server, message) }
-            if let entry = newest.array?.first.flatMap(ReplayLogEntry.init) { return entry.last }
+            if let entry = newest.array?.first.flatMap(ReplayLogEntry.init) { return (entry.first, entry.last) }
             let mark = try await client.run(
                 ClusterScripts.markEpoch, keys: [RedisArgument(keys.eventStream)], arguments: [])
-            if let text = mark.string, let cursor = EventCursor(text) { return cursor }
+            if let text = mark.string, let cursor = EventCursor(text) { return (cursor, cursor) }
             if case .error(let message) = mark { throw RedisError(.server, message) }
             // Another node created the log between the two calls: read its newest entry.
         }

@@ -12,9 +12,13 @@ package final class RedisEventBus: EventBus {
     struct State {
         var sink: (@Sendable (DeliveredEvent) -> Void)?
         var lastCursor: EventCursor?
+        /// The id of the log entry that holds `lastCursor`: the cursor itself, or the first of
+        /// its v3 block. After a failover to a replica that lagged, another block may cover
+        /// the same cursor; only the same entry means the log still holds what was delivered.
+        var lastEntry: EventCursor?
         /// While a gap is being filled from the stream, live messages wait here.
         var filling = false
-        var held: [(EventCursor, ByteBuffer)] = []
+        var held: [HeldMessage] = []
         /// The bodies' bytes in `held`.
         var heldBytes = 0
         /// How many of `held` arrived before the fill's latest log read was sent: a real event
@@ -30,6 +34,8 @@ package final class RedisEventBus: EventBus {
         /// Tests: runs after a fill's last log read, before it releases what it held.
         var afterFillRead: (@Sendable () async -> Void)?
         var subscribedOnce = false
+        /// Why the log's tip could not be read at start (health shows it until it is read).
+        var tipError: String?
         /// Whether the running fill repairs an outage (counted) rather than checks a cursor.
         var countNextFill = false
         var rejectedMessages = 0
@@ -44,6 +50,14 @@ package final class RedisEventBus: EventBus {
         var logReset: (@Sendable () -> Void)?
         /// A v3 header whose body has not arrived yet (the next message on the v3 channel).
         var pendingBlock: BusMessage.BlockHeader?
+    }
+
+    /// A live event that waits for a gap fill.
+    struct HeldMessage {
+        var cursor: EventCursor
+        /// The id of the log entry it is in (`cursor` unless it came in a v3 block).
+        var entry: EventCursor
+        var body: ByteBuffer
     }
 
     let client: RedisClient
@@ -235,12 +249,11 @@ package final class RedisEventBus: EventBus {
     package func run(sink: @escaping @Sendable (DeliveredEvent) -> Void) async throws {
         state.withLock { $0.sink = sink }
         // Start from the log's end, so that even the first subscription fills what was
-        // published between now and the moment it is confirmed.
-        if let tip = try? await logTip() {
-            state.withLock { state in
-                if state.lastCursor == nil { state.lastCursor = tip }
-            }
-        }
+        // published between now and the moment it is confirmed. Without that position a
+        // subscriber that drops before the first event arrives would come back with nothing
+        // to fill from, and the events published while it was away would be lost to this
+        // node: so it subscribes only once the tip is read.
+        guard await readStartingPosition() else { return }
         subscriber.subscribe(keys.eventChannel)
         subscriber.subscribe(keys.eventBatchChannel)
         subscriber.subscribe(keys.eventBlockChannel)
@@ -256,13 +269,42 @@ package final class RedisEventBus: EventBus {
         }
     }
 
+    /// Reads the log's tip into the node's position, retrying until Redis answers; false if
+    /// cancelled first.
+    private func readStartingPosition() async -> Bool {
+        var backoff = Duration.milliseconds(50)
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let tip = try await tipEntry()
+                state.withLock { state in
+                    state.tipError = nil
+                    if state.lastCursor == nil { (state.lastCursor, state.lastEntry) = (tip.last, tip.first) }
+                }
+                return true
+            } catch {
+                failures += 1
+                state.withLock { $0.tipError = "\(error)" }
+                // The command connection is usually still connecting on the first tries.
+                if failures % 20 == 0 {
+                    logger.warning(
+                        "cannot read the replay log's newest entry; the node subscribes to the events once it can",
+                        metadata: ["error": "\(error)", "attempts": "\(failures)"])
+                }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(1))
+            }
+        }
+        return false
+    }
+
     private func received(channel: String, payload: ByteBuffer) {
         if channel == keys.eventBatchChannel {
             guard let records = BusMessage.records(in: payload) else {
                 reject("malformed message on the v2 events channel", payload)
                 return
             }
-            for (cursor, body) in records { accept(cursor, body) }
+            for (cursor, body) in records { accept(cursor, entry: cursor, body) }
         } else if channel == keys.eventBlockChannel {
             receivedBlockPart(payload)
         } else if channel == keys.eventChannel {
@@ -276,7 +318,7 @@ package final class RedisEventBus: EventBus {
                 reject("malformed message on the events channel", payload)
                 return
             }
-            accept(cursor, body)
+            accept(cursor, entry: cursor, body)
         } else {
             let now = NIODeadline.now().uptimeNanoseconds
             state.withLock { $0.lastHeartbeatNanos = now }
@@ -315,15 +357,16 @@ package final class RedisEventBus: EventBus {
             reject("malformed block on the v3 events channel (header \(header.first), \(header.count) events)", payload)
             return
         }
-        for (cursor, body) in records { accept(cursor, body) }
+        for (cursor, body) in records { accept(cursor, entry: header.first, body) }
     }
 
     /// One event from pub/sub, in the order Redis published it.
-    private func accept(_ cursor: EventCursor, _ body: ByteBuffer) {
+    private func accept(_ cursor: EventCursor, entry: EventCursor, _ body: ByteBuffer) {
+        let message = HeldMessage(cursor: cursor, entry: entry, body: body)
         let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
         let needsFill = state.withLock { state -> Bool in
             if state.filling {
-                hold(cursor, body, state: &state)
+                hold(message, state: &state)
                 return false
             }
             guard Self.isPlausible(cursor, after: state.lastCursor, nowMillis: nowMillis) else {
@@ -332,10 +375,10 @@ package final class RedisEventBus: EventBus {
                 state.fillRequestCount += 1
                 state.countNextFill = false
                 state.heldBeforeLastRead = 0
-                hold(cursor, body, state: &state)
+                hold(message, state: &state)
                 return true
             }
-            deliver(cursor, body, state: &state)
+            deliver(message, state: &state)
             return false
         }
         if needsFill { fillRequests.yield() }
@@ -349,9 +392,11 @@ package final class RedisEventBus: EventBus {
             || reference > .max - futureCursorToleranceMillis
     }
 
-    private func hold(_ cursor: EventCursor, _ body: ByteBuffer, state: inout State) {
+    private func hold(_ message: HeldMessage, state: inout State) {
         guard !state.heldOverflowed else { return }
-        guard state.held.count < Self.maxHeldMessages, state.heldBytes + body.readableBytes <= Self.maxHeldBytes else {
+        guard state.held.count < Self.maxHeldMessages,
+            state.heldBytes + message.body.readableBytes <= Self.maxHeldBytes
+        else {
             logger.warning(
                 "too many live events held while filling a gap; the node will read them from the replay log instead",
                 metadata: ["held": "\(state.held.count)", "held.bytes": "\(state.heldBytes)"])
@@ -361,8 +406,8 @@ package final class RedisEventBus: EventBus {
             state.heldBeforeLastRead = 0
             return
         }
-        state.held.append((cursor, body))
-        state.heldBytes += body.readableBytes
+        state.held.append(message)
+        state.heldBytes += message.body.readableBytes
     }
 
     /// Logs a bad message from Redis at most once per interval, escaped, and counts it.
@@ -379,10 +424,12 @@ package final class RedisEventBus: EventBus {
     }
 
     /// Under the lock, so that stream fills and live messages leave in cursor order.
-    func deliver(_ cursor: EventCursor, _ body: ByteBuffer, state: inout State) {
+    func deliver(_ message: HeldMessage, state: inout State) {
+        let cursor = message.cursor
         if let last = state.lastCursor, cursor <= last { return }
         state.lastCursor = cursor
-        guard let event = EventWireFormat.decode(body) else {
+        state.lastEntry = message.entry
+        guard let event = EventWireFormat.decode(message.body) else {
             state.rejectedMessages += 1
             if let suppressed = rejections.permit() {
                 logger.warning(

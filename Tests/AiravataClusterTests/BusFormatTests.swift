@@ -267,6 +267,49 @@ struct BusFormatTests {
         }
     }
 
+    @Test(
+        "a newer form waits until the counts have shown it for a while: an older node uncounted for a moment (a Redis failover's resubscriptions) still gets the form it reads"
+    )
+    func raiseWaits() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            let listener = try await cluster.connect(0, "/ws", user: "a")
+            defer { listener.close() }
+            let watcher = try Listener(redis: cluster.redis, channels: [Self.v1, Self.v2, Self.v3])
+            defer { watcher.leave() }
+            var sequence = 0
+            /// Publishes one notice and returns the channels the watcher saw it on.
+            func publishedOn() async throws -> [String] {
+                sequence += 1
+                let notice = "probe-\(sequence)"
+                try await Self.deliverEverywhere(cluster, from: 0, notice, to: [listener])
+                _ = await eventually { !watcher.channels(carrying: notice).isEmpty }
+                return watcher.channels(carrying: notice)
+            }
+            let older = try Listener(redis: cluster.redis, channels: [Self.v1, Self.v2])
+            #expect(
+                await eventually(within: .seconds(15)) { (try? await publishedOn()) == [Self.v2] },
+                "the node never wrote v2 for the node of a release before v3")
+
+            // The older node is away for two seconds, as while nodes resubscribe after a
+            // failover; the counts say "every node reads v3" all that time.
+            older.leave()
+            let clock = ContinuousClock()
+            let away = clock.now + .seconds(2)
+            var channels: [[String]] = []
+            while clock.now < away {
+                channels.append(try await publishedOn())
+                try await clock.sleep(for: .milliseconds(100))
+            }
+            #expect(
+                !channels.isEmpty && channels.allSatisfy { $0 == [Self.v2] },
+                "written while the older node was uncounted for 2 s: \(channels)")
+            // It stays away: the node moves to v3 once the counts have held long enough.
+            #expect(
+                await eventually(within: .seconds(15)) { (try? await publishedOn()) == [Self.v3] },
+                "the node never returned to v3")
+        }
+    }
+
     @Test("bad messages on the v2 channel neither crash nor wedge the node, and are not delivered")
     func hostileV2Messages() async throws {
         try await ClusterHarness.with(nodes: 1, arguments: ["--bus-format", "v2"]) { cluster in
