@@ -66,6 +66,32 @@ struct RedisOutageTests {
         }
     }
 
+    @Test("a node started while Redis is down: /readyz says why, and once Redis answers the node serves and delivers")
+    func startedBeforeRedis() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            cluster.redis.kill()
+            let early = try cluster.launch(name: "early")
+            let http = cluster.http(early)
+            var body = ""
+            let explained = await eventually(within: .seconds(20)) {
+                guard let answer = try? await http.request(method: "GET", path: "/readyz") else { return false }
+                body = answer.bodyString
+                return answer.status == 503 && body.contains("cannot read the replay log's newest entry yet")
+            }
+            #expect(explained, "/readyz while Redis is down: \(body)")
+
+            try await cluster.redis.launch()
+            #expect(
+                await eventually(within: .seconds(20)) { await cluster.isReady(early) },
+                "the node never became ready once Redis answered; \(cluster.logTail(early))")
+            let listener = try await cluster.connect(early, "/ws/projects/p-1", user: "m", projects: ["p-1"])
+            defer { listener.close() }
+            try await cluster.publish(0, ClusterEvents.experiment(id: "e-1", project: "p-1", owner: "u"))
+            let delivered = try await listener.nextMessage(timeout: .seconds(10))
+            #expect(delivered["type"]?.stringValue == "experiment_updated", "got \(delivered.jsonString)")
+        }
+    }
+
     @Test("subscriber connections killed while events flow: every client still gets every event")
     func subscriberKilledMidStream() async throws {
         try await ClusterHarness.with { cluster in
