@@ -186,13 +186,16 @@ enum ClusterScripts {
         return answers
         """)
 
-    /// KEYS: stream. Adds the epoch mark to a missing stream and returns its id, so that
-    /// there is always a cursor to start a client from; returns nil for a stream that exists
-    /// (its newest entry, which may be a large block, is read by the caller, not copied into
-    /// Lua).
+    /// KEYS: stream. Adds the epoch mark to a missing or empty stream (an operator's
+    /// `XTRIM MAXLEN 0`) and returns its id, so that there is always a cursor to start a
+    /// client from; returns nil for a stream with an entry (the caller reads the newest,
+    /// which may be a large block, rather than copy it into Lua: only an entry appended
+    /// between the caller's read and this script is).
     static let markEpoch = RedisScript(
         """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return redis.call('XADD', KEYS[1], '*', 'epoch', '1') end
+        if #redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1) == 0 then
+          return redis.call('XADD', KEYS[1], '*', 'epoch', '1')
+        end
         return false
         """)
 

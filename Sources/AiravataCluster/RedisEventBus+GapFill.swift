@@ -38,12 +38,16 @@ extension RedisEventBus {
             // Start-up could not read the tip: a cursor to check held messages against.
             let tip = try await tipEntry()
             state.withLock { state in
-                if state.lastCursor == nil { (state.lastCursor, state.lastEntry) = (tip.last, tip.first) }
+                if state.lastCursor == nil {
+                    (state.lastCursor, state.lastEntry, state.lastBody) = (tip.last, tip.first, tip.lastBody)
+                }
             }
         }
         while true {
             guard
-                let (after, entryOfAfter) = state.withLock({ state in state.lastCursor.map { ($0, state.lastEntry) } })
+                let (after, entryOfAfter, bodyOfAfter) = state.withLock({ state in
+                    state.lastCursor.map { ($0, state.lastEntry, state.lastBody) }
+                })
             else { break }
             requestsAtLastRead = state.withLock { state in
                 state.heldBeforeLastRead = state.held.count
@@ -52,14 +56,21 @@ extension RedisEventBus {
             // The entries after the last delivered cursor, then the entry holding it (the
             // cursor itself, or the block it is in). If the log no longer holds it (trimmed
             // during a long outage, or lost with Redis), events may be missing; so they may
-            // if another entry holds it now (rewound by a failover, then written over by a
-            // block from a clock behind the old one's): its events up to the cursor were never
-            // delivered here, and pub/sub will not bring them.
+            // if another entry holds it now, or the same id with another event at the cursor
+            // (rewound by a failover, then written over by a block from a clock not past the
+            // old one's): its events up to the cursor were never delivered here, and pub/sub
+            // will not bring them.
             let (holding, page, more, _) = try await readAfter(after, withFloor: false)
             var entries = page
             if let holding {
                 entries.insert(holding, at: 0)
-                if let entryOfAfter, holding.first != entryOfAfter { resetDetected = true }
+                if let entryOfAfter, holding.first != entryOfAfter {
+                    resetDetected = true
+                } else if let bodyOfAfter, let body = holding.events.first(where: { $0.0 == after })?.1,
+                    body != bodyOfAfter
+                {
+                    resetDetected = true
+                }
             } else {
                 resetDetected = true
             }
@@ -69,13 +80,13 @@ extension RedisEventBus {
                     if entry.isMark {
                         // An epoch mark: the log started again while we were away.
                         if newer {
-                            (state.lastCursor, state.lastEntry) = (entry.last, entry.first)
+                            (state.lastCursor, state.lastEntry, state.lastBody) = (entry.last, entry.first, nil)
                             resetDetected = true
                         }
                     } else if entry.isMalformed {
                         // Its events cannot be read from anywhere: past it, counted.
                         if newer {
-                            (state.lastCursor, state.lastEntry) = (entry.last, entry.first)
+                            (state.lastCursor, state.lastEntry, state.lastBody) = (entry.last, entry.first, nil)
                             state.rejectedMessages += 1
                             logger.warning(
                                 "unreadable block in the replay log; skipped", metadata: ["cursor": "\(entry.first)"])

@@ -71,11 +71,13 @@ extension RedisEventBus {
     /// this node writes it. After a Redis failover every node subscribes again, in no set
     /// order: while only current nodes are back, the counts say "all read v3" although an
     /// older node is about to return, and v3 blocks written then would be lost to its clients.
-    /// Every node resubscribes within a few reconnect backoffs (2 s at most each).
+    /// Every node's subscriber retries at least every 2 s (its reconnect backoff's cap), so
+    /// once the new primary answers, all are back well within this.
     static let formatRaiseSeconds = 5.0
 
-    /// A newer format seen in the counts, and for how many checks in a row.
+    /// Newer formats seen in the counts: in how many checks in a row, and the oldest of them.
     struct FormatRaise {
+        /// Heartbeat intervals that must pass between the first such check and the raise.
         let checks: Int
         var format: UInt8 = 0
         var seen = 0
@@ -99,17 +101,20 @@ extension RedisEventBus {
         else { return }
         let readable: UInt8 = v1 > v2 ? 1 : v2 > v3 ? 2 : 3
         let current = clusterFormat.load(ordering: .relaxed)
+        var target = readable
         if current != 0, readable > current {
-            raise.seen = raise.format == readable ? raise.seen + 1 : 1
-            raise.format = readable
-            guard raise.seen >= raise.checks else { return }
+            // The oldest newer form seen in the run: readings of v2 and v3 in turn allow v2.
+            raise.format = raise.seen == 0 ? readable : min(raise.format, readable)
+            raise.seen += 1
+            guard raise.seen > raise.checks else { return }
+            target = raise.format
         }
         raise.seen = 0
-        guard clusterFormat.exchange(readable, ordering: .relaxed) != readable else { return }
+        guard clusterFormat.exchange(target, ordering: .relaxed) != target else { return }
         let metadata: Logger.Metadata = [
             "v1.subscribers": "\(v1)", "v2.subscribers": "\(v2)", "v3.subscribers": "\(v3)",
         ]
-        switch readable {
+        switch target {
         case 1:
             logger.notice(
                 "a node that reads only v1 bus messages is in the cluster; writing v1 until it leaves",

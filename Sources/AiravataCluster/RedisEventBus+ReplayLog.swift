@@ -125,16 +125,19 @@ extension RedisEventBus {
         try await tipEntry().last
     }
 
-    /// The newest entry's id and last cursor; a missing log first gets its epoch mark.
-    func tipEntry() async throws -> (first: EventCursor, last: EventCursor) {
+    /// The newest entry's id, last cursor and that cursor's body (nil for a mark); a missing
+    /// or empty log first gets its epoch mark.
+    func tipEntry() async throws -> (first: EventCursor, last: EventCursor, lastBody: ByteBuffer?) {
         for _ in 0..<2 {
             let newest = try await client.send(
                 RedisCommand("XREVRANGE", RedisArgument(keys.eventStream), "+", "-", "COUNT", 1))
             if case .error(let message) = newest { throw RedisError(.server, message) }
-            if let entry = newest.array?.first.flatMap(ReplayLogEntry.init) { return (entry.first, entry.last) }
+            if let entry = newest.array?.first.flatMap(ReplayLogEntry.init) {
+                return (entry.first, entry.last, entry.events.last?.1)
+            }
             let mark = try await client.run(
                 ClusterScripts.markEpoch, keys: [RedisArgument(keys.eventStream)], arguments: [])
-            if let text = mark.string, let cursor = EventCursor(text) { return (cursor, cursor) }
+            if let text = mark.string, let cursor = EventCursor(text) { return (cursor, cursor, nil) }
             if case .error(let message) = mark { throw RedisError(.server, message) }
             // Another node created the log between the two calls: read its newest entry.
         }

@@ -16,6 +16,10 @@ package final class RedisEventBus: EventBus {
         /// its v3 block. After a failover to a replica that lagged, another block may cover
         /// the same cursor; only the same entry means the log still holds what was delivered.
         var lastEntry: EventCursor?
+        /// The body delivered at `lastCursor` (a slice of the message it came in; nil after a
+        /// mark or an unreadable block). A block that took a lost one's place after a rewind
+        /// may even have its id; it will not have its events.
+        var lastBody: ByteBuffer?
         /// While a gap is being filled from the stream, live messages wait here.
         var filling = false
         var held: [HeldMessage] = []
@@ -279,14 +283,16 @@ package final class RedisEventBus: EventBus {
                 let tip = try await tipEntry()
                 state.withLock { state in
                     state.tipError = nil
-                    if state.lastCursor == nil { (state.lastCursor, state.lastEntry) = (tip.last, tip.first) }
+                    if state.lastCursor == nil {
+                        (state.lastCursor, state.lastEntry, state.lastBody) = (tip.last, tip.first, tip.lastBody)
+                    }
                 }
                 return true
             } catch {
                 failures += 1
                 state.withLock { $0.tipError = "\(error)" }
                 // The command connection is usually still connecting on the first tries.
-                if failures % 20 == 0 {
+                if failures == 10 || failures % 30 == 0 {
                     logger.warning(
                         "cannot read the replay log's newest entry; the node subscribes to the events once it can",
                         metadata: ["error": "\(error)", "attempts": "\(failures)"])
@@ -429,6 +435,7 @@ package final class RedisEventBus: EventBus {
         if let last = state.lastCursor, cursor <= last { return }
         state.lastCursor = cursor
         state.lastEntry = message.entry
+        state.lastBody = message.body
         guard let event = EventWireFormat.decode(message.body) else {
             state.rejectedMessages += 1
             if let suppressed = rejections.permit() {

@@ -179,6 +179,21 @@ struct GapFillBoundTests {
         }
     }
 
+    @Test("a log emptied by an operator (XTRIM MAXLEN 0) gets an epoch mark at start: the node becomes ready")
+    func emptiedLog() async throws {
+        try await Self.withBus(before: { redis in
+            try await redis.cli("XADD", "airavata:events", "*", "epoch", "1")
+            try await redis.cli("XTRIM", "airavata:events", "MAXLEN", "0")
+        }) { bus, redis, received in
+            #expect(
+                await eventually(within: .seconds(10)) { bus.health().ready },
+                "not ready: \(bus.health().reason ?? "none")")
+            #expect(try await redis.cli("XLEN", "airavata:events") == "1", "no epoch mark in the emptied log")
+            _ = try await bus.publish([Self.event(0)])
+            #expect(await eventually(within: .seconds(10)) { received.cursors.withLock { $0.count == 1 } })
+        }
+    }
+
     /// Breaks gap fills, floods the bus past the bound, then lets the log answer.
     static func exercise(
         _ bus: RedisEventBus, _ redis: RedisServerProcess, _ received: Received, flood: Int, batch: Int,

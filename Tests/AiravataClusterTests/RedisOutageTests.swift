@@ -81,9 +81,13 @@ struct RedisOutageTests {
             #expect(explained, "/readyz while Redis is down: \(body)")
 
             try await cluster.redis.launch()
+            // The first node reconnects too (its backoff is up to 2 s); it ingests below.
             #expect(
-                await eventually(within: .seconds(20)) { await cluster.isReady(early) },
-                "the node never became ready once Redis answered; \(cluster.logTail(early))")
+                await eventually(within: .seconds(20)) {
+                    let started = await cluster.isReady(early)
+                    let first = await cluster.isReady(0)
+                    return started && first
+                }, "the nodes never became ready once Redis answered; \(cluster.logTail(early))")
             let listener = try await cluster.connect(early, "/ws/projects/p-1", user: "m", projects: ["p-1"])
             defer { listener.close() }
             try await cluster.publish(0, ClusterEvents.experiment(id: "e-1", project: "p-1", owner: "u"))
