@@ -22,6 +22,7 @@ package final class GatewayMetrics: Sendable {
     private let httpRefused: [String: Counter]
     private let socketWritersClaimed: Counter
     private let socketWritersUnproven: Counter
+    private let socketHandOvers: Counter
     private let activeConnections: Gauge
     private let routedEvents: Counter
     private let deliveries: Counter
@@ -126,6 +127,11 @@ package final class GatewayMetrics: Sendable {
         }
         socketWritersClaimed = socketWriters("claimed")
         socketWritersUnproven = socketWriters("unproven")
+        socketHandOvers = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_direct_write_handovers_total", unitName: "",
+                helpText: "Direct sends the kernel did not take whole (the client's buffers were full): the rest "
+                    + "went through NIO's write path, and the connection's later frames followed it there"))
         activeConnections = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_connections_active", unitName: "", helpText: "Open WebSocket connections"))
@@ -224,6 +230,7 @@ package final class GatewayMetrics: Sendable {
     func httpRefused(_ reason: HTTPRefusal) { httpRefused[reason.rawValue]?.increment() }
     /// A connection's first delivery gave it a `SocketWriter` (or its socket was not proven).
     func socketWriter(claimed: Bool) { (claimed ? socketWritersClaimed : socketWritersUnproven).increment() }
+    func socketHandOver() { socketHandOvers.increment() }
 
     func connectionRefused(_ refusal: ConnectionRefusal) {
         switch refusal {

@@ -32,24 +32,29 @@ final class SocketWriter {
     private(set) var unflushedBytes = 0
     /// Hand-overs to NIO that NIO has not finished writing.
     private var inNIO = 0
+    /// Counts a send the kernel did not take whole.
+    private let metrics: GatewayMetrics
 
-    private init(descriptor: CInt, channel: any Channel, scratch: UnsafeMutableBufferPointer<iovec>) {
+    private init(
+        descriptor: CInt, channel: any Channel, scratch: UnsafeMutableBufferPointer<iovec>, metrics: GatewayMetrics
+    ) {
         self.descriptor = descriptor
         self.channel = channel
         self.scratch = scratch
+        self.metrics = metrics
     }
 
     /// A writer for the context's channel, if NIO holds none of its bytes now and its
     /// descriptor is proven.
     static func claim(
-        _ context: ChannelHandlerContext, scratch: UnsafeMutableBufferPointer<iovec>
+        _ context: ChannelHandlerContext, scratch: UnsafeMutableBufferPointer<iovec>, metrics: GatewayMetrics
     ) -> Result<SocketWriter, Refusal> {
         let channel = context.channel
         guard channel.isActive, (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0 else {
             return .failure(.notNow)
         }
         guard let descriptor = DirectSocket.of(channel) else { return .failure(.never) }
-        return .success(SocketWriter(descriptor: descriptor, channel: channel, scratch: scratch))
+        return .success(SocketWriter(descriptor: descriptor, channel: channel, scratch: scratch, metrics: metrics))
     }
 
     /// Adds a frame; it leaves at the next flush.
@@ -81,6 +86,7 @@ final class SocketWriter {
                 start += 1
             }
             unflushed[start].moveReaderIndex(forwardBy: sent)
+            metrics.socketHandOver()
             return handOver(from: start, context)
         }
         clear()

@@ -385,7 +385,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// greeting: the 101 answer is out and NIO usually holds nothing).
     private func claimSocket(_ context: ChannelHandlerContext) {
         guard handshakeAnswer == nil, let flusher else { return }
-        switch SocketWriter.claim(context, scratch: flusher.iovecs) {
+        switch SocketWriter.claim(context, scratch: flusher.iovecs, metrics: metrics) {
         case .success(let writer):
             socketWriter = writer
             metrics.socketWriter(claimed: true)

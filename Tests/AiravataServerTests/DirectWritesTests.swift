@@ -35,6 +35,11 @@ struct DirectWritesTests {
             for index in 0..<Self.events {
                 _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "\(index) \(Self.filler)"))
             }
+            // The client's buffers filled: a send the kernel did not take whole, the rest in NIO.
+            #expect(
+                await eventually(within: .seconds(10)) {
+                    (try? await Self.metric(node, "airavata_direct_write_handovers_total")) ?? 0 >= 1
+                }, "no send was handed to NIO while the client read nothing")
             try await socket.resumeReading()
             var wrong: [Int] = []
             for index in 0..<Self.events {
