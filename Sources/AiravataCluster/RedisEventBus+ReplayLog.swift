@@ -89,18 +89,56 @@ extension RedisEventBus {
         }
     }
 
+    /// Most entries one round of `logHolds` fetches. Each answer is a whole entry (a v3
+    /// block may be a megabyte), so a batch of resumes with many cursors, maybe crafted to
+    /// fall inside one large block, costs this many entries at a time rather than one per
+    /// cursor.
+    static let holdsProbesPerRound = 16
+
+    /// Which cursors the log still holds completely: an entry covers each, and it is not
+    /// below the floor. Rounds of up to `holdsProbesPerRound` entry reads, one per
+    /// millisecond (the cursors of a block share its millisecond); a cursor that an entry
+    /// read in an earlier round covers needs no read of its own. Entries never overlap, so
+    /// an entry that covers a cursor is the one holding it.
     package func logHolds(_ cursors: [EventCursor]) async throws -> Set<EventCursor> {
         guard !cursors.isEmpty else { return [] }
-        let replies = try await client.pipeline(
-            [RedisCommand("GET", RedisArgument(keys.logFloor))] + cursors.map { entryCommand(holding: $0) })
-        guard let floorReply = replies.first else { throw RedisError(.unexpectedReply, "no reply to the floor read") }
-        let floor = try Self.floor(floorReply)
+        var unresolved = Array(Set(cursors)).sorted()
         var held = Set<EventCursor>()
-        for (cursor, reply) in zip(cursors, replies.dropFirst()) {
-            guard let entry = reply.array?.first.flatMap(ReplayLogEntry.init), entry.covers(cursor) else { continue }
-            // Held, but with events after it lost in a rewind: not a complete resume point.
-            if let floor, cursor < floor { continue }
-            held.insert(cursor)
+        var floor: EventCursor?
+        var floorRead = false
+        while !unresolved.isEmpty {
+            var probes: [EventCursor] = []
+            for cursor in unresolved where probes.last?.milliseconds != cursor.milliseconds {
+                probes.append(cursor)
+                if probes.count == Self.holdsProbesPerRound { break }
+            }
+            var commands = probes.map { entryCommand(holding: $0) }
+            if !floorRead { commands.insert(RedisCommand("GET", RedisArgument(keys.logFloor)), at: 0) }
+            let replies = try await client.pipeline(commands)
+            guard replies.count == commands.count else {
+                throw RedisError(.unexpectedReply, "log read answered \(replies.count) replies")
+            }
+            if !floorRead {
+                floor = try Self.floor(replies[0])
+                floorRead = true
+            }
+            var covering: [(first: EventCursor, last: EventCursor)] = []
+            for reply in replies.suffix(probes.count) {
+                if case .error(let message) = reply { throw RedisError(.server, message) }
+                if let entry = reply.array?.first.flatMap(ReplayLogEntry.init) {
+                    covering.append((entry.first, entry.last))
+                }
+            }
+            let probed = Set(probes)
+            unresolved.removeAll { cursor in
+                if covering.contains(where: { $0.first <= cursor && cursor <= $0.last }) {
+                    // Held, but with events after it lost in a rewind: not a complete resume point.
+                    if floor.map({ cursor >= $0 }) ?? true { held.insert(cursor) }
+                    return true
+                }
+                // Read for itself and not covered: the log does not hold it.
+                return probed.contains(cursor)
+            }
         }
         return held
     }
