@@ -81,7 +81,9 @@ struct RedisOutageTests {
             #expect(explained, "/readyz while Redis is down: \(body)")
 
             try await cluster.redis.launch()
-            // The first node reconnects too (its backoff is up to 2 s); it ingests below.
+            // The first node reconnects too (its backoff is up to 2 s); it ingests below. It
+            // says ready all along (the outage was shorter than its grace), so its ingestion
+            // is retried until its command connection is back.
             #expect(
                 await eventually(within: .seconds(20)) {
                     let started = await cluster.isReady(early)
@@ -90,7 +92,10 @@ struct RedisOutageTests {
                 }, "the nodes never became ready once Redis answered; \(cluster.logTail(early))")
             let listener = try await cluster.connect(early, "/ws/projects/p-1", user: "m", projects: ["p-1"])
             defer { listener.close() }
-            try await cluster.publish(0, ClusterEvents.experiment(id: "e-1", project: "p-1", owner: "u"))
+            let published = await eventually(within: .seconds(20)) {
+                (try? await cluster.publish(0, ClusterEvents.experiment(id: "e-1", project: "p-1", owner: "u"))) != nil
+            }
+            try #require(published, "node 0 never accepted the event once Redis answered")
             let delivered = try await listener.nextMessage(timeout: .seconds(10))
             #expect(delivered["type"]?.stringValue == "experiment_updated", "got \(delivered.jsonString)")
         }
