@@ -36,12 +36,7 @@ extension RedisEventBus {
         let startedAt = state.withLock { $0.lastCursor }
         if startedAt == nil {
             // Start-up could not read the tip: a cursor to check held messages against.
-            let tip = try await tipEntry()
-            state.withLock { state in
-                if state.lastCursor == nil {
-                    (state.lastCursor, state.lastEntry, state.lastBody) = (tip.last, tip.first, tip.lastBody)
-                }
-            }
+            try await startFromTip()
         }
         while true {
             guard
@@ -80,13 +75,13 @@ extension RedisEventBus {
                     if entry.isMark {
                         // An epoch mark: the log started again while we were away.
                         if newer {
-                            (state.lastCursor, state.lastEntry, state.lastBody) = (entry.last, entry.first, nil)
+                            state.move(to: entry.last, entry: entry.first, body: nil)
                             resetDetected = true
                         }
                     } else if entry.isMalformed {
                         // Its events cannot be read from anywhere: past it, counted.
                         if newer {
-                            (state.lastCursor, state.lastEntry, state.lastBody) = (entry.last, entry.first, nil)
+                            state.move(to: entry.last, entry: entry.first, body: nil)
                             state.rejectedMessages += 1
                             logger.warning(
                                 "unreadable block in the replay log; skipped", metadata: ["cursor": "\(entry.first)"])

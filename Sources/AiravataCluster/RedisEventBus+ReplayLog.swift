@@ -2,6 +2,7 @@ package import AiravataCore
 import AiravataRedis
 import Logging
 import NIOCore
+import Synchronization
 
 /// Reads of the replay log: for resuming clients (in chunks), for checking that cursors are
 /// still held, and for the log's newest cursor.
@@ -161,6 +162,14 @@ extension RedisEventBus {
     /// The newest entry's last cursor; a missing log first gets its epoch mark.
     package func logTip() async throws -> EventCursor {
         try await tipEntry().last
+    }
+
+    /// Takes the log's newest entry as the node's position, unless it has one already.
+    func startFromTip() async throws {
+        let tip = try await tipEntry()
+        state.withLock { state in
+            if state.lastCursor == nil { state.move(to: tip.last, entry: tip.first, body: tip.lastBody) }
+        }
     }
 
     /// The newest entry's id, last cursor and that cursor's body (nil for a mark); a missing

@@ -54,6 +54,11 @@ package final class RedisEventBus: EventBus {
         var logReset: (@Sendable () -> Void)?
         /// A v3 header whose body has not arrived yet (the next message on the v3 channel).
         var pendingBlock: BusMessage.BlockHeader?
+
+        /// Moves the node's position: the cursor, the entry holding it, the body there.
+        mutating func move(to cursor: EventCursor, entry: EventCursor, body: ByteBuffer?) {
+            (lastCursor, lastEntry, lastBody) = (cursor, entry, body)
+        }
     }
 
     /// A live event that waits for a gap fill.
@@ -280,13 +285,8 @@ package final class RedisEventBus: EventBus {
         var failures = 0
         while !Task.isCancelled {
             do {
-                let tip = try await tipEntry()
-                state.withLock { state in
-                    state.tipError = nil
-                    if state.lastCursor == nil {
-                        (state.lastCursor, state.lastEntry, state.lastBody) = (tip.last, tip.first, tip.lastBody)
-                    }
-                }
+                try await startFromTip()
+                state.withLock { $0.tipError = nil }
                 return true
             } catch {
                 failures += 1
@@ -433,9 +433,7 @@ package final class RedisEventBus: EventBus {
     func deliver(_ message: HeldMessage, state: inout State) {
         let cursor = message.cursor
         if let last = state.lastCursor, cursor <= last { return }
-        state.lastCursor = cursor
-        state.lastEntry = message.entry
-        state.lastBody = message.body
+        state.move(to: cursor, entry: message.entry, body: message.body)
         guard let event = EventWireFormat.decode(message.body) else {
             state.rejectedMessages += 1
             if let suppressed = rejections.permit() {
