@@ -41,6 +41,10 @@ package final class GatewayHTTPAPI: Sendable {
         metrics.httpRefused(.malformed)
     }
 
+    func answersUnread() {
+        metrics.httpRefused(.unread)
+    }
+
     func upgradeRefused(_ status: HTTPResponseStatus) {
         metrics.httpRefused(.badUpgrade)
     }

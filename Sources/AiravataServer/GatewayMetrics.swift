@@ -364,4 +364,7 @@ enum HTTPRefusal: String, CaseIterable {
     case pipelined
     /// A request the HTTP parser cannot read (answered 400, the connection closed).
     case malformed
+    /// A client that pipelines requests without reading the answers: the answer that finds
+    /// the node's buffers full says `connection: close`, and the connection closes.
+    case unread
 }

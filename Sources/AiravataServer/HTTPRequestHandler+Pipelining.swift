@@ -49,9 +49,10 @@ extension HTTPRequestHandler {
     }
 
     /// Reading runs unless a token is being checked, requests are held, or the decoder has
-    /// failed (nothing after that is read as a request).
+    /// failed (nothing after that is read as a request). A lingering connection reads on:
+    /// what arrives is dropped before it reaches the decoder.
     func syncReading(context: ChannelHandlerContext) {
-        let off = pausedForToken || !held.isEmpty || malformedAfterHeld
+        let off = !lingering && (pausedForToken || !held.isEmpty || malformedAfterHeld)
         guard off != readingOff else { return }
         readingOff = off
         context.channel.setOption(.autoRead, value: !off).whenComplete { _ in }
@@ -62,4 +63,24 @@ extension HTTPServerRequestPart {
     var isHead: Bool {
         if case .head = self { true } else { false }
     }
+}
+
+/// First in a closing connection's pipeline (see `HTTPRequestHandler.linger`): drops what
+/// the client still sends, and closes the connection past `limit` bytes.
+final class InputDrain: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let limit: Int
+    private var bytes = 0
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        bytes += unwrapInboundIn(data).readableBytes
+        if bytes > limit { context.close(promise: nil) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {}
 }

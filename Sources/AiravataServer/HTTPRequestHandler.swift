@@ -72,6 +72,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The decoder failed on bytes that followed requests still to be answered: the 400
     /// waits for their answers (see `errorCaught`).
     var malformedAfterHeld = false
+    /// The last answer is written and the write side shut: what still arrives is dropped
+    /// (see `linger`).
+    var lingering = false
 
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
@@ -207,16 +210,54 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         respondAndClose(.error(.requestTimeout, "Request not received in time"), context: context)
     }
 
-    /// Closes once `written` completes, or after a short grace if it never does (a client
-    /// that does not read, or a TLS handshake that never happened, holds writes forever).
+    /// Lingers (see `linger`) once `written` completes, or closes after a short grace if it
+    /// never does (a client that does not read, or a TLS handshake that never happened, holds
+    /// writes forever).
     private func closeAfter(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
         let channel = context.channel
         let grace = context.eventLoop.scheduleTask(in: Self.closeGrace) { channel.close(promise: nil) }
-        written.whenComplete { _ in
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        written.whenComplete { result in
             grace.cancel()
-            channel.close(promise: nil)
+            guard case .success = result, channel.isActive else {
+                channel.close(promise: nil)
+                return
+            }
+            bound.value.handler.linger(context: bound.value.context)
         }
     }
+
+    /// Ends a connection whose last answer is written, without a reset.
+    ///
+    /// Closing a socket while its receive buffer holds bytes the node has not read makes
+    /// Linux send a reset instead of the end of the stream, and a reset discards what the
+    /// node's kernel has not yet delivered: the last answers of a client that pipelined
+    /// requests behind them, or a 400 behind answered ones, would arrive cut short or not at
+    /// all. So the write side is shut first (the kernel sends what it holds, then the end),
+    /// and what the client still sends is read and dropped, below every other handler,
+    /// until the client closes, `lingerBytes` have come, or `lingerTime` has passed.
+    func linger(context: ChannelHandlerContext) {
+        guard !lingering else { return }
+        lingering = true
+        cancelTimer()
+        dropTimer()
+        held.removeAll()
+        let channel = context.channel
+        do {
+            try context.pipeline.syncOperations.addHandler(InputDrain(limit: Self.lingerBytes), position: .first)
+        } catch {
+            channel.close(promise: nil)
+            return
+        }
+        syncReading(context: context)
+        context.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+        context.eventLoop.scheduleTask(in: Self.lingerTime) { channel.close(promise: nil) }
+    }
+
+    /// How long a closing connection is read and dropped before it is closed anyway.
+    static let lingerTime = TimeAmount.seconds(2)
+    /// How much a closing connection may still send before it is closed anyway.
+    static let lingerBytes = 1 << 20
 
     /// How long a final answer may take to leave before the connection is closed anyway.
     private static let closeGrace = TimeAmount.seconds(2)
@@ -243,6 +284,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// ingesting node). Reading goes on here; only a request that arrives while another is
     /// answered is held, and only then does reading stop.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // What the decoder still held when the last answer went: not read as a request.
+        guard !lingering else { return }
         let part = unwrapInboundIn(data)
         if !held.isEmpty || (part.isHead && isAnswering) {
             hold(part, context: context)
@@ -252,6 +295,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        guard !lingering else { return }
         if case .head(let head) = part, case .idle = state {
             // A whole head in one read reaches us before channelReadComplete: its clock
             // starts here, whatever the connection did before.
@@ -304,7 +348,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             cancelTimer()
             state = .authenticating(head, body, ended: true)
         case (.end, .discarding):
-            context.close(promise: nil)
+            linger(context: context)
         case (.end, .upgrading(let head)):
             upgrade(head, context: context)
         case (_, .upgrading), (_, .upgraded):
@@ -454,7 +498,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             handler.state = .idle
             // A client that pipelines requests but does not read its answers would
             // otherwise pile them up in memory: it gets this one and the close.
-            let keepAlive = keepAlive && context.channel.isWritable
+            let unread = keepAlive && !context.channel.isWritable
+            if unread { handler.api.answersUnread() }
+            let keepAlive = keepAlive && !unread
             handler.write(response, keepAlive: keepAlive, context: context)
             if keepAlive {
                 handler.startIdleClock(context: context)

@@ -13,13 +13,17 @@ public final class RawTCP: Sendable {
     }
 
     /// `reading: false` leaves what the server sends in the kernel until `startReading()`;
-    /// `receiveBufferBytes` shrinks the socket's buffer so a server's writes back up soon.
+    /// `receiveBufferBytes` shrinks the socket's buffer so a server's writes back up soon;
+    /// `halfClosure: true` keeps the connection open, for sending, once the server has ended
+    /// its side (`awaitEnd`).
     public static func connect(
-        port: Int, host: String = "127.0.0.1", reading: Bool = true, receiveBufferBytes: Int? = nil
+        port: Int, host: String = "127.0.0.1", reading: Bool = true, receiveBufferBytes: Int? = nil,
+        halfClosure: Bool = false
     ) async throws -> RawTCP {
         let collector = Collector()
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.autoRead, value: reading)
+            .channelOption(.allowRemoteHalfClosure, value: halfClosure)
         if let receiveBufferBytes {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBufferBytes))
         }
@@ -43,16 +47,25 @@ public final class RawTCP: Sendable {
     /// Waits until the server closes the connection (or `timeout` passes) and returns what it
     /// sent; `closed` says whether the close came.
     public func readUntilClosed(timeout: Duration = .seconds(10)) async throws -> (text: String, closed: Bool) {
-        let closed = try await collector.wait(on: channel.eventLoop, timeout: timeout) { _, open in !open }
+        let closed = try await collector.wait(on: channel.eventLoop, timeout: timeout) { _, open, _ in !open }
         return (await collector.text(on: channel.eventLoop), closed)
     }
 
     /// Waits until the received bytes contain `marker`, or the connection closes, or `timeout`.
     public func read(until marker: String, timeout: Duration = .seconds(10)) async throws -> String {
-        _ = try await collector.wait(on: channel.eventLoop, timeout: timeout) { text, open in
+        _ = try await collector.wait(on: channel.eventLoop, timeout: timeout) { text, open, _ in
             text.contains(marker) || !open
         }
         return await collector.text(on: channel.eventLoop)
+    }
+
+    /// Waits until the server has ended its side of the stream (or closed the connection);
+    /// returns what it sent, or nil if neither happened within `timeout`.
+    public func awaitEnd(timeout: Duration = .seconds(10)) async throws -> String? {
+        let ended = try await collector.wait(on: channel.eventLoop, timeout: timeout) { _, open, ended in
+            ended || !open
+        }
+        return ended ? await collector.text(on: channel.eventLoop) : nil
     }
 
     public var isOpen: Bool { channel.isActive }
@@ -71,11 +84,13 @@ public final class RawTCP: Sendable {
 /// Keeps what arrived, on the channel's loop, and wakes waiters whose condition now holds.
 private final class Collector: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
-    typealias Condition = @Sendable (String, Bool) -> Bool
+    /// The bytes so far, whether the connection is open, whether the server ended its side.
+    typealias Condition = @Sendable (String, Bool, Bool) -> Bool
 
     // Touched only on the channel's event loop.
     private var bytes: [UInt8] = []
     private var open = true
+    private var ended = false
     private var waiters: [(condition: Condition, promise: EventLoopPromise<Bool>)] = []
 
     func text(on loop: any EventLoop) async -> String {
@@ -85,7 +100,7 @@ private final class Collector: ChannelInboundHandler, @unchecked Sendable {
     func wait(on loop: any EventLoop, timeout: Duration, until condition: @escaping Condition) async throws -> Bool {
         let promise = loop.makePromise(of: Bool.self)
         loop.execute {
-            if condition(String(decoding: self.bytes, as: UTF8.self), self.open) {
+            if condition(String(decoding: self.bytes, as: UTF8.self), self.open, self.ended) {
                 promise.succeed(true)
                 return
             }
@@ -99,7 +114,7 @@ private final class Collector: ChannelInboundHandler, @unchecked Sendable {
     private func check() {
         let text = String(decoding: bytes, as: UTF8.self)
         waiters.removeAll { waiter in
-            guard waiter.condition(text, open) else { return false }
+            guard waiter.condition(text, open, ended) else { return false }
             waiter.promise.succeed(true)
             return true
         }
@@ -108,6 +123,14 @@ private final class Collector: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         bytes += unwrapInboundIn(data).readableBytesView
         check()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed = event as? ChannelEvent {
+            ended = true
+            check()
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

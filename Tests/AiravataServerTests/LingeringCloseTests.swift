@@ -1,0 +1,130 @@
+import AiravataClient
+import AiravataServer
+import AiravataTestSupport
+import Foundation
+import Testing
+
+/// A connection the node ends after its last answer ends with the stream's end, not a reset,
+/// even when the client sent more than the node read: a reset would discard the answers
+/// still in the node's kernel, on their way to the client.
+@Suite("HTTP: the last answers before a close arrive whole")
+struct LingeringCloseTests {
+    /// Requests whose answers are large (the metrics page), so that a few fill the client's
+    /// small receive buffer and the node's send buffer behind it.
+    static func metricsRequests(_ count: Int) -> String {
+        String(repeating: "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n", count: count)
+    }
+
+    /// Waits until the node's metrics count `reason` among refused HTTP requests.
+    static func awaitRefusal(_ reason: String, node: TestGateway) async throws -> Bool {
+        try await eventually {
+            let metrics = try await node.http.request(method: "GET", path: "/metrics").bodyString
+            return metrics.contains("airavata_http_refused_total{reason=\"\(reason)\"} 1")
+        }
+    }
+
+    @Test("a pipelining client that reads late gets every answer written, the last saying close, then the end")
+    func unreadAnswers() async throws {
+        try await TestGateway.with { node in
+            // The client reads nothing at first: the node's answers back up, and the answer
+            // that finds its buffers full is its last. The requests behind it stay unread in
+            // the node's kernel.
+            let socket = try await RawTCP.connect(port: node.port, reading: false, receiveBufferBytes: 4096)
+            defer { socket.close() }
+            // More than the node reads before it stops (the send completes only once the node
+            // reads on, which it does while closing).
+            let requests = Self.metricsRequests(4_000)
+            let sending = Task { try? await socket.send(requests) }
+            defer { sending.cancel() }
+            #expect(try await Self.awaitRefusal("unread", node: node), "the node never found the client's buffers full")
+            // A reset before this leaves the client nothing to read, which the checks below see.
+            try? await socket.startReading()
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(15))
+            #expect(closed)
+            Self.expectWhole(text, status: "HTTP/1.1 200 OK")
+            #expect(try await node.http.request(method: "GET", path: "/healthz").status == 200)
+        }
+    }
+
+    @Test(
+        "bytes the decoder cannot read behind pipelined requests: every answer and the 400 arrive whole, then the end")
+    func malformedBehindHeld() async throws {
+        try await TestGateway.with { node in
+            let socket = try await RawTCP.connect(port: node.port, reading: false, receiveBufferBytes: 4096)
+            defer { socket.close() }
+            // A few large answers, then bytes that are no request, then more the node will
+            // never read as requests.
+            let junk = String(repeating: "x", count: 48 << 10)
+            try await socket.send(Self.metricsRequests(6) + "NOT A REQUEST\r\n\r\n" + junk)
+            #expect(try await Self.awaitRefusal("malformed", node: node), "the node never answered the bad bytes")
+            // A reset before this leaves the client nothing to read, which the checks below see.
+            try? await socket.startReading()
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(15))
+            #expect(closed)
+            let statuses = Self.expectWhole(text, status: nil)
+            #expect(statuses == Array(repeating: "HTTP/1.1 200 OK", count: 6) + ["HTTP/1.1 400 Bad Request"])
+            #expect(try await node.http.request(method: "GET", path: "/healthz").status == 200)
+        }
+    }
+
+    @Test("a client that neither closes nor stops sending after its last answer is closed by the node")
+    func lingerIsBounded() async throws {
+        try await TestGateway.with { node in
+            // This client keeps its side open when the node ends its own, and goes on sending.
+            let socket = try await RawTCP.connect(port: node.port, halfClosure: true)
+            defer { socket.close() }
+            try await socket.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            let answer = try await socket.awaitEnd(timeout: .seconds(15))
+            #expect(answer.map { Self.expectWhole($0, status: nil) } == ["HTTP/1.1 200 OK"])
+            // Requests after the close are read and dropped, never answered, until the node
+            // stops lingering: then a send meets the closed socket, and the connection ends.
+            var sent = 0
+            let closed = await eventually(within: .seconds(15)) {
+                if socket.isOpen, sent < 1_000 {
+                    sent += 1
+                    try? await socket.send(Self.metricsRequests(1))
+                }
+                return !socket.isOpen
+            }
+            #expect(closed, "the node kept reading a finished connection: \(sent) requests sent after the close")
+            let (text, _) = try await socket.readUntilClosed(timeout: .seconds(1))
+            #expect(Self.wholeResponses(text).heads.count == 1, "requests after the close were answered")
+        }
+    }
+
+    /// Expects `text` to be whole responses and nothing else, the last one saying
+    /// `connection: close`, each with `status` when given; returns their status lines.
+    @discardableResult
+    static func expectWhole(_ text: String, status: String?) -> [String] {
+        let (heads, consumed) = Self.wholeResponses(text)
+        #expect(
+            consumed == text.utf8.count,
+            "\(text.utf8.count - consumed) bytes after \(heads.count) whole answers: the stream was cut short")
+        let statuses = heads.map { $0.components(separatedBy: "\r\n").first ?? "" }
+        #expect(!heads.isEmpty)
+        if let status {
+            #expect(statuses.allSatisfy { $0 == status }, "\(Set(statuses))")
+        }
+        let last = heads.last ?? ""
+        #expect(last.lowercased().contains("connection: close"), "the last whole answer: \(last)")
+        return statuses
+    }
+
+    /// The heads of the whole responses at the start of `text`, and how many bytes they take
+    /// with their bodies.
+    static func wholeResponses(_ text: String) -> (heads: [String], bytes: Int) {
+        var heads: [String] = []
+        var rest = Substring(text)
+        while let headEnd = rest.range(of: "\r\n\r\n") {
+            let head = rest[..<headEnd.lowerBound]
+            let length =
+                head.split(separator: "\r\n")
+                .first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+            guard rest.utf8.distance(from: headEnd.upperBound, to: rest.endIndex) >= length else { break }
+            heads.append(String(head))
+            rest = rest[rest.utf8.index(headEnd.upperBound, offsetBy: length)...]
+        }
+        return (heads, text.utf8.count - rest.utf8.count)
+    }
+}
