@@ -182,7 +182,8 @@ package final class GatewayServer: Service {
         let gate = PendingConnectionGate(limits: configuration.pendingConnections)
         let httpLimits = HTTPRequestHandler.Limits(
             maxBodySize: configuration.maxBodySize, requestTimeout: configuration.requestTimeoutSeconds,
-            idleTimeout: configuration.idleTimeoutSeconds, maxHeldParts: configuration.maxHeldRequestParts)
+            idleTimeout: configuration.idleTimeoutSeconds, maxHeldParts: configuration.maxHeldRequestParts,
+            finalAnswerGrace: configuration.finalAnswerGraceSeconds, linger: configuration.lingerSeconds)
         let websocket = WebSocketUpgrade(
             maxFrameSize: configuration.maxFrameSize,
             makeHandler: { channel, head, answer in

@@ -10,7 +10,9 @@ extension HTTPRequestHandler {
     /// protocol-error handler wrote the 400 at once from its own place in every connection's
     /// pipeline, where each part of each request passed it.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError, !isUpgraded, !malformedAfterHeld {
+        // Behind the last answer (llhttp also fails on any byte after `connection: close`),
+        // nothing is answered or counted.
+        if error is HTTPParserError, !isUpgraded, !malformedAfterHeld, !closing {
             api.malformedRequest()
             if isAnswering || !held.isEmpty {
                 malformedAfterHeld = true

@@ -32,6 +32,11 @@ extension HTTPRequestHandler {
         releasing = true
         defer { releasing = false }
         while let next = held.first {
+            if closing {
+                // An answer replayed here was the last: nothing behind it is answered.
+                held.removeAll()
+                break
+            }
             if case .upgraded = state {
                 // Nothing follows an upgrade request: the HTTP decoder stops at its end.
                 held.removeAll()
@@ -41,7 +46,7 @@ extension HTTPRequestHandler {
             held.removeFirst()
             handle(next, context: context)
         }
-        if malformedAfterHeld, held.isEmpty, !isAnswering {
+        if malformedAfterHeld, held.isEmpty, !isAnswering, !closing {
             answerMalformed(context: context)
             return
         }
@@ -49,10 +54,10 @@ extension HTTPRequestHandler {
     }
 
     /// Reading runs unless a token is being checked, requests are held, or the decoder has
-    /// failed (nothing after that is read as a request). A lingering connection reads on:
-    /// what arrives is dropped before it reaches the decoder.
+    /// failed (nothing after that is read as a request), or the last answer is on its way.
+    /// A lingering connection reads on: what arrives is dropped before the decoder.
     func syncReading(context: ChannelHandlerContext) {
-        let off = !lingering && (pausedForToken || !held.isEmpty || malformedAfterHeld)
+        let off = !lingering && (closing || pausedForToken || !held.isEmpty || malformedAfterHeld)
         guard off != readingOff else { return }
         readingOff = off
         context.channel.setOption(.autoRead, value: !off).whenComplete { _ in }
@@ -66,15 +71,30 @@ extension HTTPServerRequestPart {
 }
 
 /// First in a closing connection's pipeline (see `HTTPRequestHandler.linger`): drops what
-/// the client still sends, and closes the connection past `limit` bytes.
+/// the client still sends, and closes the connection past `limit` bytes or after `time`.
+/// Its closes start here, below TLS: NIO's TLS handler would wait for the client's
+/// close_notify, which this handler drops.
 final class InputDrain: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
     private let limit: Int
+    private let time: TimeAmount
     private var bytes = 0
+    private var timer: Scheduled<Void>?
 
-    init(limit: Int) {
+    init(limit: Int, time: TimeAmount) {
         self.limit = limit
+        self.time = time
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: time) { bound.value.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

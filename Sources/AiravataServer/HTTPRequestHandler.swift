@@ -72,6 +72,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The decoder failed on bytes that followed requests still to be answered: the 400
     /// waits for their answers (see `errorCaught`).
     var malformedAfterHeld = false
+    /// The connection's last answer is on its way (it said `connection: close`): nothing
+    /// after it is read as a request, answered or counted, and reading stays paused until
+    /// the answer is written and `linger` starts.
+    var closing = false
     /// The last answer is written and the write side shut: what still arrives is dropped
     /// (see `linger`).
     var lingering = false
@@ -91,6 +95,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// More pipelined request parts than this waiting behind an unanswered request is a
         /// client flooding us: it is cut off.
         var maxHeldParts: Int
+        /// How long a final answer may take to leave before the connection is closed anyway.
+        var finalAnswerGrace: Double = 2
+        /// How long a closing connection is read and dropped before it is closed anyway.
+        var linger: Double = 2
     }
 
     /// The client a trusted proxy forwards for, or nil when the peer is no trusted proxy.
@@ -128,7 +136,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // The decoder passes this on even when the bytes did not make a whole head yet.
-        if case .idle = state {
+        if case .idle = state, !closing {
             sawBytes = true
             if running != .request { startRequestClock(context: context) }
         }
@@ -184,6 +192,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func expired(_ clock: Clock, context: ChannelHandlerContext) {
         running = nil
         deadline = .distantFuture
+        // The last answer is out: its grace, or the linger, ends the connection.
+        guard !closing else { return }
         switch (clock, state) {
         case (.request, .receiving), (.request, .authenticating):
             api.requestTimedOut()
@@ -215,7 +225,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// writes forever).
     private func closeAfter(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
         let channel = context.channel
-        let grace = context.eventLoop.scheduleTask(in: Self.closeGrace) { channel.close(promise: nil) }
+        let grace = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(limits.finalAnswerGrace * 1e9))) {
+            channel.close(promise: nil)
+        }
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         written.whenComplete { result in
             grace.cancel()
@@ -235,32 +247,28 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// requests behind them, or a 400 behind answered ones, would arrive cut short or not at
     /// all. So the write side is shut first (the kernel sends what it holds, then the end),
     /// and what the client still sends is read and dropped, below every other handler,
-    /// until the client closes, `lingerBytes` have come, or `lingerTime` has passed.
+    /// until the client closes, `lingerBytes` have come, or `limits.linger` has passed.
     func linger(context: ChannelHandlerContext) {
         guard !lingering else { return }
         lingering = true
+        closing = true
         cancelTimer()
         dropTimer()
         held.removeAll()
         let channel = context.channel
+        let drain = InputDrain(limit: Self.lingerBytes, time: .nanoseconds(Int64(limits.linger * 1e9)))
         do {
-            try context.pipeline.syncOperations.addHandler(InputDrain(limit: Self.lingerBytes), position: .first)
+            try context.pipeline.syncOperations.addHandler(drain, position: .first)
         } catch {
             channel.close(promise: nil)
             return
         }
         syncReading(context: context)
         context.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
-        context.eventLoop.scheduleTask(in: Self.lingerTime) { channel.close(promise: nil) }
     }
 
-    /// How long a closing connection is read and dropped before it is closed anyway.
-    static let lingerTime = TimeAmount.seconds(2)
     /// How much a closing connection may still send before it is closed anyway.
     static let lingerBytes = 1 << 20
-
-    /// How long a final answer may take to leave before the connection is closed anyway.
-    private static let closeGrace = TimeAmount.seconds(2)
 
     /// Stops the running clock. The scheduled task stays and finds nothing to do, unless a
     /// clock started meanwhile.
@@ -284,8 +292,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// ingesting node). Reading goes on here; only a request that arrives while another is
     /// answered is held, and only then does reading stop.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // What the decoder still held when the last answer went: not read as a request.
-        guard !lingering else { return }
+        // What arrives behind the last answer (or the decoder still held): not a request.
+        guard !closing else { return }
         let part = unwrapInboundIn(data)
         if !held.isEmpty || (part.isHead && isAnswering) {
             hold(part, context: context)
@@ -295,7 +303,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        guard !lingering else { return }
+        guard !closing else { return }
         if case .head(let head) = part, case .idle = state {
             // A whole head in one read reaches us before channelReadComplete: its clock
             // starts here, whatever the connection did before.
@@ -494,7 +502,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         api.respond(to: request, on: context.eventLoop) { response in
             let (handler, context) = bound.value
-            guard case .responding = handler.state, context.channel.isActive else { return }
+            guard case .responding = handler.state, !handler.closing, context.channel.isActive else { return }
             handler.state = .idle
             // A client that pipelines requests but does not read its answers would
             // otherwise pile them up in memory: it gets this one and the close.
@@ -521,8 +529,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             below.writeAndFlush(bytes, promise: nil)
             return
         }
-        let done = below.writeAndFlush(bytes)
         if case .discarding = state {
+            // The refused body is still read (and dropped, below) until its end.
+            below.writeAndFlush(bytes, promise: nil)
             // Keep reading the rest of the body so the client sees our answer, not a reset;
             // the connection closes at its end, past the discard cap, or at the request timeout.
             let channel = context.channel
@@ -530,7 +539,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
             return
         }
-        closeAfter(done, context: context)
+        closing = true
+        held.removeAll()
+        syncReading(context: context)
+        closeAfter(below.writeAndFlush(bytes), context: context)
     }
 }
 

@@ -35,6 +35,12 @@ package struct ServerConfiguration: Sendable {
     /// still being answered (HTTP/1.1 pipelining); past it the connection is closed. Not a flag:
     /// tests lower it to reach it.
     package var maxHeldRequestParts = 8192
+    /// How long a connection's last answer may take to leave (a client that does not read
+    /// holds it) before the connection is closed anyway, and how long a closing connection
+    /// is then read and dropped (`HTTPRequestHandler.linger`). Not flags: tests raise the
+    /// first so that a client's late reading is no race.
+    package var finalAnswerGraceSeconds: Double = 2
+    package var lingerSeconds: Double = 2
     /// Connections that have not yet upgraded and authenticated, or sent an authenticated
     /// request: in total and per client address.
     package var pendingConnections = PendingConnectionGate.Limits()

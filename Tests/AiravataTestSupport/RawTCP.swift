@@ -47,7 +47,9 @@ public final class RawTCP: Sendable {
     /// Waits until the server closes the connection (or `timeout` passes) and returns what it
     /// sent; `closed` says whether the close came.
     public func readUntilClosed(timeout: Duration = .seconds(10)) async throws -> (text: String, closed: Bool) {
-        let closed = try await collector.wait(on: channel.eventLoop, timeout: timeout) { _, open, _ in !open }
+        let closed = try await collector.wait(on: channel.eventLoop, timeout: timeout, readsText: false) { _, open, _ in
+            !open
+        }
         return (await collector.text(on: channel.eventLoop), closed)
     }
 
@@ -62,8 +64,8 @@ public final class RawTCP: Sendable {
     /// Waits until the server has ended its side of the stream (or closed the connection);
     /// returns what it sent, or nil if neither happened within `timeout`.
     public func awaitEnd(timeout: Duration = .seconds(10)) async throws -> String? {
-        let ended = try await collector.wait(on: channel.eventLoop, timeout: timeout) { _, open, ended in
-            ended || !open
+        let ended = try await collector.wait(on: channel.eventLoop, timeout: timeout, readsText: false) {
+            _, open, ended in ended || !open
         }
         return ended ? await collector.text(on: channel.eventLoop) : nil
     }
@@ -91,30 +93,42 @@ private final class Collector: ChannelInboundHandler, @unchecked Sendable {
     private var bytes: [UInt8] = []
     private var open = true
     private var ended = false
-    private var waiters: [(condition: Condition, promise: EventLoopPromise<Bool>)] = []
+    /// `readsText` false: the condition is given "" instead of the bytes so far (a long
+    /// stream read in small pieces would otherwise be decoded again at every piece).
+    private var waiters: [(id: Int, condition: Condition, readsText: Bool, promise: EventLoopPromise<Bool>)] = []
+    private var nextWaiter = 0
 
     func text(on loop: any EventLoop) async -> String {
         (try? await loop.submit { String(decoding: self.bytes, as: UTF8.self) }.get()) ?? ""
     }
 
-    func wait(on loop: any EventLoop, timeout: Duration, until condition: @escaping Condition) async throws -> Bool {
+    func wait(
+        on loop: any EventLoop, timeout: Duration, readsText: Bool = true, until condition: @escaping Condition
+    ) async throws -> Bool {
         let promise = loop.makePromise(of: Bool.self)
         loop.execute {
-            if condition(String(decoding: self.bytes, as: UTF8.self), self.open, self.ended) {
+            if condition(readsText ? String(decoding: self.bytes, as: UTF8.self) : "", self.open, self.ended) {
                 promise.succeed(true)
                 return
             }
-            self.waiters.append((condition, promise))
+            let id = self.nextWaiter
+            self.nextWaiter += 1
+            self.waiters.append((id, condition, readsText, promise))
             let nanos = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-            loop.scheduleTask(in: .nanoseconds(nanos)) { promise.succeed(false) }
+            loop.scheduleTask(in: .nanoseconds(nanos)) {
+                guard let index = self.waiters.firstIndex(where: { $0.id == id }) else { return }
+                self.waiters.remove(at: index)
+                promise.succeed(false)
+            }
         }
         return try await promise.futureResult.get()
     }
 
     private func check() {
-        let text = String(decoding: bytes, as: UTF8.self)
+        var text: String?
         waiters.removeAll { waiter in
-            guard waiter.condition(text, open, ended) else { return false }
+            if waiter.readsText, text == nil { text = String(decoding: bytes, as: UTF8.self) }
+            guard waiter.condition(waiter.readsText ? text ?? "" : "", open, ended) else { return false }
             waiter.promise.succeed(true)
             return true
         }
