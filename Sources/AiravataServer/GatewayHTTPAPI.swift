@@ -41,6 +41,10 @@ package final class GatewayHTTPAPI: Sendable {
         metrics.httpRefused(.malformed)
     }
 
+    func answeredFast() {
+        metrics.fastIngestRequest()
+    }
+
     func answersUnread() {
         metrics.httpRefused(.unread)
     }

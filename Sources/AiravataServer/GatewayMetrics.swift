@@ -23,6 +23,7 @@ package final class GatewayMetrics: Sendable {
     private let socketWritersClaimed: Counter
     private let socketWritersUnproven: Counter
     private let socketHandOvers: Counter
+    private let fastIngestRequests: Counter
     private let activeConnections: Gauge
     private let routedEvents: Counter
     private let deliveries: Counter
@@ -132,6 +133,11 @@ package final class GatewayMetrics: Sendable {
                 metricName: "airavata_direct_write_handovers_total", unitName: "",
                 helpText: "Direct sends the kernel did not take whole (the client's buffers were full): the rest "
                     + "went through NIO's write path, and the connection's later frames followed it there"))
+        fastIngestRequests = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_http_fast_ingest_total", unitName: "",
+                helpText: "Ingestion requests read from the connection's bytes before NIO's HTTP parser "
+                    + "(the plainest POST /api/v1/events with a proven token); the rest took the general path"))
         activeConnections = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_connections_active", unitName: "", helpText: "Open WebSocket connections"))
@@ -231,6 +237,7 @@ package final class GatewayMetrics: Sendable {
     /// A connection's first delivery gave it a `SocketWriter` (or its socket was not proven).
     func socketWriter(claimed: Bool) { (claimed ? socketWritersClaimed : socketWritersUnproven).increment() }
     func socketHandOver() { socketHandOvers.increment() }
+    func fastIngestRequest() { fastIngestRequests.increment() }
 
     func connectionRefused(_ refusal: ConnectionRefusal) {
         switch refusal {

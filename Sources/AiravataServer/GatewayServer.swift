@@ -241,6 +241,10 @@ package final class GatewayServer: Service {
                     //   itself, without withholding reads (see its channelRead);
                     // - no protocol-error handler: HTTPRequestHandler answers a request the
                     //   decoder cannot read with the 400 itself (see its errorCaught).
+                    if configuration.fastIngest {
+                        try channel.pipeline.syncOperations.addHandler(
+                            IngestFastPath(api: api, maxBodySize: configuration.maxBodySize))
+                    }
                     try channel.pipeline.syncOperations.addHandlers([
                         HTTPResponseEncoder(),
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),

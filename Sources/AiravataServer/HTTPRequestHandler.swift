@@ -79,6 +79,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The last answer is written and the write side shut: what still arrives is dropped
     /// (see `linger`).
     var lingering = false
+    /// `IngestFastPath`, in front of the decoder, is answering a request: no request clock.
+    private var fastAnswering = false
 
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
@@ -136,11 +138,39 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // The decoder passes this on even when the bytes did not make a whole head yet.
-        if case .idle = state, !closing {
+        if case .idle = state, !closing, !fastAnswering {
             sawBytes = true
             if running != .request { startRequestClock(context: context) }
         }
         context.fireChannelReadComplete()
+    }
+
+    /// `IngestFastPath` answers producers' POSTs before NIO's decoder sees them; this handler
+    /// keeps the connection's clocks and its close for it.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let fast = event as? FastIngestEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch fast {
+        case .answering:
+            cancelTimer()
+            fastAnswering = true
+        case .answered(let waiting):
+            fastAnswering = false
+            if waiting {
+                sawBytes = true
+                startRequestClock(context: context)
+            } else {
+                startIdleClock(context: context)
+            }
+        case .closing(let written):
+            fastAnswering = false
+            closing = true
+            held.removeAll()
+            syncReading(context: context)
+            closeAfter(written, context: context)
+        }
     }
 
     private enum Clock {

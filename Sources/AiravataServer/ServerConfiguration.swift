@@ -40,6 +40,9 @@ package struct ServerConfiguration: Sendable {
     /// is then read and dropped (`HTTPRequestHandler.linger`). Not flags: tests raise the
     /// first so that a client's late reading is no race.
     package var finalAnswerGraceSeconds: Double = 2
+    /// Producers' plainest event POSTs are read from the connection's bytes, before NIO's
+    /// HTTP decoder (`IngestFastPath`). Not a flag: tests turn it off to compare the paths.
+    package var fastIngest = true
     package var lingerSeconds: Double = 2
     /// Connections that have not yet upgraded and authenticated, or sent an authenticated
     /// request: in total and per client address.

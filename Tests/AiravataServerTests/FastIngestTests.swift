@@ -1,0 +1,205 @@
+import AiravataClient
+import AiravataCore
+import AiravataProtocol
+import AiravataTestSupport
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+@testable import AiravataServer
+
+/// Producers' POSTs read from the connection's bytes (`IngestFastPath`): the head parser
+/// accepts only the plainest requests and agrees with NIO's on those; the node answers
+/// every request exactly as the general path does, hands over what it does not read itself,
+/// and keeps the connection's clocks.
+@Suite("HTTP: the fast ingestion path")
+struct FastIngestTests {
+    static let line = "POST /api/v1/events HTTP/1.1\r\n"
+
+    static func parse(_ text: String) -> FastIngestHead.Outcome {
+        Array(text.utf8).withUnsafeBytes { FastIngestHead.parse($0) }
+    }
+
+    @Test("a plain head is read, with its length, content length and token")
+    func plainHead() {
+        let head = Self.line + "Host: x\r\nAuthorization:  Bearer t.k.n \t\r\nContent-Length: 12\r\n\r\n"
+        guard case .head(let parsed) = Self.parse(head + "{\"a\":1}") else {
+            Issue.record("not read: \(Self.parse(head))")
+            return
+        }
+        #expect(parsed.length == head.utf8.count)
+        #expect(parsed.contentLength == 12)
+        let bytes = Array(head.utf8)
+        #expect(parsed.authorization.map { String(decoding: bytes[$0], as: UTF8.self) } == "Bearer t.k.n")
+    }
+
+    @Test(
+        "anything but the plainest request is left to NIO's parser",
+        arguments: [
+            "GET /api/v1/events HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "POST /api/v1/events?x=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "POST /api/v1/events HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+            line + "Content-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            line + "Content-Length: +1\r\n\r\n",
+            line + "Content-Length: 1234567890\r\n\r\n",
+            line + "Content-Length:\r\n\r\n",
+            line + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            line + "Content-Length: 5\r\nConnection: close\r\n\r\n",
+            line + "Content-Length: 5\r\nConnection: keep-alive, Upgrade\r\n\r\n",
+            line + "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+            line + "Content-Length: 5\r\nUpgrade: websocket\r\n\r\n",
+            line + "Content-Length: 5\r\nTE: trailers\r\n\r\n",
+            line + "Content-Length: 5\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n",
+            line + "X: a\r\n b\r\nContent-Length: 5\r\n\r\n",
+            line + "Content-Length : 5\r\n\r\n",
+            line + "Content-Length: 5\nX: y\r\n\r\n",
+            line + "Content-Length: 5\r\nX: caf\u{e9}\r\n\r\n",
+            line + "Content-Length: 5\r\nX: a\u{0}b\r\n\r\n",
+            line + "Content-Length: 5\r\n: empty name\r\n\r\n",
+            line + "Host: x\r\n\r\n",
+            line + "Content-Length: 5\r\n\r\r\n",
+            line + String(repeating: "X-Pad: 0123456789\r\n", count: 1_000) + "Content-Length: 0\r\n\r\n",
+            line + String(repeating: "X: y\r\n", count: 65) + "Content-Length: 0\r\n\r\n",
+        ])
+    func unusual(_ head: String) {
+        #expect(Self.parse(head) == .unusual)
+    }
+
+    @Test("a head still arriving is incomplete, never decided on a part")
+    func incomplete() {
+        let head = Self.line + "Authorization: Bearer x\r\nContent-Length: 2\r\n\r\n"
+        let bytes = Array(head.utf8)
+        for cut in 0..<bytes.count {
+            let outcome = bytes[..<cut].withUnsafeBytes { FastIngestHead.parse($0) }
+            #expect(outcome == .incomplete, "after \(cut) bytes: \(outcome)")
+        }
+        #expect(Self.parse("POST /api/v1/events HTTP/1.1\r\nX: y") == .incomplete)
+        #expect(Self.parse("POST /api/v2") == .unusual)
+    }
+
+    /// What NIO's parser reads from `bytes`: the first request's head and body length.
+    static func nioReads(_ bytes: [UInt8]) throws -> (head: HTTPRequestHead, body: Int)? {
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
+        try channel.writeInbound(ByteBuffer(bytes: bytes))
+        var head: HTTPRequestHead?
+        var body = 0
+        while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
+            switch part {
+            case .head(let value): head = value
+            case .body(let chunk): body += chunk.readableBytes
+            case .end: return head.map { ($0, body) }
+            }
+        }
+        return nil
+    }
+
+    @Test("on every head it reads (2,000 made from pieces, fixed seed), NIO's parser reads the same request")
+    func agreesWithNIO() throws {
+        var random = HTTPPipeliningTests.SplitMix(seed: 0x5EED)
+        let pieces = [
+            "Host: localhost\r\n", "Authorization: Bearer abc.def\r\n", "authorization:Bearer\tx\r\n",
+            "Content-Type: application/json\r\n", "Connection: keep-alive\r\n", "Connection: close\r\n",
+            "X-Empty:\r\n", "X-Tab:\tv\t\r\n", "Transfer-Encoding: chunked\r\n", "Content-Length: 3\r\n",
+            "content-length: 03\r\n", "Content-Length: 4\r\n", " Folded: x\r\n", "X: y\n", "Expect: 100-continue\r\n",
+            "X-Sp : v\r\n", "User-Agent: t/1 (x; y)\r\n", "X: \u{7f}\r\n",
+        ]
+        var accepted = 0
+        for _ in 0..<2_000 {
+            var head = Self.line
+            for _ in 0..<random.next(5) { head += pieces[random.next(pieces.count)] }
+            head += "\r\n"
+            guard case .head(let parsed) = Self.parse(head) else { continue }
+            accepted += 1
+            let bytes = Array((head + String(repeating: "x", count: parsed.contentLength)).utf8)
+            let nio = try #require(try Self.nioReads(bytes), "NIO reads no request from \(head.debugDescription)")
+            #expect(nio.head.method == .POST && nio.head.uri == "/api/v1/events" && nio.head.version == .http1_1)
+            #expect(nio.body == parsed.contentLength, "\(head.debugDescription)")
+            #expect(nio.head.isKeepAlive, "\(head.debugDescription)")
+            let token = parsed.authorization.map { String(decoding: bytes[$0], as: UTF8.self) }
+            #expect(nio.head.headers["authorization"].first == token, "\(head.debugDescription)")
+        }
+        #expect(accepted > 100, "too few heads accepted to compare: \(accepted)")
+    }
+
+    /// A connection's exchange: every request in one write, the answers read until `count`
+    /// arrived or the node closed; status lines and bodies with ids and cursors blanked.
+    static func exchange(fast: Bool, _ requests: (String) -> String, count: Int) async throws -> (
+        answers: [String], fastCount: Int
+    ) {
+        var server = ServerConfiguration()
+        server.fastIngest = fast
+        return try await TestGateway.with(server: server) { node in
+            let token = try await node.serviceToken()
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            try await socket.send(requests(token))
+            let answers = try await HTTPPipeliningTests.responses(socket, count: count)
+            let blanked = answers.map { status, body in
+                status + " " + body.replacing(/\d{10,}/, with: "N")
+            }
+            let metrics = try await node.http.request(method: "GET", path: "/metrics").bodyString
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("airavata_http_fast_ingest_total ") }
+            return (blanked, line.flatMap { Int($0.split(separator: " ")[1]) } ?? 0)
+        }
+    }
+
+    @Test("a pipelined mix of requests gets the same answers on both paths, the plain POSTs on the fast one")
+    func sameAnswers() async throws {
+        let event = Events.system(note: "fast").jsonString
+        let requests = { (token: String) in
+            let post = HTTPPipeliningTests.post(event, token: token)
+            return post + post + HTTPPipeliningTests.post("{bad", token: token) + post
+                + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + post
+                + "POST /api/v1/events HTTP/1.1\r\nAuthorization: Bearer \(token)\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "\(String(event.utf8.count, radix: 16))\r\n\(event)\r\n0\r\n\r\n"
+                + HTTPPipeliningTests.post(event, token: "not.a.token")
+        }
+        let fast = try await Self.exchange(fast: true, requests, count: 8)
+        let general = try await Self.exchange(fast: false, requests, count: 8)
+        #expect(fast.answers == general.answers)
+        #expect(fast.answers.count == 8, "\(fast.answers)")
+        #expect(fast.answers.last?.hasPrefix("HTTP/1.1 401") == true, "\(fast.answers)")
+        #expect(fast.answers.first?.hasPrefix("HTTP/1.1 202") == true, "\(fast.answers)")
+        #expect(fast.fastCount == 4, "plain POSTs answered on the fast path: \(fast.fastCount) of 4")
+        #expect(general.fastCount == 0)
+    }
+
+    @Test("a request that stops halfway on the fast path is answered 408 at the request timeout")
+    func requestClock() async throws {
+        var server = ServerConfiguration()
+        server.requestTimeoutSeconds = 0.5
+        try await TestGateway.with(server: server) { node in
+            let token = try await node.serviceToken()
+            let event = Events.system(note: "first").jsonString
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            let post = HTTPPipeliningTests.post(event, token: token)
+            try await socket.send(post + String(post.dropLast(10)))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(10))
+            #expect(closed)
+            #expect(
+                HTTPPipeliningTests.split(text).map(\.0) == ["HTTP/1.1 202 Accepted", "HTTP/1.1 408 Request Timeout"])
+        }
+    }
+
+    @Test("a kept-alive connection idle after a fast answer is closed at the idle timeout")
+    func idleClock() async throws {
+        var server = ServerConfiguration()
+        server.idleTimeoutSeconds = 0.5
+        server.requestTimeoutSeconds = 30
+        try await TestGateway.with(server: server) { node in
+            let token = try await node.serviceToken()
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            try await socket.send(HTTPPipeliningTests.post(Events.system(note: "one").jsonString, token: token))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(10))
+            #expect(closed, "the idle connection stayed open")
+            #expect(HTTPPipeliningTests.split(text).map(\.0) == ["HTTP/1.1 202 Accepted"])
+        }
+    }
+}
