@@ -164,6 +164,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             } else {
                 startIdleClock(context: context)
             }
+        case .handedOver:
+            fastAnswering = false
         case .closing(let written):
             fastAnswering = false
             closing = true

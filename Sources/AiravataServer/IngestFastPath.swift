@@ -38,6 +38,8 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
     private var pending: ByteBuffer?
     /// A request is being answered (its token checked or its events published).
     private var busy = false
+    /// `answerNext` is running: an answer made at once returns to its loop.
+    private var looping = false
     /// Reading stopped because `pending` reached its bound while a request was answered.
     private var readingOff = false
     /// Whether the pending-connection gate was told this connection proved a producer.
@@ -77,21 +79,32 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Answers the next whole request in `pending`, or hands the connection over.
+    /// Answers the whole requests in `pending`, in order, until one waits for the bus or a
+    /// token check, or the rest is incomplete or handed over. A loop, not a recursion:
+    /// thousands of pipelined requests answered at once (bad JSON) would otherwise nest as
+    /// deep on the event loop's stack.
     private func answerNext(context: ChannelHandlerContext) {
-        guard mode == .fast, !busy, let buffer = pending, buffer.readableBytes > 0 else { return }
+        guard !looping else { return }
+        looping = true
+        defer { looping = false }
+        while mode == .fast, !busy, pending != nil, startNext(context: context) {}
+    }
+
+    /// Starts answering the next request; false when none could start.
+    private func startNext(context: ChannelHandlerContext) -> Bool {
+        guard let buffer = pending, buffer.readableBytes > 0 else { return false }
         let outcome = buffer.withUnsafeReadableBytes { FastIngestHead.parse($0) }
         let head: FastIngestHead
         switch outcome {
-        case .incomplete: return
+        case .incomplete: return false
         case .unusual:
             handOver(context: context)
-            return
+            return false
         case .head(let parsed): head = parsed
         }
         guard head.contentLength <= maxBodySize, let authorization = head.authorization else {
             handOver(context: context)
-            return
+            return false
         }
         let headers: HTTPHeaders = [
             "authorization":
@@ -102,7 +115,7 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             // other is checked on the head by the general path, before a byte of the body is
             // read (nobody without a token makes the node hold a body).
             if api.recentPublisher(headers) == nil { handOver(context: context) }
-            return
+            return false
         }
         let body = buffer.getSlice(at: buffer.readerIndex + head.length, length: head.contentLength)!
         let request = HTTPRequest(
@@ -114,7 +127,7 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             var proven = request
             proven.publisher = principal
             dispatch(proven, consumed: consumed, context: context)
-            return
+            return true
         }
         // Checked once per token (the gateway remembers proven tokens until they expire);
         // meanwhile what arrives waits in `pending`.
@@ -134,6 +147,7 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
                 handler.dispatch(request, consumed: consumed, context: context)
             }
         }
+        return true
     }
 
     private func dispatch(_ request: HTTPRequest, consumed: Int, context: ChannelHandlerContext) {
@@ -182,6 +196,7 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             readingOff = false
             context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
         }
+        context.fireUserInboundEventTriggered(FastIngestEvent.handedOver)
         if let pending, pending.readableBytes > 0 {
             self.pending = nil
             context.fireChannelRead(wrapInboundOut(pending))
@@ -201,4 +216,7 @@ enum FastIngestEvent {
     case answered(waiting: Bool)
     /// It was answered with `connection: close` (written once this completes).
     case closing(EventLoopFuture<Void>)
+    /// The general path reads the connection from here on (a token check that failed
+    /// leaves `answering` without its answer).
+    case handedOver
 }
