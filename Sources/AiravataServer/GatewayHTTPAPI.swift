@@ -67,6 +67,16 @@ package final class GatewayHTTPAPI: Sendable {
         return principal
     }
 
+    /// The producer a request's token proves, or nil, with nothing counted or answered: the
+    /// fast path hands a refused request to the general path, which checks it again, counts
+    /// the refusal once and answers it.
+    func provenPublisher(_ headers: HTTPHeaders) async -> Principal? {
+        guard let token = WebSocketRoute.bearerToken(headers), let principal = try? await gateway.authenticate(token),
+            principal.mayPublish
+        else { return nil }
+        return principal
+    }
+
     /// Checks an ingestion request's bearer token and role, from its head alone.
     func authenticatePublisher(_ headers: HTTPHeaders) async -> Result<Principal, PublisherRefusal> {
         let principal: Principal

@@ -133,19 +133,18 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         // meanwhile what arrives waits in `pending`.
         let api = self.api
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        context.eventLoop.makeFutureWithTask { await api.authenticatePublisher(headers) }.whenSuccess { result in
+        context.eventLoop.makeFutureWithTask { await api.provenPublisher(headers) }.whenSuccess { principal in
             let (handler, context) = bound.value
             guard context.channel.isActive, handler.mode == .fast else { return }
-            switch result {
-            case .failure:
-                // The other path checks it again and answers the refusal as it always has.
+            guard let principal else {
+                // The general path checks it again, counts the refusal and answers it.
                 handler.busy = false
                 handler.handOver(context: context)
-            case .success(let principal):
-                var request = request
-                request.publisher = principal
-                handler.dispatch(request, consumed: consumed, context: context)
+                return
             }
+            var request = request
+            request.publisher = principal
+            handler.dispatch(request, consumed: consumed, context: context)
         }
         return true
     }

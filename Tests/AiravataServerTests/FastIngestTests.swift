@@ -169,6 +169,20 @@ struct FastIngestTests {
         #expect(general.fastCount == 0)
     }
 
+    @Test("a connection's first POST with a whole body and a bad token: checked, then refused as on the general path")
+    func refusedToken() async throws {
+        try await TestGateway.with { node in
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            try await socket.send(HTTPPipeliningTests.post(Events.system(note: "x").jsonString, token: "not.a.token"))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(10))
+            #expect(closed)
+            #expect(HTTPPipeliningTests.split(text).map(\.0) == ["HTTP/1.1 401 Unauthorized"], "\(text)")
+            let metrics = try await node.http.request(method: "GET", path: "/metrics").bodyString
+            #expect(metrics.contains("airavata_ingest_rejected_total{reason=\"unauthenticated\"} 1\n"), "counted once")
+        }
+    }
+
     @Test("a request that stops halfway on the fast path is answered 408 at the request timeout")
     func requestClock() async throws {
         var server = ServerConfiguration()
