@@ -2,7 +2,7 @@
 /// `POST /api/v1/events HTTP/1.1`, CRLF line ends, header names of token characters, values
 /// of visible ASCII, spaces and tabs, one `content-length` of digits, at most one
 /// `authorization`, `connection` absent or `keep-alive`, and no `transfer-encoding`,
-/// `expect`, `upgrade` or `te`. Whatever else a request holds makes it `unusual`: NIO's
+/// `expect`, `upgrade`, `te` or `proxy-connection` (which llhttp reads as `connection`). Whatever else a request holds makes it `unusual`: NIO's
 /// parser then reads it, so this one never needs to agree with it on anything but the
 /// plainest requests.
 package struct FastIngestHead: Equatable, Sendable {
@@ -58,6 +58,7 @@ package struct FastIngestHead: Equatable, Sendable {
             guard index < count else { return wanting }
             guard index > nameStart, bytes[index] == UInt8(ascii: ":") else { return .unusual }
             let name = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<index])
+            let nameEnd = index
             index += 1
             while index < count, isBlank(bytes[index]) { index += 1 }
             let valueStart = index
@@ -69,7 +70,11 @@ package struct FastIngestHead: Equatable, Sendable {
             index += 2
             let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd])
             if equalsIgnoringCase(name, "content-length") {
-                guard contentLength == nil, let length = decimal(value) else { return .unusual }
+                // llhttp takes no tab around the digits (a space, yes).
+                let raw = UnsafeRawBufferPointer(rebasing: bytes[nameEnd + 1..<index - 2])
+                guard contentLength == nil, !raw.contains(UInt8(ascii: "\t")), let length = decimal(value) else {
+                    return .unusual
+                }
                 contentLength = length
             } else if equalsIgnoringCase(name, "authorization") {
                 guard authorization == nil else { return .unusual }
@@ -78,6 +83,7 @@ package struct FastIngestHead: Equatable, Sendable {
                 guard equalsIgnoringCase(value, "keep-alive") else { return .unusual }
             } else if equalsIgnoringCase(name, "transfer-encoding") || equalsIgnoringCase(name, "expect")
                 || equalsIgnoringCase(name, "upgrade") || equalsIgnoringCase(name, "te")
+                || equalsIgnoringCase(name, "proxy-connection")
             {
                 return .unusual
             }

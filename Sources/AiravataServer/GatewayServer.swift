@@ -243,7 +243,9 @@ package final class GatewayServer: Service {
                     //   decoder cannot read with the 400 itself (see its errorCaught).
                     if configuration.fastIngest {
                         try channel.pipeline.syncOperations.addHandler(
-                            IngestFastPath(api: api, maxBodySize: configuration.maxBodySize))
+                            IngestFastPath(
+                                api: api, maxBodySize: configuration.maxBodySize,
+                                viaTrustedProxy: configuration.trustedProxies.trusts(peer)))
                     }
                     try channel.pipeline.syncOperations.addHandlers([
                         HTTPResponseEncoder(),

@@ -44,11 +44,23 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
     private var readingOff = false
     /// Whether the pending-connection gate was told this connection proved a producer.
     private var settled = false
+    /// The head of the request at the front of `pending` while its body is still coming,
+    /// read once (not again at every piece of the body), and whether its token was proven.
+    private var waitingHead: (head: FastIngestHead, proven: Bool)?
+    /// The peer is a trusted proxy: the general path names the client it forwards for to the
+    /// pending-connection gate, so a token not proven before is checked there.
+    private let viaTrustedProxy: Bool
 
-    init(api: GatewayHTTPAPI, maxBodySize: Int) {
+    init(api: GatewayHTTPAPI, maxBodySize: Int, viaTrustedProxy: Bool) {
         self.api = api
         self.maxBodySize = maxBodySize
+        self.viaTrustedProxy = viaTrustedProxy
     }
+
+    /// A head not whole after this many bytes goes to NIO's parser, which reads as bytes
+    /// come; this one reads the head again at every piece, so a head sent a byte at a time
+    /// costs it the square of its length.
+    private static let maxWaitingHeadBytes = 4 << 10
 
     /// Past this many unanswered bytes (requests pipelined behind one being answered),
     /// reading stops until they are answered.
@@ -87,20 +99,28 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         guard !looping else { return }
         looping = true
         defer { looping = false }
-        while mode == .fast, !busy, pending != nil, startNext(context: context) {}
+        while mode == .fast, !busy, pending != nil, context.channel.isActive, startNext(context: context) {}
     }
 
     /// Starts answering the next request; false when none could start.
     private func startNext(context: ChannelHandlerContext) -> Bool {
         guard let buffer = pending, buffer.readableBytes > 0 else { return false }
-        let outcome = buffer.withUnsafeReadableBytes { FastIngestHead.parse($0) }
+        if let waiting = waitingHead {
+            guard buffer.readableBytes >= waiting.head.length + waiting.head.contentLength else { return false }
+        }
         let head: FastIngestHead
-        switch outcome {
-        case .incomplete: return false
-        case .unusual:
-            handOver(context: context)
-            return false
-        case .head(let parsed): head = parsed
+        if let waiting = waitingHead {
+            head = waiting.head
+        } else {
+            switch buffer.withUnsafeReadableBytes({ FastIngestHead.parse($0) }) {
+            case .incomplete:
+                if buffer.readableBytes > Self.maxWaitingHeadBytes { handOver(context: context) }
+                return false
+            case .unusual:
+                handOver(context: context)
+                return false
+            case .head(let parsed): head = parsed
+            }
         }
         guard head.contentLength <= maxBodySize, let authorization = head.authorization else {
             handOver(context: context)
@@ -114,9 +134,14 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             // The body is still coming. Only a token proven before waits for it here; any
             // other is checked on the head by the general path, before a byte of the body is
             // read (nobody without a token makes the node hold a body).
-            if api.recentPublisher(headers) == nil { handOver(context: context) }
+            guard api.recentPublisher(headers) != nil else {
+                handOver(context: context)
+                return false
+            }
+            waitingHead = (head, true)
             return false
         }
+        waitingHead = nil
         let body = buffer.getSlice(at: buffer.readerIndex + head.length, length: head.contentLength)!
         let request = HTTPRequest(
             method: .POST, uri: String(GatewayHTTPAPI.ingestionPath), headers: headers, body: body)
@@ -130,7 +155,12 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             return true
         }
         // Checked once per token (the gateway remembers proven tokens until they expire);
-        // meanwhile what arrives waits in `pending`.
+        // meanwhile what arrives waits in `pending`. Behind a trusted proxy, by the general path.
+        guard !viaTrustedProxy else {
+            busy = false
+            handOver(context: context)
+            return false
+        }
         let api = self.api
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask { await api.provenPublisher(headers) }.whenSuccess { principal in
@@ -157,7 +187,13 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         }
         api.answeredFast()
         pending?.moveReaderIndex(forwardBy: consumed)
-        if pending?.readableBytes == 0 { pending = nil }
+        if pending?.readableBytes == 0 {
+            pending = nil
+        } else if let readerIndex = pending?.readerIndex, readerIndex >= Self.maxWaitingHeadBytes {
+            // A connection that always has part of its next request waiting would otherwise
+            // keep every byte it ever sent: the buffer grows from its start.
+            pending?.discardReadBytes()
+        }
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         api.respond(to: request, on: context.eventLoop) { response in
             let (handler, context) = bound.value
@@ -191,6 +227,7 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
     /// Passes every byte not yet answered to NIO's decoder, and leaves.
     private func handOver(context: ChannelHandlerContext) {
         mode = .closing
+        waitingHead = nil
         if readingOff {
             readingOff = false
             context.channel.setOption(.autoRead, value: true).whenComplete { _ in }

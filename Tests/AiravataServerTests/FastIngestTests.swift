@@ -51,6 +51,9 @@ struct FastIngestTests {
             line + "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n",
             line + "Content-Length: 5\r\nUpgrade: websocket\r\n\r\n",
             line + "Content-Length: 5\r\nTE: trailers\r\n\r\n",
+            line + "Content-Length: 5\r\nProxy-Connection: close\r\n\r\n",
+            line + "Content-Length: 5\t\r\n\r\n",
+            line + "Content-Length:\t5\r\n\r\n",
             line + "Content-Length: 5\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n",
             line + "X: a\r\n b\r\nContent-Length: 5\r\n\r\n",
             line + "Content-Length : 5\r\n\r\n",
@@ -106,7 +109,8 @@ struct FastIngestTests {
             "Content-Type: application/json\r\n", "Connection: keep-alive\r\n", "Connection: close\r\n",
             "X-Empty:\r\n", "X-Tab:\tv\t\r\n", "Transfer-Encoding: chunked\r\n", "Content-Length: 3\r\n",
             "content-length: 03\r\n", "Content-Length: 4\r\n", " Folded: x\r\n", "X: y\n", "Expect: 100-continue\r\n",
-            "X-Sp : v\r\n", "User-Agent: t/1 (x; y)\r\n", "X: \u{7f}\r\n",
+            "X-Sp : v\r\n", "User-Agent: t/1 (x; y)\r\n", "X: \u{7f}\r\n", "Proxy-Connection: close\r\n",
+            "Content-Length: 4\t\r\n", "Content-Length:  4  \r\n", "Keep-Alive: timeout=5\r\n",
         ]
         var accepted = 0
         for _ in 0..<2_000 {
