@@ -44,7 +44,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var running: Clock?
     private var deadline = NIODeadline.distantFuture
     /// Some bytes of a request arrived since the connection was accepted or last went idle.
-    private var sawBytes = false
+    var sawBytes = false
     /// The client behind a trusted proxy has been named to the pending-connection gate.
     private var forwardedNamed = false
 
@@ -80,7 +80,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// (see `linger`).
     var lingering = false
     /// `IngestFastPath`, in front of the decoder, is answering a request: no request clock.
-    private var fastAnswering = false
+    var fastAnswering = false
 
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
@@ -145,36 +145,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelReadComplete()
     }
 
-    /// `IngestFastPath` answers producers' POSTs before NIO's decoder sees them; this handler
-    /// keeps the connection's clocks and its close for it.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard let fast = event as? FastIngestEvent else {
-            context.fireUserInboundEventTriggered(event)
-            return
-        }
-        switch fast {
-        case .answering:
-            cancelTimer()
-            fastAnswering = true
-        case .answered(let waiting):
-            fastAnswering = false
-            if waiting {
-                sawBytes = true
-                startRequestClock(context: context)
-            } else {
-                startIdleClock(context: context)
-            }
-        case .handedOver:
-            fastAnswering = false
-        case .closing(let written):
-            fastAnswering = false
-            closing = true
-            held.removeAll()
-            syncReading(context: context)
-            closeAfter(written, context: context)
-        }
-    }
-
     private enum Clock {
         /// From the first byte of a request to its last, `limits.requestTimeout`.
         case request
@@ -182,11 +152,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case idle
     }
 
-    private func startRequestClock(context: ChannelHandlerContext) {
+    func startRequestClock(context: ChannelHandlerContext) {
         schedule(.request, after: limits.requestTimeout, context: context)
     }
 
-    private func startIdleClock(context: ChannelHandlerContext) {
+    func startIdleClock(context: ChannelHandlerContext) {
         sawBytes = false
         schedule(.idle, after: limits.idleTimeout, context: context)
     }
@@ -252,65 +222,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         respondAndClose(.error(.requestTimeout, "Request not received in time"), context: context)
     }
 
-    /// Lingers (see `linger`) once `written` completes, or closes after a short grace if it
-    /// never does (a client that does not read, or a TLS handshake that never happened, holds
-    /// writes forever).
-    private func closeAfter(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
-        let channel = context.channel
-        let grace = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(limits.finalAnswerGrace * 1e9))) {
-            channel.close(promise: nil)
-        }
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        written.whenComplete { result in
-            grace.cancel()
-            guard case .success = result, channel.isActive else {
-                channel.close(promise: nil)
-                return
-            }
-            bound.value.handler.linger(context: bound.value.context)
-        }
-    }
-
-    /// Ends a connection whose last answer is written, without a reset.
-    ///
-    /// Closing a socket while its receive buffer holds bytes the node has not read makes
-    /// Linux send a reset instead of the end of the stream, and a reset discards what the
-    /// node's kernel has not yet delivered: the last answers of a client that pipelined
-    /// requests behind them, or a 400 behind answered ones, would arrive cut short or not at
-    /// all. So the write side is shut first (the kernel sends what it holds, then the end),
-    /// and what the client still sends is read and dropped, below every other handler,
-    /// until the client closes, `lingerBytes` have come, or `limits.linger` has passed.
-    func linger(context: ChannelHandlerContext) {
-        guard !lingering else { return }
-        lingering = true
-        closing = true
-        cancelTimer()
-        dropTimer()
-        held.removeAll()
-        let channel = context.channel
-        let drain = InputDrain(limit: Self.lingerBytes, time: .nanoseconds(Int64(limits.linger * 1e9)))
-        do {
-            try context.pipeline.syncOperations.addHandler(drain, position: .first)
-        } catch {
-            channel.close(promise: nil)
-            return
-        }
-        syncReading(context: context)
-        context.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
-    }
-
-    /// How much a closing connection may still send before it is closed anyway.
-    static let lingerBytes = 1 << 20
-
     /// Stops the running clock. The scheduled task stays and finds nothing to do, unless a
     /// clock started meanwhile.
-    private func cancelTimer() {
+    func cancelTimer() {
         running = nil
         deadline = .distantFuture
     }
 
     /// Cancels the scheduled task itself: the connection is gone.
-    private func dropTimer() {
+    func dropTimer() {
         timer?.cancel()
         timer = nil
         timerDeadline = .distantFuture

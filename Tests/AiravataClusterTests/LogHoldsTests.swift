@@ -37,8 +37,10 @@ struct LogHoldsTests {
             let held = try await bus.logHolds((cursors + strangers).shuffled())
             let reads = try await Self.entryReads(redis) - before
             #expect(held == Set(cursors), "held \(held.count) of 120, strangers: \(held.subtracting(cursors))")
-            // One read per block and per stranger at most; one per cursor would be 123.
-            #expect(reads <= 6, "\(reads) entry reads for 123 cursors in 3 blocks")
+            // One read per block and per stranger at most (6); one per cursor would be 123. The
+            // margin is for the bus's own reads in the same window: under load its subscriber
+            // may be rebuilt, and it then reads the log's tip (seen once in a full-suite run).
+            #expect(reads <= 12, "\(reads) entry reads for 123 cursors in 3 blocks")
 
             // A floor at the second block's last cursor: below it, no cursor is a whole resume point.
             try await redis.cli("SET", "airavata:events:floor", cursors[79].description)
