@@ -140,7 +140,9 @@ struct CommandLineTests {
         let port = try Self.freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.binary())
-        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "\(port)", "--drain-delay", "1"]
+        // The drain's not-ready window must outlast a readiness probe on a loaded machine (1 s
+        // did not, once, in a fresh-clone CI run).
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "\(port)", "--drain-delay", "3"]
         process.environment = ProcessInfo.processInfo.environment.merging(["AIRAVATA_JWT_SECRET": secret]) { $1 }
         process.standardError = FileHandle.nullDevice
         try process.run()
