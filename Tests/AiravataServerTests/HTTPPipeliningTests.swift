@@ -24,11 +24,16 @@ struct HTTPPipeliningTests {
 
     /// Splits a stream of responses by their content-length.
     static func split(_ text: String) -> [(String, String)] {
-        var responses: [(String, String)] = []
+        wholeResponses(text).responses.map { ($0.head.components(separatedBy: "\r\n").first ?? "", $0.body) }
+    }
+
+    /// The whole responses at the start of `text` (head and body, by content-length), and how
+    /// many bytes they take; a response cut short ends the walk.
+    static func wholeResponses(_ text: String) -> (responses: [(head: String, body: String)], bytes: Int) {
+        var responses: [(head: String, body: String)] = []
         var rest = Substring(text)
         while let headEnd = rest.range(of: "\r\n\r\n") {
             let head = rest[..<headEnd.lowerBound]
-            let status = String(head).components(separatedBy: "\r\n").first ?? ""
             let length =
                 head.split(separator: "\r\n")
                 .first { $0.lowercased().hasPrefix("content-length:") }
@@ -36,10 +41,10 @@ struct HTTPPipeliningTests {
             let bodyStart = headEnd.upperBound
             guard rest.utf8.distance(from: bodyStart, to: rest.endIndex) >= length else { break }
             let bodyEnd = rest.utf8.index(bodyStart, offsetBy: length)
-            responses.append((status, String(rest[bodyStart..<bodyEnd])))
+            responses.append((String(head), String(rest[bodyStart..<bodyEnd])))
             rest = rest[bodyEnd...]
         }
-        return responses
+        return (responses, text.utf8.count - rest.utf8.count)
     }
 
     /// An ingestion request carrying `body`.

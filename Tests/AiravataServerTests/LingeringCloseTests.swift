@@ -121,7 +121,8 @@ struct LingeringCloseTests {
             }
             #expect(closed, "the node kept reading a finished connection: \(sent) requests sent after the close")
             let (text, _) = try await socket.readUntilClosed(timeout: .seconds(1))
-            #expect(Self.wholeResponses(text).heads.count == 1, "requests after the close were answered")
+            #expect(
+                HTTPPipeliningTests.wholeResponses(text).responses.count == 1, "requests after the close were answered")
         }
     }
 
@@ -129,7 +130,8 @@ struct LingeringCloseTests {
     /// `connection: close`, each with `status` when given; returns their status lines.
     @discardableResult
     static func expectWhole(_ text: String, status: String?) -> [String] {
-        let (heads, consumed) = Self.wholeResponses(text)
+        let (responses, consumed) = HTTPPipeliningTests.wholeResponses(text)
+        let heads = responses.map(\.head)
         #expect(
             consumed == text.utf8.count,
             "\(text.utf8.count - consumed) bytes after \(heads.count) whole answers: the stream was cut short")
@@ -141,23 +143,5 @@ struct LingeringCloseTests {
         let last = heads.last ?? ""
         #expect(last.lowercased().contains("connection: close"), "the last whole answer: \(last)")
         return statuses
-    }
-
-    /// The heads of the whole responses at the start of `text`, and how many bytes they take
-    /// with their bodies.
-    static func wholeResponses(_ text: String) -> (heads: [String], bytes: Int) {
-        var heads: [String] = []
-        var rest = Substring(text)
-        while let headEnd = rest.range(of: "\r\n\r\n") {
-            let head = rest[..<headEnd.lowerBound]
-            let length =
-                head.split(separator: "\r\n")
-                .first { $0.lowercased().hasPrefix("content-length:") }
-                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-            guard rest.utf8.distance(from: headEnd.upperBound, to: rest.endIndex) >= length else { break }
-            heads.append(String(head))
-            rest = rest[rest.utf8.index(headEnd.upperBound, offsetBy: length)...]
-        }
-        return (heads, text.utf8.count - rest.utf8.count)
     }
 }
