@@ -56,6 +56,23 @@ enum BenchEvent {
         )
     }()
 
+    /// The same with its `data` as the producer wrote it (`JSONValue.parsingEvents`), as
+    /// ingestion now completes it: the bus message copies those bytes instead of writing `data`.
+    static let eventAsWritten: GatewayEvent = {
+        let spans: [Range<Int>?]
+        do {
+            spans = try body.withUnsafeBufferPointer { try JSONValue.parsingEvents($0).dataSpans }
+        } catch {
+            fatalError("the benchmark event does not parse: \(error)")
+        }
+        guard spans.count == 1, let span = spans[0] else {
+            fatalError("the benchmark event's data is not compact")
+        }
+        var written = event
+        written.dataBytes = Array(body[span])
+        return written
+    }()
+
     /// As the embedded bus hands it back to the gateway.
     static let delivered = DeliveredEvent(
         event: event.routed,

@@ -20,7 +20,7 @@ package enum EventWireFormat {
     package static func encodeV2(_ event: GatewayEvent) -> [UInt8] {
         let routing = event.routing
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(512)
+        bytes.reserveCapacity(256 + (event.dataBytes?.count ?? 256))
         bytes.append(UInt8(ascii: "2"))
         func field(_ value: String?) {
             bytes.append(UInt8(ascii: "\t"))
@@ -38,8 +38,7 @@ package enum EventWireFormat {
         bytes.append(UInt8(ascii: "\n"))
         // The envelope without its cursor and closing brace (see `RoutedEvent.envelopeHead`),
         // written in place rather than encoded apart and copied.
-        event.envelope(cursor: nil).encode(into: &bytes)
-        bytes.removeLast()
+        event.writeEnvelopeHead(into: &bytes)
         return bytes
     }
 

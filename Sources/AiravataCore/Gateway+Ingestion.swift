@@ -37,8 +37,12 @@ extension Gateway {
 
     /// The same on an event loop, without a task: the ownership index and the bus answer
     /// with futures (in one round trip each on Redis). Validation errors fail the future
-    /// like they throw there.
-    package func ingest(_ document: JSONValue, on loop: any EventLoop) -> EventLoopFuture<[Accepted]> {
+    /// like they throw there. `dataBytes` holds, for each event of the document in order,
+    /// its `data` as the producer wrote it when that is compact (`JSONValue.parsingEvents`),
+    /// so that it is not written again.
+    package func ingest(
+        _ document: JSONValue, dataBytes: [[UInt8]?] = [], on loop: any EventLoop
+    ) -> EventLoopFuture<[Accepted]> {
         let candidates: [EventValidator.Candidate]
         do {
             candidates = try validator.validate(document)
@@ -49,11 +53,13 @@ extension Gateway {
         let (entries, unknown) = Self.ownershipWork(candidates)
         guard entries.isEmpty && unknown.isEmpty else {
             return ownership.record(entries, thenLookUp: unknown, on: loop).flatMap { known in
-                self.publish(self.complete(candidates, known: known, nowMicros: now), candidates, on: loop)
+                self.publish(
+                    self.complete(candidates, known: known, nowMicros: now, dataBytes: dataBytes), candidates,
+                    on: loop)
             }
         }
         // Events that name their project and owner (most): no lookup to wait for.
-        return publish(complete(candidates, known: [:], nowMicros: now), candidates, on: loop)
+        return publish(complete(candidates, known: [:], nowMicros: now, dataBytes: dataBytes), candidates, on: loop)
     }
 
     private func publish(
@@ -97,16 +103,19 @@ extension Gateway {
 
     /// Ids, timestamps, and the project and owner of events that lack them.
     private func complete(
-        _ candidates: [EventValidator.Candidate], known: [String: ExperimentOwnership], nowMicros: Int64
+        _ candidates: [EventValidator.Candidate], known: [String: ExperimentOwnership], nowMicros: Int64,
+        dataBytes: [[UInt8]?] = []
     ) -> [GatewayEvent] {
         // `String` keys are byte-exact here: validated experiment ids are ASCII.
-        candidates.map { candidate in
+        candidates.enumerated().map { index, candidate in
             var routing = candidate.routing
             if let experimentID = routing.experimentID, let owner = known[experimentID] {
                 routing.projectID = routing.projectID ?? owner.projectID
                 routing.ownerID = routing.ownerID ?? owner.ownerID
             }
-            return event(from: candidate, routing: routing, nowMicros: nowMicros)
+            var event = event(from: candidate, routing: routing, nowMicros: nowMicros)
+            if index < dataBytes.count { event.dataBytes = dataBytes[index] }
+            return event
         }
     }
 

@@ -41,9 +41,9 @@ package struct RoutedEvent: Sendable {
 extension GatewayEvent {
     /// Encodes the client message once, for routing on every node.
     package var routed: RoutedEvent {
-        var head = envelope(cursor: nil).encoded()
-        // The envelope ends with the data member's value and `}`; the cursor goes before it.
-        head.removeLast()
+        var head: [UInt8] = []
+        head.reserveCapacity(128 + (dataBytes?.count ?? 256))
+        writeEnvelopeHead(into: &head)
         return RoutedEvent(routing: routing, acceptedAtMicros: acceptedAtMicros, envelopeHead: ByteBuffer(bytes: head))
     }
 }

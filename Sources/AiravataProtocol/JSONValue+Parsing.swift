@@ -17,12 +17,34 @@ extension JSONValue {
         var parser = JSONParser(bytes: bytes)
         self = try parser.parseDocument()
     }
+
+    /// Parses a producer's body (one event object, or an array of them) and notes, for each
+    /// event in order, where its `data` member's value lies in `bytes`: nil when the event is
+    /// no object, has no `data`, or when that value holds insignificant whitespace. Such a
+    /// value is valid, compact JSON as it stands, and can be passed on without writing it
+    /// again.
+    public static func parsingEvents(
+        _ bytes: UnsafeBufferPointer<UInt8>
+    ) throws(JSONParseError) -> (document: JSONValue, dataSpans: [Range<Int>?]) {
+        var parser = JSONParser(bytes: bytes)
+        parser.notesEventData = true
+        let document = try parser.parseDocument()
+        return (document, parser.dataSpans)
+    }
 }
 
 /// A strict RFC 8259 parser over UTF-8 bytes.
 private struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
+    /// Set for `parsingEvents`: note each event's `data` span in `dataSpans`.
+    var notesEventData = false
+    /// The depth of the event objects: 1 in a document that is one event, 2 in an array.
+    private var eventDepth = 0
+    private(set) var dataSpans: [Range<Int>?] = []
+    /// Insignificant whitespace skipped so far, in bytes: a value whose span adds none is
+    /// compact.
+    private var whitespace = 0
 
     init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -30,6 +52,17 @@ private struct JSONParser {
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
         skipWhitespace()
+        if notesEventData, index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "{"):
+                eventDepth = 1
+                dataSpans.append(nil)
+            case UInt8(ascii: "["):
+                eventDepth = 2
+            default:
+                break
+            }
+        }
         let value = try parseValue(depth: 0)
         skipWhitespace()
         guard index == bytes.count else { throw failure("unexpected trailing characters") }
@@ -41,6 +74,8 @@ private struct JSONParser {
     }
 
     private mutating func skipWhitespace() {
+        let start = index
+        defer { whitespace &+= index &- start }
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1
@@ -115,7 +150,14 @@ private struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':'") }
             index += 1
             skipWhitespace()
-            members.append(JSONObject.Member(key: key, value: try parseValue(depth: depth)))
+            if depth == eventDepth, key.hasSameBytes(as: "data") {
+                let start = index
+                let whitespaceBefore = whitespace
+                members.append(JSONObject.Member(key: key, value: try parseValue(depth: depth)))
+                if whitespace == whitespaceBefore { dataSpans[dataSpans.count - 1] = start..<index }
+            } else {
+                members.append(JSONObject.Member(key: key, value: try parseValue(depth: depth)))
+            }
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -140,6 +182,7 @@ private struct JSONParser {
         }
         while true {
             skipWhitespace()
+            if depth == 1, eventDepth == 2 { dataSpans.append(nil) }
             elements.append(try parseValue(depth: depth))
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input") }

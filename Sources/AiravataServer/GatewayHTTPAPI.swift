@@ -115,17 +115,21 @@ package final class GatewayHTTPAPI: Sendable {
             return
         }
         let document: JSONValue
+        let dataBytes: [[UInt8]?]
         do {
-            // Straight from the request's buffer, without copying the body into an array.
-            document = try request.body.withUnsafeReadableBytes { raw throws(JSONParseError) in
-                try JSONValue(parsing: raw.bindMemory(to: UInt8.self))
+            // Straight from the request's buffer, without copying the body into an array;
+            // each event's `data` is kept as written, when compact, to be passed on as it is.
+            (document, dataBytes) = try request.body.withUnsafeReadableBytes { raw throws(JSONParseError) in
+                let body = raw.bindMemory(to: UInt8.self)
+                let (document, spans) = try JSONValue.parsingEvents(body)
+                return (document, spans.map { span in span.map { Array(body[$0]) } })
             }
         } catch {
             metrics.ingestRejected("invalid")
             answer(.error(.badRequest, "Body is not valid JSON: \(error)"))
             return
         }
-        gateway.ingest(document, on: loop).whenComplete { result in
+        gateway.ingest(document, dataBytes: dataBytes, on: loop).whenComplete { result in
             switch result {
             case .success(let accepted): answer(self.acceptedResponse(accepted))
             case .failure(let error): answer(self.ingestionFailure(error))

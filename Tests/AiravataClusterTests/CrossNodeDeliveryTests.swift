@@ -1,3 +1,4 @@
+import AiravataClient
 import AiravataProtocol
 import AiravataTestSupport
 import Testing
@@ -47,6 +48,29 @@ struct CrossNodeDeliveryTests {
             for socket in everyone {
                 try await Self.expectSentinel(
                     socket, "end", "only the sentinel may follow (once each, authorized only)")
+            }
+        }
+    }
+
+    /// In the forms that carry the client message (v1, for nodes of before, carries the
+    /// parsed value and each node writes it again).
+    @Test(
+        "an event's data reaches every node's subscribers as the producer wrote it, or written again when not compact",
+        arguments: ["v2", "v3"])
+    func dataAsWritten(format: String) async throws {
+        try await ClusterHarness.with(nodes: 2, arguments: ["--bus-format", format]) { cluster in
+            let sockets = [
+                try await cluster.connect(0, "/ws/projects/p-1", user: "ops", roles: ["admin"]),
+                try await cluster.connect(1, "/ws/projects/p-1", user: "ops2", roles: ["admin"]),
+            ]
+            defer { sockets.forEach { $0.close() } }
+            let service = try await cluster.token("producer", roles: ["service"])
+            let response = try await cluster.http(0).publish(json: DataAsWritten.body, token: service)
+            #expect(response.status == 202, "\(response.bodyString)")
+            for socket in sockets {
+                try DataAsWritten.expect(
+                    try await socket.nextText(ofType: "task_updated"), try await socket.nextText(ofType: "task_updated")
+                )
             }
         }
     }

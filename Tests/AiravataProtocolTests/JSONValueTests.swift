@@ -45,4 +45,31 @@ struct JSONValueTests {
         #expect(JSONValue.double(.nan) == .null)
         #expect(JSONValue.integer(42).jsonString == "42")
     }
+
+    /// `parsingEvents` over a text; each span as the text it covers.
+    private func eventData(_ text: String) throws -> (JSONValue, [String?]) {
+        let bytes = Array(text.utf8)
+        let (document, spans) = try bytes.withUnsafeBufferPointer { try JSONValue.parsingEvents($0) }
+        return (document, spans.map { span in span.map { String(decoding: bytes[$0], as: UTF8.self) } })
+    }
+
+    @Test("a producer's body: each event's data found as written, when compact")
+    func eventDataSpans() throws {
+        let one = #" { "type" : "x" , "data" : {"a":"café \/","n":[1,2.50]} , "id":"i" } "#
+        let (document, spans) = try eventData(one)
+        #expect(spans == [#"{"a":"café \/","n":[1,2.50]}"#])
+        #expect(try JSONValue(parsing: spans[0]!) == document["data"])
+
+        // One span per element; nil for an element that is no object, has no data, or
+        // whose data holds whitespace (it is written again, compact).
+        let batch = #"[{"data":{"k":1}},7,{"type":"x"},{"data":{"k": 1}},{"data":"s p a c e"},{"data":[]}]"#
+        #expect(try eventData(batch).1 == [#"{"k":1}"#, nil, nil, nil, #""s p a c e""#, "[]"])
+
+        // Only the event's own member: `data` deeper down or under another member is not it.
+        let nested = #"{"routing":{"data":1},"data":{"data":{"data":2}}}"#
+        #expect(try eventData(nested).1 == [#"{"data":{"data":2}}"#])
+        #expect(try eventData(#"[[{"data":1}]]"#).1 == [nil])
+        #expect(try eventData(#""text""#).1 == [])
+        #expect(throws: JSONParseError.self) { try eventData(#"{"data":{"a":1},"data":2}"#) }
+    }
 }

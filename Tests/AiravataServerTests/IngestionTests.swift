@@ -42,6 +42,18 @@ struct IngestionTests {
         }
     }
 
+    @Test("an event's data reaches subscribers as the producer wrote it, or written again when not compact")
+    func dataAsWritten() async throws {
+        try await TestGateway.with { node in
+            let socket = try await node.connect("/ws/projects/p-1", user: "ops", roles: ["admin"])
+            defer { socket.close() }
+            let response = try await node.http.publish(json: DataAsWritten.body, token: try await node.serviceToken())
+            #expect(response.status == 202, "\(response.bodyString)")
+            try DataAsWritten.expect(
+                try await socket.nextText(ofType: "task_updated"), try await socket.nextText(ofType: "task_updated"))
+        }
+    }
+
     @Test("validation errors name the field and answer 400")
     func validation() async throws {
         try await TestGateway.with { node in

@@ -176,6 +176,20 @@ public final class RawWebSocket: Sendable {
         }
     }
 
+    /// The text of the next message whose `type` is `type`, as the server wrote it.
+    public func nextText(ofType type: String, timeout: Duration = .seconds(10)) async throws -> String {
+        while true {
+            switch try await next(timeout: timeout) {
+            case .text(let text):
+                if try JSONValue(parsing: text)["type"]?.stringValue == type { return text }
+            case .ping, .pong:
+                continue
+            case let other:
+                throw Failure(description: "expected a message, got \(other)")
+            }
+        }
+    }
+
     /// Skips messages until the server closes; returns the close code and reason.
     public func expectClose(timeout: Duration = .seconds(10)) async throws -> (code: UInt16?, reason: String) {
         while true {
