@@ -81,6 +81,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     var lingering = false
     /// `IngestFastPath`, in front of the decoder, is answering a request: no request clock.
     var fastAnswering = false
+    /// Between a `channelRead` and the `channelReadComplete` that ends its read.
+    private var reading = false
+    /// A request of this read was answered within it (an answer made at once).
+    private var answeredInRead = false
 
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
@@ -137,8 +141,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        // The decoder passes this on even when the bytes did not make a whole head yet.
-        if case .idle = state, !closing, !fastAnswering {
+        let answered = answeredInRead
+        reading = false
+        answeredInRead = false
+        // The decoder passes this on even when the bytes did not make a whole head yet. Not
+        // after an answer made within this read: its request took the bytes, and the idle
+        // clock runs. (Part of a next request in the same read waits under the idle clock,
+        // and the next read that brings more starts the request clock.)
+        if case .idle = state, !closing, !fastAnswering, !answered {
             sawBytes = true
             if running != .request { startRequestClock(context: context) }
         }
@@ -244,6 +254,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// ingesting node). Reading goes on here; only a request that arrives while another is
     /// answered is held, and only then does reading stop.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
         // What arrives behind the last answer (or the decoder still held): not a request.
         guard !closing else { return }
         let part = unwrapInboundIn(data)
@@ -463,6 +474,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             let keepAlive = keepAlive && !unread
             handler.write(response, keepAlive: keepAlive, context: context)
             if keepAlive {
+                handler.answeredInRead = handler.reading
                 handler.startIdleClock(context: context)
                 handler.releaseHeld(context: context)
             }

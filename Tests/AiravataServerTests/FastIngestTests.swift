@@ -220,4 +220,30 @@ struct FastIngestTests {
             #expect(HTTPPipeliningTests.split(text).map(\.0) == ["HTTP/1.1 202 Accepted"])
         }
     }
+
+    /// The general path's own case: an answer made at once, in the read that brought its
+    /// request (a 400 for a body that is no JSON), used to start the request clock at the
+    /// end of that read, so that the idle connection got a 408 instead of its quiet close.
+    @Test("a kept-alive connection idle after an answer made at once is closed at the idle timeout, without a 408")
+    func idleAfterAnswerAtOnce() async throws {
+        var server = ServerConfiguration()
+        server.fastIngest = false
+        server.requestTimeoutSeconds = 0.3
+        server.idleTimeoutSeconds = 1.5
+        try await TestGateway.with(server: server) { node in
+            let token = try await node.serviceToken()
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            // The first proves the token, so that the second is answered within its read.
+            try await socket.send(HTTPPipeliningTests.post(Events.system(note: "one").jsonString, token: token))
+            _ = try await socket.read(until: "]}\n")
+            let started = ContinuousClock.now
+            try await socket.send(HTTPPipeliningTests.post("{bad", token: token))
+            let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(10))
+            #expect(closed, "the idle connection stayed open")
+            #expect(HTTPPipeliningTests.split(text).map(\.0).contains("HTTP/1.1 400 Bad Request"), "\(text)")
+            #expect(!text.contains("408"), "closed with a 408 at the request timeout: \(text)")
+            #expect(ContinuousClock.now - started >= .seconds(1), "closed before the idle timeout")
+        }
+    }
 }
