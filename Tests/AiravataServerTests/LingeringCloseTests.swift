@@ -126,6 +126,33 @@ struct LingeringCloseTests {
         }
     }
 
+    @Test("a client that floods a finished connection is closed after 1 MiB, before the linger's time is up")
+    func lingerBytesBounded() async throws {
+        var server = ServerConfiguration()
+        // Only the byte bound can end this connection within the test's wait.
+        server.lingerSeconds = 120
+        try await TestGateway.with(server: server) { node in
+            let socket = try await RawTCP.connect(port: node.port, halfClosure: true)
+            defer { socket.close() }
+            try await socket.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            let answer = try await socket.awaitEnd(timeout: .seconds(15))
+            #expect(answer.map { Self.expectWhole($0, status: nil) } == ["HTTP/1.1 200 OK"])
+            let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 64 << 10)
+            var sent = 0
+            let closed = await eventually(within: .seconds(20)) {
+                // At most 16 MiB: socket buffers hold a few, the node drops 1.
+                if socket.isOpen, sent < 16 << 20 {
+                    sent += chunk.count
+                    try? await socket.send(chunk)
+                }
+                return !socket.isOpen
+            }
+            #expect(closed, "still open after \(sent) bytes sent after the close")
+            // The bound is `HTTPRequestHandler.lingerBytes`, 1 MiB.
+            #expect(sent > 1 << 20, "closed after \(sent) bytes, under the bound")
+        }
+    }
+
     /// Expects `text` to be whole responses and nothing else, the last one saying
     /// `connection: close`, each with `status` when given; returns their status lines.
     @discardableResult
