@@ -42,6 +42,8 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
     private var looping = false
     /// Reading stopped because `pending` reached its bound while a request was answered.
     private var readingOff = false
+    /// Between a `channelRead` and the `channelReadComplete` that ends its read.
+    private var reading = false
     /// Whether the pending-connection gate was told this connection proved a producer.
     private var settled = false
     /// The head of the request at the front of `pending` while its body is still coming,
@@ -67,6 +69,7 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
     private var maxPendingBytes: Int { maxBodySize + FastIngestHead.maxHeadBytes }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
         guard mode != .closing else { return }
         var incoming = unwrapInboundIn(data)
         if pending == nil {
@@ -89,6 +92,20 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             readingOff = true
             context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
         }
+    }
+
+    /// While the fast path reads, the clocks follow its answers (`FastIngestEvent`), and the
+    /// end of a read says nothing more, unless it left part of a request waiting with none
+    /// being answered: then `HTTPRequestHandler` starts the request clock, as for a partial
+    /// head on its own path. (Passed on always, it started the request clock after an
+    /// answer made at once, and an idle connection got a 408 instead of its quiet close.)
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        guard mode == .fast else {
+            context.fireChannelReadComplete()
+            return
+        }
+        if !busy, let pending, pending.readableBytes > 0 { context.fireChannelReadComplete() }
     }
 
     /// Answers the whole requests in `pending`, in order, until one waits for the bus or a
@@ -236,7 +253,9 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         if let pending, pending.readableBytes > 0 {
             self.pending = nil
             context.fireChannelRead(wrapInboundOut(pending))
-            context.fireChannelReadComplete()
+            // Within a read, the read's own end follows (to the decoder, this handler gone);
+            // a second one would undo what the first said about an answer made at once.
+            if !reading { context.fireChannelReadComplete() }
         }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }

@@ -221,13 +221,25 @@ struct FastIngestTests {
         }
     }
 
-    /// The general path's own case: an answer made at once, in the read that brought its
-    /// request (a 400 for a body that is no JSON), used to start the request clock at the
-    /// end of that read, so that the idle connection got a 408 instead of its quiet close.
-    @Test("a kept-alive connection idle after an answer made at once is closed at the idle timeout, without a 408")
-    func idleAfterAnswerAtOnce() async throws {
+    /// How the second request of `idleAfterAnswerAtOnce` reaches its answer.
+    enum AnsweredAtOnce: String, CaseIterable, CustomTestStringConvertible {
+        case general
+        case fast
+        /// Read by the fast path, handed to the general path within the same read.
+        case handedOver
+
+        var testDescription: String { rawValue }
+    }
+
+    /// An answer made at once, in the read that brought its request (a 400 for a body that
+    /// is no JSON), used to start the request clock at the end of that read, on every path,
+    /// so that the idle connection got a 408 instead of its quiet close.
+    @Test(
+        "a kept-alive connection idle after an answer made at once is closed at the idle timeout, without a 408",
+        arguments: AnsweredAtOnce.allCases)
+    func idleAfterAnswerAtOnce(path: AnsweredAtOnce) async throws {
         var server = ServerConfiguration()
-        server.fastIngest = false
+        server.fastIngest = path != .general
         server.requestTimeoutSeconds = 0.3
         server.idleTimeoutSeconds = 1.5
         try await TestGateway.with(server: server) { node in
@@ -238,7 +250,12 @@ struct FastIngestTests {
             try await socket.send(HTTPPipeliningTests.post(Events.system(note: "one").jsonString, token: token))
             _ = try await socket.read(until: "]}\n")
             let started = ContinuousClock.now
-            try await socket.send(HTTPPipeliningTests.post("{bad", token: token))
+            let bad =
+                path == .handedOver
+                ? "POST /api/v1/events HTTP/1.1\r\nAuthorization: Bearer \(token)\r\n"
+                    + "Transfer-Encoding: chunked\r\n\r\n4\r\n{bad\r\n0\r\n\r\n"
+                : HTTPPipeliningTests.post("{bad", token: token)
+            try await socket.send(bad)
             let (text, closed) = try await socket.readUntilClosed(timeout: .seconds(10))
             #expect(closed, "the idle connection stayed open")
             #expect(HTTPPipeliningTests.split(text).map(\.0).contains("HTTP/1.1 400 Bad Request"), "\(text)")
