@@ -106,8 +106,9 @@ extension Gateway {
         _ candidates: [EventValidator.Candidate], known: [String: ExperimentOwnership], nowMicros: Int64,
         dataBytes: [[UInt8]?] = []
     ) -> [GatewayEvent] {
+        assert(dataBytes.isEmpty || dataBytes.count == candidates.count, "one dataBytes entry per event")
         // `String` keys are byte-exact here: validated experiment ids are ASCII.
-        candidates.enumerated().map { index, candidate in
+        return candidates.enumerated().map { index, candidate in
             var routing = candidate.routing
             if let experimentID = routing.experimentID, let owner = known[experimentID] {
                 routing.projectID = routing.projectID ?? owner.projectID

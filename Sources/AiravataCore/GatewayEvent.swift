@@ -2,6 +2,13 @@ package import AiravataProtocol
 
 /// An accepted event on its way through the cluster.
 package struct GatewayEvent: Sendable, Equatable {
+    /// Events are equal when they say the same, byte for byte: `dataBytes` is how `data` is
+    /// written (an escape as the producer chose it), not what it says.
+    package static func == (lhs: GatewayEvent, rhs: GatewayEvent) -> Bool {
+        lhs.type == rhs.type && lhs.id.hasSameBytes(as: rhs.id) && lhs.timestamp.hasSameBytes(as: rhs.timestamp)
+            && lhs.data == rhs.data && lhs.routing == rhs.routing && lhs.acceptedAtMicros == rhs.acceptedAtMicros
+    }
+
     package var type: MessageType
     package var id: String
     package var timestamp: String

@@ -18,7 +18,7 @@ public enum DataAsWritten {
     public static func expect(_ first: String, _ second: String) throws {
         #expect(first.contains(#""data":\#(written)"#), "passed on as written: \(first)")
         let compact = try JSONValue(parsing: spaced).jsonString
-        #expect(!compact.contains(" : "))
+        #expect(!second.contains(spaced), "passed on with its whitespace: \(second)")
         #expect(second.contains(#""data":\#(compact)"#), "written again, compact: \(second)")
         for (text, data) in [(first, written), (second, spaced)] {
             let message = try JSONValue(parsing: text)
