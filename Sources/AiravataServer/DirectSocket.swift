@@ -88,6 +88,27 @@ enum DirectSocket {
         #endif
     }
 
+    /// Sends one frame with one `send` that neither blocks nor raises SIGPIPE.
+    static func send(_ frame: ByteBuffer, descriptor: CInt) -> Outcome {
+        #if os(Linux)
+            let flags = CInt(MSG_NOSIGNAL | MSG_DONTWAIT)
+            return frame.withUnsafeReadableBytes { bytes in
+                while true {
+                    let sent = sendOne(
+                        descriptor, UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count, flags)
+                    if sent >= 0 { return .sent(sent) }
+                    switch errno {
+                    case EINTR: continue
+                    case EAGAIN, EWOULDBLOCK: return .sent(0)
+                    default: return .failed
+                    }
+                }
+            }
+        #else
+            return .failed
+        #endif
+    }
+
     #if os(Linux)
         /// The C library's `send` (the name is taken by `DirectSocket.send` here).
         private static func sendOne(_ descriptor: CInt, _ bytes: UnsafeMutableRawPointer?, _ count: Int, _ flags: CInt)

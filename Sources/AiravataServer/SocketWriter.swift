@@ -27,6 +27,11 @@ final class SocketWriter {
     /// strongly: the handler drops this writer when the channel goes inactive.)
     private let channel: any Channel
     private let scratch: UnsafeMutableBufferPointer<iovec>
+    /// The one frame written since the last flush, the usual case: kept here rather than in
+    /// `unflushed`, whose storage would be one more object (a cache miss on a node with many
+    /// recipients) touched by every delivery.
+    private var single: ByteBuffer?
+    /// The frames written since the last flush when there are several (then `single` is nil).
     private var unflushed: [ByteBuffer] = []
     /// Bytes written and not flushed yet; they count toward the outbound budget.
     private(set) var unflushedBytes = 0
@@ -59,8 +64,15 @@ final class SocketWriter {
 
     /// Adds a frame; it leaves at the next flush.
     func write(_ frame: ByteBuffer) {
-        unflushed.append(frame)
         unflushedBytes += frame.readableBytes
+        if let first = single {
+            single = nil
+            unflushed.append(first)
+        } else if unflushed.isEmpty {
+            single = frame
+            return
+        }
+        unflushed.append(frame)
     }
 
     /// Sends the frames written since the last flush: to the socket if NIO holds nothing of
@@ -69,6 +81,9 @@ final class SocketWriter {
     /// one step on this loop, calling out to no handler in between: an active channel's
     /// descriptor is still this socket's.)
     func flush(_ context: ChannelHandlerContext) {
+        if let frame = single {
+            return flushSingle(frame, context)
+        }
         guard !unflushed.isEmpty else { return }
         guard inNIO == 0, channel.isActive else { return handOver(from: 0, context) }
         var start = 0
@@ -92,12 +107,31 @@ final class SocketWriter {
         clear()
     }
 
+    /// `flush` of the one frame written: the same, without the array.
+    private func flushSingle(_ frame: ByteBuffer, _ context: ChannelHandlerContext) {
+        guard inNIO == 0, channel.isActive else { return handOver(from: 0, context) }
+        guard case .sent(let sent) = DirectSocket.send(frame, descriptor: descriptor) else {
+            return handOver(from: 0, context)
+        }
+        guard sent < frame.readableBytes else { return clear() }
+        // The kernel's buffer filled: NIO writes the rest.
+        single?.moveReaderIndex(forwardBy: sent)
+        metrics.socketHandOver()
+        handOver(from: 0, context)
+    }
+
     /// Hands the unflushed frames to NIO and stops: for the close, after which nothing but
     /// the close frame is written, through NIO.
     func release(_ context: ChannelHandlerContext) {
-        let frames = unflushed
+        let frames = pending
         clear()
         for frame in frames { context.write(NIOAny(frame), promise: nil) }
+    }
+
+    /// The unflushed frames, in order.
+    private var pending: [ByteBuffer] {
+        if let single { return [single] }
+        return unflushed
     }
 
     private func handOver(from start: Int, _ context: ChannelHandlerContext) {
@@ -105,7 +139,7 @@ final class SocketWriter {
         // before closing it, which can reach this connection's handler and a new write. That
         // write must find these frames gone from here and NIO marked as holding bytes, or it
         // would send them a second time.
-        let frames = unflushed[start...]
+        let frames = pending[start...]
         clear()
         inNIO += 1
         let written = context.eventLoop.makePromise(of: Void.self)
@@ -120,8 +154,11 @@ final class SocketWriter {
     }
 
     private func clear() {
+        single = nil
         // A burst (the deliveries queued during admission, say) does not keep its size.
-        unflushed.removeAll(keepingCapacity: unflushed.count <= DirectSocket.maxFramesPerCall)
+        if !unflushed.isEmpty {
+            unflushed.removeAll(keepingCapacity: unflushed.count <= DirectSocket.maxFramesPerCall)
+        }
         unflushedBytes = 0
     }
 }
