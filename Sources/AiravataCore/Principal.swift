@@ -8,16 +8,20 @@ package struct Principal: Sendable, Equatable {
     package let userID: String
     package let projects: Set<ExactString>
     package let roles: Set<ExactString>
+    /// The two roles the gateway acts on, looked up once: every delivery asks `isAdmin` of
+    /// each recipient, and a set lookup hashed the role's name each time.
+    package let isAdmin: Bool
+    package let mayPublish: Bool
 
     /// Arrays, not sets of `String`: a `Set<String>` would already merge two spellings.
     package init(userID: String, projects: [String] = [], roles: [String] = []) {
         self.userID = userID
         self.projects = Set(projects.map { ExactString($0) })
-        self.roles = Set(roles.map { ExactString($0) })
+        let roles = Set(roles.map { ExactString($0) })
+        self.roles = roles
+        isAdmin = roles.contains(Role.admin)
+        mayPublish = roles.contains(Role.service)
     }
-
-    package var isAdmin: Bool { roles.contains(Role.admin) }
-    package var mayPublish: Bool { roles.contains(Role.service) }
 
     /// Whether `id` is this principal's user id, byte for byte.
     package func isUser(_ id: String) -> Bool {

@@ -23,7 +23,9 @@ package final class SubscriptionIndex: Sendable {
 
     private struct State {
         var connections: [ConnectionID: Entry] = [:]
-        var subscribers: [SubscriptionKey: Set<ConnectionID>] = [:]
+        /// Each key's connections, with their entries: a delivery reads each recipient's
+        /// entry from here, without a second lookup in `connections`.
+        var subscribers: [SubscriptionKey: [ConnectionID: Entry]] = [:]
         var pass: UInt64 = 0
     }
 
@@ -41,7 +43,7 @@ package final class SubscriptionIndex: Sendable {
         state.withLock { state in
             guard let entry = state.connections.removeValue(forKey: id) else { return }
             for key in entry.keys {
-                state.subscribers[key]?.remove(id)
+                state.subscribers[key]?.removeValue(forKey: id)
                 if state.subscribers[key]?.isEmpty == true { state.subscribers[key] = nil }
             }
         }
@@ -60,7 +62,7 @@ package final class SubscriptionIndex: Sendable {
             if entry.keys.contains(key) { return .alreadySubscribed }
             guard entry.keys.count < limit else { return .limitReached }
             entry.keys.insert(key)
-            state.subscribers[key, default: []].insert(id)
+            state.subscribers[key, default: [:]][id] = entry
             return .added
         }
     }
@@ -69,7 +71,7 @@ package final class SubscriptionIndex: Sendable {
     package func unsubscribe(_ id: ConnectionID, from key: SubscriptionKey) -> Bool {
         state.withLock { state in
             guard let entry = state.connections[id], entry.keys.remove(key) != nil else { return false }
-            state.subscribers[key]?.remove(id)
+            state.subscribers[key]?.removeValue(forKey: id)
             if state.subscribers[key]?.isEmpty == true { state.subscribers[key] = nil }
             return true
         }
@@ -92,9 +94,8 @@ package final class SubscriptionIndex: Sendable {
             let pass = state.pass
             var sinks: [any ConnectionSink] = []
             routing.forEachKey { key in
-                guard let ids = state.subscribers[key] else { return }
-                for id in ids {
-                    guard let entry = state.connections[id], entry.lastPass != pass else { continue }
+                guard let entries = state.subscribers[key] else { return }
+                for entry in entries.values where entry.lastPass != pass {
                     entry.lastPass = pass
                     if admit(entry.principal) { sinks.append(entry.sink) }
                 }
