@@ -38,8 +38,14 @@ final class LoopFlusher {
 
     private func flushDue() {
         scheduled = false
-        let handlers = due
-        due.removeAll(keepingCapacity: true)
+        // Swapped out rather than copied: `removeAll(keepingCapacity:)` on a shared array
+        // allocated a new one of the same size each round.
+        var handlers: [WebSocketConnectionHandler] = []
+        swap(&handlers, &due)
         for handler in handlers { handler.flushDeliveries() }
+        if due.isEmpty {
+            handlers.removeAll(keepingCapacity: true)
+            due = handlers
+        }
     }
 }
