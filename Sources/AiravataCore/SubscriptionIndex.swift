@@ -35,17 +35,27 @@ package final class SubscriptionIndex: Sendable {
 
     package var connectionCount: Int { state.withLock { $0.connections.count } }
 
+    /// An id added again replaces its connection, and the subscriptions go with the one
+    /// replaced (each key's table holds the entry itself: left there, it would go on
+    /// receiving).
     package func add(_ id: ConnectionID, sink: any ConnectionSink, principal: Principal) {
-        state.withLock { $0.connections[id] = Entry(sink: sink, principal: principal) }
+        state.withLock { state in
+            if let replaced = state.connections[id] { Self.unsubscribeAll(id, replaced, &state) }
+            state.connections[id] = Entry(sink: sink, principal: principal)
+        }
+    }
+
+    private static func unsubscribeAll(_ id: ConnectionID, _ entry: Entry, _ state: inout State) {
+        for key in entry.keys {
+            state.subscribers[key]?.removeValue(forKey: id)
+            if state.subscribers[key]?.isEmpty == true { state.subscribers[key] = nil }
+        }
     }
 
     package func remove(_ id: ConnectionID) {
         state.withLock { state in
             guard let entry = state.connections.removeValue(forKey: id) else { return }
-            for key in entry.keys {
-                state.subscribers[key]?.removeValue(forKey: id)
-                if state.subscribers[key]?.isEmpty == true { state.subscribers[key] = nil }
-            }
+            Self.unsubscribeAll(id, entry, &state)
         }
     }
 

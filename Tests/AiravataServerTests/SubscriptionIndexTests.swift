@@ -1,0 +1,56 @@
+import AiravataCore
+import AiravataProtocol
+import NIOCore
+import NIOEmbedded
+import Testing
+
+/// The node's routing table on its own: who an event reaches after subscriptions come and go.
+@Suite("Subscription index")
+struct SubscriptionIndexTests {
+    final class Sink: ConnectionSink, @unchecked Sendable {  // compared by identity only
+        let eventLoop: any EventLoop = EmbeddedEventLoop()
+        func deliver(_ frame: ByteBuffer, cursor: EventCursor?) {}
+    }
+
+    static let event = EventRouting(category: .experiment, experimentID: "e", projectID: "p", ownerID: "u")
+    static let admin = Principal(userID: "ops", roles: ["admin"])
+
+    static func recipients(_ index: SubscriptionIndex) -> [ObjectIdentifier] {
+        index.recipients(of: event) { Authorization.mayReceive(event, principal: $0) }.map { ObjectIdentifier($0) }
+    }
+
+    @Test("each connection once, across keys; none after it unsubscribes or is removed")
+    func comeAndGo() {
+        let index = SubscriptionIndex()
+        let (first, second) = (Sink(), Sink())
+        index.add(1, sink: first, principal: Self.admin)
+        index.add(2, sink: second, principal: Principal(userID: "u"))
+        #expect(index.subscribe(1, to: SubscriptionKey(.project, "p"), limit: 10) == .added)
+        #expect(index.subscribe(1, to: SubscriptionKey(.experiment, "e"), limit: 10) == .added)
+        #expect(index.subscribe(2, to: SubscriptionKey(.user, "u"), limit: 10) == .added)
+        #expect(Set(Self.recipients(index)) == [ObjectIdentifier(first), ObjectIdentifier(second)])
+        #expect(Self.recipients(index).count == 2, "a connection on two of the event's keys got it twice")
+        #expect(index.unsubscribe(1, from: SubscriptionKey(.project, "p")))
+        #expect(Self.recipients(index).count == 2)
+        #expect(index.unsubscribe(1, from: SubscriptionKey(.experiment, "e")))
+        #expect(Self.recipients(index) == [ObjectIdentifier(second)])
+        index.remove(2)
+        #expect(Self.recipients(index).isEmpty)
+    }
+
+    @Test("an id added again replaces its connection, without the old one's subscriptions")
+    func replaced() {
+        let index = SubscriptionIndex()
+        let (old, new) = (Sink(), Sink())
+        index.add(7, sink: old, principal: Self.admin)
+        #expect(index.subscribe(7, to: SubscriptionKey(.project, "p"), limit: 10) == .added)
+        index.add(7, sink: new, principal: Self.admin)
+        #expect(Self.recipients(index).isEmpty, "the replaced connection still receives")
+        #expect(index.subscriptions(of: 7).isEmpty)
+        #expect(index.subscribe(7, to: SubscriptionKey(.project, "p"), limit: 10) == .added)
+        #expect(Self.recipients(index) == [ObjectIdentifier(new)])
+        index.remove(7)
+        #expect(Self.recipients(index).isEmpty)
+        #expect(index.connectionCount == 0)
+    }
+}
