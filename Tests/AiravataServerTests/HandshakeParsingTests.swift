@@ -24,30 +24,30 @@ struct HandshakeParsingTests {
         var generator = SystemRandomNumberGenerator()
         for length in 0...40 {
             let bytes = (0..<length).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-            #expect(WebSocketHandshake.base64(bytes) == Data(bytes).base64EncodedString(), "\(bytes)")
+            #expect(HandshakeTokens.base64(bytes) == Data(bytes).base64EncodedString(), "\(bytes)")
         }
     }
 
     @Test("a key is 16 bytes in base64: 22 characters of the alphabet and '=='")
     func keys() {
-        #expect(WebSocketHandshake.isValidKey("dGhlIHNhbXBsZSBub25jZQ=="))
-        #expect(WebSocketHandshake.isValidKey(" dGhlIHNhbXBsZSBub25jZQ==\t"))
-        #expect(WebSocketHandshake.isValidKey("+/+/+/+/+/+/+/+/+/+/+w=="))
+        #expect(HandshakeTokens.isValidKey("dGhlIHNhbXBsZSBub25jZQ=="))
+        #expect(HandshakeTokens.isValidKey(" dGhlIHNhbXBsZSBub25jZQ==\t"))
+        #expect(HandshakeTokens.isValidKey("+/+/+/+/+/+/+/+/+/+/+w=="))
         for bad in [
             "", "AAAAAA==", "dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25jZQ===", "dGhlIHNhbXBsZSBub25jZQAA",
             "dGhlIHNhbXBsZSBub25jZ%==", "dGhlIHNhbXBsZSB ub25jZQ==", "dGhlIHNhbXBsZSBub25j-Q==",
         ] {
-            #expect(!WebSocketHandshake.isValidKey(bad), "\(bad)")
+            #expect(!HandshakeTokens.isValidKey(bad), "\(bad)")
         }
     }
 
     @Test("a header's comma-separated list is searched for a token in any case, blanks around items ignored")
     func tokens() {
         for listed in ["websocket", "WebSocket", "foo, websocket", " websocket ", "websocket,", "a,\tWEBSOCKET\t,b"] {
-            #expect(WebSocketHandshake.lists(listed, "websocket"), "\(listed)")
+            #expect(HandshakeTokens.lists(listed, "websocket"), "\(listed)")
         }
         for unlisted in ["", ",", "websockets", "web socket", "foo", "websocket2, foo", "wébsocket"] {
-            #expect(!WebSocketHandshake.lists(unlisted, "websocket"), "\(unlisted)")
+            #expect(!HandshakeTokens.lists(unlisted, "websocket"), "\(unlisted)")
         }
     }
 }
