@@ -37,12 +37,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The one scheduled task behind both clocks. Requests on a kept-alive connection start
     /// and stop the clocks several times each; moving a deadline is a field write, and the
     /// task, when it fires early, sleeps again until the current deadline.
-    private var timer: Scheduled<Void>?
+    var timer: Scheduled<Void>?
     /// When `timer` fires.
-    private var timerDeadline = NIODeadline.distantFuture
+    var timerDeadline = NIODeadline.distantFuture
     /// Which clock runs, and until when.
-    private var running: Clock?
-    private var deadline = NIODeadline.distantFuture
+    var running: Clock?
+    var deadline = NIODeadline.distantFuture
     /// Some bytes of a request arrived since the connection was accepted or last went idle.
     var sawBytes = false
     /// The client behind a trusted proxy has been named to the pending-connection gate.
@@ -62,7 +62,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The request being answered is a HEAD: its answer carries the headers of a GET, no body.
     var answeringHEAD = false
     /// NIO's HTTP response encoder: our answers enter the pipeline below it, already encoded.
-    private var encoderContext: ChannelHandlerContext?
+    var encoderContext: ChannelHandlerContext?
     /// Past the bound on held parts: the close is under way, and what the same read still
     /// delivers is dropped (and counted once, not per part).
     var floodedOut = false
@@ -82,9 +82,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// `IngestFastPath`, in front of the decoder, is answering a request: no request clock.
     var fastAnswering = false
     /// Between a `channelRead` and the `channelReadComplete` that ends its read.
-    private var reading = false
+    var reading = false
     /// A request of this read was answered within it (an answer made at once).
-    private var answeredInRead = false
+    var answeredInRead = false
 
     /// A client that keeps sending after its refusal is cut off here.
     private static let maxDiscardedBytes = 64 << 20
@@ -118,132 +118,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.limits = limits
         self.forwardedClient = forwardedClient
         self.websocket = websocket
-    }
-
-    // MARK: Timeouts
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        encoderContext = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
-        // A new connection owes us its request from the first moment.
-        startRequestClock(context: context)
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        encoderContext = nil
-        cancelTimer()
-        dropTimer()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        cancelTimer()
-        dropTimer()
-        context.fireChannelInactive()
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        let answered = answeredInRead
-        reading = false
-        answeredInRead = false
-        // The decoder passes this on even when the bytes did not make a whole head yet. Not
-        // after an answer made within this read: its request took the bytes, and the idle
-        // clock runs. (Part of a next request in the same read waits under the idle clock,
-        // and the next read that brings more starts the request clock.)
-        if case .idle = state, !closing, !fastAnswering, !answered {
-            sawBytes = true
-            if running != .request { startRequestClock(context: context) }
-        }
-        context.fireChannelReadComplete()
-    }
-
-    private enum Clock {
-        /// From the first byte of a request to its last, `limits.requestTimeout`.
-        case request
-        /// A kept-alive connection may sit idle this long before we close it.
-        case idle
-    }
-
-    func startRequestClock(context: ChannelHandlerContext) {
-        schedule(.request, after: limits.requestTimeout, context: context)
-    }
-
-    func startIdleClock(context: ChannelHandlerContext) {
-        sawBytes = false
-        schedule(.idle, after: limits.idleTimeout, context: context)
-    }
-
-    private func schedule(_ clock: Clock, after seconds: Double, context: ChannelHandlerContext) {
-        cancelTimer()
-        guard seconds > 0 else { return }
-        running = clock
-        deadline = .now() + .nanoseconds(Int64(seconds * 1e9))
-        // A task due no later than the new deadline wakes in time and sleeps on; only a
-        // deadline earlier than the task's needs a new one.
-        if timer == nil || deadline < timerDeadline { arm(at: deadline, context: context) }
-    }
-
-    private func arm(at when: NIODeadline, context: ChannelHandlerContext) {
-        timer?.cancel()
-        timerDeadline = when
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: when) {
-            bound.value.handler.fired(context: bound.value.context)
-        }
-    }
-
-    private func fired(context: ChannelHandlerContext) {
-        timer = nil
-        timerDeadline = .distantFuture
-        guard let clock = running else { return }
-        if NIODeadline.now() < deadline {
-            arm(at: deadline, context: context)
-        } else {
-            expired(clock, context: context)
-        }
-    }
-
-    private func expired(_ clock: Clock, context: ChannelHandlerContext) {
-        running = nil
-        deadline = .distantFuture
-        // The last answer is out: its grace, or the linger, ends the connection.
-        guard !closing else { return }
-        switch (clock, state) {
-        case (.request, .receiving), (.request, .authenticating):
-            api.requestTimedOut()
-            respondAndClose(.error(.requestTimeout, "Request not received in time"), context: context)
-        case (.request, .idle) where sawBytes:
-            api.requestTimedOut()
-            writeTimeoutBeforeHead(context: context)
-        case (.request, .idle), (.idle, .idle):
-            // Nothing was asked: nothing to answer.
-            context.close(promise: nil)
-        case (.request, .upgrading), (.request, .discarding):
-            // An upgrade whose request never ended, or a refused body that keeps coming.
-            api.requestTimedOut()
-            context.close(promise: nil)
-        case (_, .responding), (_, .upgraded), (.idle, _):
-            break
-        }
-    }
-
-    /// No head arrived whole, so there is no request to answer: the 408 is written the way
-    /// every answer is (below NIO's encoder), as an answer to no HEAD.
-    private func writeTimeoutBeforeHead(context: ChannelHandlerContext) {
-        answeringHEAD = false
-        respondAndClose(.error(.requestTimeout, "Request not received in time"), context: context)
-    }
-
-    /// Stops the running clock. The scheduled task stays and finds nothing to do, unless a
-    /// clock started meanwhile.
-    func cancelTimer() {
-        running = nil
-        deadline = .distantFuture
-    }
-
-    /// Cancels the scheduled task itself: the connection is gone.
-    func dropTimer() {
-        timer?.cancel()
-        timer = nil
-        timerDeadline = .distantFuture
     }
 
     // MARK: Requests
