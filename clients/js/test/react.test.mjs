@@ -69,6 +69,10 @@ test('useGatewayClient connects, follows the subscription list, and closes on un
   await WebSocket.whenSent(() => requests(WebSocket.sockets[0]).length === 1, { what: 'the first subscribe' });
   assert.deepEqual(requests(WebSocket.sockets[0]), ['subscribe exp-1']);
 
+  // Sent is not yet subscribed: events published before the node has the subscription are
+  // not this connection's. Wait for the node's answer first.
+  await view.waitFor((r) => r.lastMessage?.data?.action === 'subscribed' && r.lastMessage?.data?.resourceId === 'exp-1',
+    { what: 'the subscription to exp-1 confirmed' });
   // A burst: React renders fewer times than messages arrive; the events hook sees all.
   await gateway.publish(service, [1, 2, 3].map((n) => progress('exp-1', n)));
   await view.waitFor((r) => r.lastMessage?.data?.completedTasks === 3, { what: 'the last message of the burst' });
