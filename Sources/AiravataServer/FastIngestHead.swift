@@ -45,71 +45,42 @@ package struct FastIngestHead: Equatable, Sendable {
         var headers = 0
         while true {
             guard index < maxHeadBytes else { return .unusual }
-            guard index + 1 < count else { return wanting }
-            if bytes[index] == cr {
-                guard bytes[index + 1] == lf, let contentLength else { return .unusual }
-                return .head(
-                    FastIngestHead(length: index + 2, contentLength: contentLength, authorization: authorization))
+            let nameRange: Range<Int>
+            let valueRange: Range<Int>
+            let colon: Int
+            switch HTTPHeadBytes.line(bytes, at: &index) {
+            case .incomplete: return wanting
+            case .unusual: return .unusual
+            case .end:
+                guard let contentLength else { return .unusual }
+                return .head(FastIngestHead(length: index, contentLength: contentLength, authorization: authorization))
+            case .header(let name, let value, let at):
+                (nameRange, valueRange, colon) = (name, HTTPHeadBytes.trimmed(value, in: bytes), at)
             }
             headers += 1
             guard headers <= maxHeaders else { return .unusual }
-            let nameStart = index
-            while index < count, isTokenByte(bytes[index]) { index += 1 }
-            guard index < count else { return wanting }
-            guard index > nameStart, bytes[index] == UInt8(ascii: ":") else { return .unusual }
-            let name = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<index])
-            let nameEnd = index
-            index += 1
-            while index < count, isBlank(bytes[index]) { index += 1 }
-            let valueStart = index
-            while index < count, isValueByte(bytes[index]) { index += 1 }
-            guard index + 1 < count else { return wanting }
-            guard bytes[index] == cr, bytes[index + 1] == lf else { return .unusual }
-            var valueEnd = index
-            while valueEnd > valueStart, isBlank(bytes[valueEnd - 1]) { valueEnd -= 1 }
-            index += 2
-            let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd])
-            if equalsIgnoringCase(name, "content-length") {
+            let name = UnsafeRawBufferPointer(rebasing: bytes[nameRange])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[valueRange])
+            if HTTPHeadBytes.equalsIgnoringCase(name, "content-length") {
                 // llhttp takes no tab around the digits (a space, yes).
-                let raw = UnsafeRawBufferPointer(rebasing: bytes[nameEnd + 1..<index - 2])
+                let raw = UnsafeRawBufferPointer(rebasing: bytes[colon + 1..<index - 2])
                 guard contentLength == nil, !raw.contains(UInt8(ascii: "\t")), let length = decimal(value) else {
                     return .unusual
                 }
                 contentLength = length
-            } else if equalsIgnoringCase(name, "authorization") {
+            } else if HTTPHeadBytes.equalsIgnoringCase(name, "authorization") {
                 guard authorization == nil else { return .unusual }
-                authorization = valueStart..<valueEnd
-            } else if equalsIgnoringCase(name, "connection") {
-                guard equalsIgnoringCase(value, "keep-alive") else { return .unusual }
-            } else if equalsIgnoringCase(name, "transfer-encoding") || equalsIgnoringCase(name, "expect")
-                || equalsIgnoringCase(name, "upgrade") || equalsIgnoringCase(name, "te")
-                || equalsIgnoringCase(name, "proxy-connection")
+                authorization = valueRange
+            } else if HTTPHeadBytes.equalsIgnoringCase(name, "connection") {
+                guard HTTPHeadBytes.equalsIgnoringCase(value, "keep-alive") else { return .unusual }
+            } else if HTTPHeadBytes.equalsIgnoringCase(name, "transfer-encoding")
+                || HTTPHeadBytes.equalsIgnoringCase(name, "expect") || HTTPHeadBytes.equalsIgnoringCase(name, "upgrade")
+                || HTTPHeadBytes.equalsIgnoringCase(name, "te")
+                || HTTPHeadBytes.equalsIgnoringCase(name, "proxy-connection")
             {
                 return .unusual
             }
         }
-    }
-
-    private static let cr = UInt8(ascii: "\r")
-    private static let lf = UInt8(ascii: "\n")
-
-    private static func isBlank(_ byte: UInt8) -> Bool {
-        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
-    }
-
-    /// RFC 9110 §5.6.2 tchar.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
-    }
-
-    /// Visible ASCII, spaces and tabs: no control byte, no byte above 0x7E.
-    private static func isValueByte(_ byte: UInt8) -> Bool {
-        (0x21...0x7E).contains(byte) || isBlank(byte)
     }
 
     /// One to nine digits.
@@ -122,9 +93,80 @@ package struct FastIngestHead: Equatable, Sendable {
         }
         return value
     }
+}
+
+/// Byte classes and comparisons shared by the fast paths' head parsers (`FastIngestHead`,
+/// `FastUpgradeHead`).
+enum HTTPHeadBytes {
+    enum Line: Equatable {
+        /// The bytes end before the line does.
+        case incomplete
+        /// Not a line these parsers read (NIO's parser does).
+        case unusual
+        /// The blank line that ends the head.
+        case end
+        /// `name: value`, the value without the blanks before it but with those after it, as
+        /// NIO's parser gives it; `colon` is where the colon is.
+        case header(name: Range<Int>, value: Range<Int>, colon: Int)
+    }
+
+    /// Reads the line at `index` in its plainest form (a name of token characters, a colon,
+    /// a value of visible ASCII, spaces and tabs, CR LF), and moves `index` past it.
+    static func line(_ bytes: UnsafeRawBufferPointer, at index: inout Int) -> Line {
+        let count = bytes.count
+        var next = index
+        guard next + 1 < count else { return .incomplete }
+        if bytes[next] == cr {
+            guard bytes[next + 1] == lf else { return .unusual }
+            index = next + 2
+            return .end
+        }
+        let nameStart = next
+        while next < count, isTokenByte(bytes[next]) { next += 1 }
+        guard next < count else { return .incomplete }
+        guard next > nameStart, bytes[next] == UInt8(ascii: ":") else { return .unusual }
+        let colon = next
+        next += 1
+        while next < count, isBlank(bytes[next]) { next += 1 }
+        let valueStart = next
+        while next < count, isValueByte(bytes[next]) { next += 1 }
+        guard next + 1 < count else { return .incomplete }
+        guard bytes[next] == cr, bytes[next + 1] == lf else { return .unusual }
+        index = next + 2
+        return .header(name: nameStart..<colon, value: valueStart..<next, colon: colon)
+    }
+
+    /// `range` without the blanks at its end.
+    static func trimmed(_ range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Range<Int> {
+        var end = range.upperBound
+        while end > range.lowerBound, isBlank(bytes[end - 1]) { end -= 1 }
+        return range.lowerBound..<end
+    }
+
+    static let cr = UInt8(ascii: "\r")
+    static let lf = UInt8(ascii: "\n")
+
+    static func isBlank(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
+    }
+
+    /// RFC 9110 §5.6.2 tchar.
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    /// Visible ASCII, spaces and tabs: no control byte, no byte above 0x7E.
+    static func isValueByte(_ byte: UInt8) -> Bool {
+        (0x21...0x7E).contains(byte) || isBlank(byte)
+    }
 
     /// ASCII case-insensitive, against a lowercase name.
-    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
         guard bytes.count == name.utf8CodeUnitCount else { return false }
         let lower = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
         for (byte, expected) in zip(bytes, lower) {

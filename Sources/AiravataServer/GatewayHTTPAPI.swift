@@ -45,6 +45,10 @@ package final class GatewayHTTPAPI: Sendable {
         metrics.fastIngestRequest()
     }
 
+    func upgradedFast() {
+        metrics.fastUpgrade()
+    }
+
     func answersUnread() {
         metrics.httpRefused(.unread)
     }

@@ -24,6 +24,7 @@ package final class GatewayMetrics: Sendable {
     private let socketWritersUnproven: Counter
     private let socketHandOvers: Counter
     private let fastIngestRequests: Counter
+    private let fastUpgrades: Counter
     private let activeConnections: Gauge
     private let routedEvents: Counter
     private let deliveries: Counter
@@ -138,6 +139,11 @@ package final class GatewayMetrics: Sendable {
                 metricName: "airavata_http_fast_ingest_total", unitName: "",
                 helpText: "Ingestion requests read from the connection's bytes before NIO's HTTP parser "
                     + "(the plainest POST /api/v1/events with a proven token); the rest took the general path"))
+        fastUpgrades = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_http_fast_upgrades_total", unitName: "",
+                helpText: "WebSocket handshakes read from the connection's bytes before NIO's HTTP parser "
+                    + "(the plainest GET /ws...); the rest took the general path"))
         activeConnections = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_connections_active", unitName: "", helpText: "Open WebSocket connections"))
@@ -238,6 +244,7 @@ package final class GatewayMetrics: Sendable {
     func socketWriter(claimed: Bool) { (claimed ? socketWritersClaimed : socketWritersUnproven).increment() }
     func socketHandOver() { socketHandOvers.increment() }
     func fastIngestRequest() { fastIngestRequests.increment() }
+    func fastUpgrade() { fastUpgrades.increment() }
 
     func connectionRefused(_ refusal: ConnectionRefusal) {
         switch refusal {

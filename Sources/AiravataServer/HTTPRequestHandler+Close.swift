@@ -24,6 +24,8 @@ extension HTTPRequestHandler {
             }
         case .handedOver:
             fastAnswering = false
+        case .upgrade(let head, let decoderGone):
+            upgrade(head, context: context, decoderGone: decoderGone)
         case .closing(let written):
             fastAnswering = false
             closing = true

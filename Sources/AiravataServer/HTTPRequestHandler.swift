@@ -291,7 +291,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// storm (`perf`, docs/performance.md). The 101 answer goes to the connection's handler,
     /// which writes it together with its first frame: the greeting once the client is
     /// admitted, or the refusal and the close.
-    private func upgrade(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    /// - Parameter decoderGone: completed once NIO's decoder has left (`IngestFastPath`,
+    ///   which read the head itself, holds what follows it until then); failed when the
+    ///   upgrade fails.
+    func upgrade(
+        _ head: HTTPRequestHead, context: ChannelHandlerContext, decoderGone: EventLoopPromise<Void>? = nil
+    ) {
         cancelTimer()
         let pipeline = context.pipeline.syncOperations
         guard let answer = WebSocketHandshake.switchingProtocols(for: head),
@@ -299,6 +304,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self),
             let connection = websocket.makeHandler(context.channel, head, answer)
         else {
+            decoderGone?.fail(ChannelError.inappropriateOperationForState)
             refuseUpgrade(.init(status: .internalServerError, message: "Upgrade failed"), context: context)
             return
         }
@@ -312,6 +318,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 [ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: websocket.maxFrameSize)), connection],
                 position: .last)
         } catch {
+            decoderGone?.fail(error)
             context.close(promise: nil)
             return
         }
@@ -319,7 +326,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         // The decoder parses nothing after an upgrade request; what the client sent after it
         // (frames, from a client that did not wait for our answer) it passes on as it leaves,
         // through to the WebSocket decoder.
-        pipeline.removeHandler(decoder, promise: nil)
+        pipeline.removeHandler(decoder, promise: decoderGone)
         pipeline.removeHandler(context: context, promise: nil)
     }
 
