@@ -7,8 +7,15 @@ import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 
-/// A node's network front: one listening socket serving HTTP and WebSocket upgrades,
-/// plus the gateway's long-running work (bus delivery, statistics broadcasts).
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A node's network front: the listening sockets serving HTTP and WebSocket upgrades (one per
+/// event loop on Linux, see `listen`), plus the gateway's long-running work (bus delivery,
+/// statistics broadcasts).
 package final class GatewayServer: Service {
     private let gateway: Gateway
     private let configuration: ServerConfiguration
@@ -68,19 +75,20 @@ package final class GatewayServer: Service {
     }
 
     package func run() async throws {
-        let channel: any Channel
+        let listeners: [any Channel]
         do {
-            channel = try await bootstrap().bind(host: configuration.host, port: configuration.port).get()
+            listeners = try await listen()
         } catch {
             boundPromise.fail(error)
             throw error
         }
-        let port = channel.localAddress?.port ?? configuration.port
+        let port = listeners[0].localAddress?.port ?? configuration.port
         boundPromise.succeed(port)
         logger.info(
             "listening",
             metadata: [
                 "host": "\(configuration.host)", "port": "\(port)", "node.id": "\(gateway.configuration.nodeID)",
+                "listeners": "\(listeners.count)",
             ]
         )
         let gateway = self.gateway
@@ -123,7 +131,7 @@ package final class GatewayServer: Service {
                     metadata: ["seconds": "\(configuration.drainDelaySeconds)"])
                 try? await Task.sleep(for: .milliseconds(Int64(configuration.drainDelaySeconds * 1000)))
             }
-            try? await channel.close()
+            for listener in listeners { try? await listener.close() }
             await drain()
             group.cancelAll()
         }
@@ -171,7 +179,69 @@ package final class GatewayServer: Service {
     /// connection is idle, so it is most of what an idle connection costs beyond NIO's own.
     static let receiveBuffer = (minimum: 64, initial: 1024, maximum: 65536)
 
-    private func bootstrap() -> ServerBootstrap {
+    /// Binds the node's port. On Linux, with several event loops, every loop gets a listening
+    /// socket of its own on the same port (`SO_REUSEPORT`): the kernel spreads the connects
+    /// over them and each loop accepts and serves its own, where one listener handed every
+    /// other connection to another loop's thread (a wakeup and a chain of futures per
+    /// connect). Elsewhere, where the option does not spread connects, one listener serves
+    /// all loops.
+    ///
+    /// Sockets that all ask for `SO_REUSEPORT` may share a port, so a second node started on
+    /// a port in use would silently take half its connects: the port is first bound without
+    /// the option, which fails as any bind to a port in use does.
+    private func listen() async throws -> [any Channel] {
+        let initializer = childInitializer()
+        let (host, port) = (configuration.host, configuration.port)
+        let loops = Array(group.makeIterator())
+        #if os(Linux)
+            let perLoop = loops.count > 1
+        #else
+            let perLoop = false
+        #endif
+        guard perLoop else {
+            return [try await bootstrap(group, reusePort: false, initializer).bind(host: host, port: port).get()]
+        }
+        if port != 0 {
+            let probe = try await bootstrap(loops[0], reusePort: false, initializer).bind(host: host, port: port).get()
+            try await probe.close()
+        }
+        var listeners = [try await bootstrap(loops[0], reusePort: true, initializer).bind(host: host, port: port).get()]
+        let bound = listeners[0].localAddress?.port ?? port
+        do {
+            for loop in loops.dropFirst() {
+                listeners.append(
+                    try await bootstrap(loop, reusePort: true, initializer).bind(host: host, port: bound).get())
+            }
+        } catch {
+            for listener in listeners { try? await listener.close() }
+            throw error
+        }
+        return listeners
+    }
+
+    private static let reusePort = NIOBSDSocket.Option(rawValue: SO_REUSEPORT)
+
+    /// A listener whose accepted connections are served by `group`.
+    private func bootstrap(
+        _ group: any EventLoopGroup, reusePort: Bool,
+        _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> ServerBootstrap {
+        // No options per accepted socket: NIO applies those through a chain of futures per
+        // connect. TCP_NODELAY is set on the listener, and Linux gives accepted sockets the
+        // listener's setting (ServerSocketOptionTests checks a node's client sockets); the
+        // receive allocator is set in the initializer, directly; SO_REUSEADDR matters only to
+        // a socket that binds.
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.socketOption(Self.reusePort), value: reusePort ? 1 : 0)
+            .serverChannelOption(.tcpOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
+            .childChannelInitializer(initializer)
+    }
+
+    /// Sets up an accepted connection's pipeline; every listener shares the state behind it
+    /// (the API, the cap on pending connections).
+    private func childInitializer() -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         let gateway = self.gateway
         let configuration = self.configuration
         let metrics = self.metrics
@@ -209,57 +279,48 @@ package final class GatewayServer: Service {
         let receiveAllocator = AdaptiveRecvByteBufferAllocator(
             minimum: Self.receiveBuffer.minimum, initial: Self.receiveBuffer.initial,
             maximum: Self.receiveBuffer.maximum)
-        // No options per accepted socket: NIO applies those through a chain of futures per
-        // connect. TCP_NODELAY is set on the listener, and Linux gives accepted sockets the
-        // listener's setting (ServerSocketOptionTests checks a node's client sockets); the
-        // receive allocator is set in the initializer, directly; SO_REUSEADDR matters only to
-        // a socket that binds.
-        return ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(.tcpOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.syncOptions?.setOption(.recvAllocator, value: receiveAllocator)
-                    let peer = channel.remoteAddress?.ipAddress ?? "unknown"
-                    try channel.pipeline.syncOperations.addHandler(
-                        PendingConnectionHandler(
-                            gate: gate, ip: peer, countPerIP: !configuration.trustedProxies.trusts(peer),
-                            onRefused: { refusal in
-                                metrics.httpRefused(refusal == .total ? .pendingTotal : .pendingPerIP)
-                            }))
-                    if let tls = configuration.tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                    }
-                    // NIO's HTTP/1 server handlers, set up by hand:
-                    // - no upgrade handler: HTTPRequestHandler makes WebSocket upgrades itself,
-                    //   and the decoder passes on what follows an upgrade request;
-                    // - no outbound header validation: every response header the gateway writes
-                    //   is a constant or a number, never a client's bytes, and the validator cost
-                    //   a pass over each header of each answer (~6% of an ingesting node);
-                    // - no pipelining assistance: HTTPRequestHandler answers requests in order
-                    //   itself, without withholding reads (see its channelRead);
-                    // - no protocol-error handler: HTTPRequestHandler answers a request the
-                    //   decoder cannot read with the 400 itself (see its errorCaught).
-                    if configuration.fastIngest {
-                        try channel.pipeline.syncOperations.addHandler(
-                            IngestFastPath(
-                                api: api, maxBodySize: configuration.maxBodySize,
-                                viaTrustedProxy: configuration.trustedProxies.trusts(peer)))
-                    }
-                    try channel.pipeline.syncOperations.addHandlers([
-                        HTTPResponseEncoder(),
-                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-                        HTTPRequestHandler(
-                            api: api, limits: httpLimits,
-                            forwardedClient: { headers in
-                                guard configuration.trustedProxies.trusts(peer) else { return nil }
-                                let client = configuration.trustedProxies.clientIP(peer: peer, headers: headers)
-                                return client == peer ? nil : client
-                            },
-                            websocket: websocket),
-                    ])
+        return { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.syncOptions?.setOption(.recvAllocator, value: receiveAllocator)
+                let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+                try channel.pipeline.syncOperations.addHandler(
+                    PendingConnectionHandler(
+                        gate: gate, ip: peer, countPerIP: !configuration.trustedProxies.trusts(peer),
+                        onRefused: { refusal in
+                            metrics.httpRefused(refusal == .total ? .pendingTotal : .pendingPerIP)
+                        }))
+                if let tls = configuration.tls {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                 }
+                // NIO's HTTP/1 server handlers, set up by hand:
+                // - no upgrade handler: HTTPRequestHandler makes WebSocket upgrades itself,
+                //   and the decoder passes on what follows an upgrade request;
+                // - no outbound header validation: every response header the gateway writes
+                //   is a constant or a number, never a client's bytes, and the validator cost
+                //   a pass over each header of each answer (~6% of an ingesting node);
+                // - no pipelining assistance: HTTPRequestHandler answers requests in order
+                //   itself, without withholding reads (see its channelRead);
+                // - no protocol-error handler: HTTPRequestHandler answers a request the
+                //   decoder cannot read with the 400 itself (see its errorCaught).
+                if configuration.fastIngest {
+                    try channel.pipeline.syncOperations.addHandler(
+                        IngestFastPath(
+                            api: api, maxBodySize: configuration.maxBodySize,
+                            viaTrustedProxy: configuration.trustedProxies.trusts(peer)))
+                }
+                try channel.pipeline.syncOperations.addHandlers([
+                    HTTPResponseEncoder(),
+                    ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                    HTTPRequestHandler(
+                        api: api, limits: httpLimits,
+                        forwardedClient: { headers in
+                            guard configuration.trustedProxies.trusts(peer) else { return nil }
+                            let client = configuration.trustedProxies.clientIP(peer: peer, headers: headers)
+                            return client == peer ? nil : client
+                        },
+                        websocket: websocket),
+                ])
             }
+        }
     }
 }

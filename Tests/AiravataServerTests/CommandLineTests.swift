@@ -92,6 +92,30 @@ struct CommandLineTests {
         #expect(settings == [enabled ? 1 : 0, enabled ? 1 : 0], "TCP_NODELAY of the node's client sockets")
     }
 
+    @Test("several event loops: a listener each on one port, all serving; a second node on the port does not start")
+    func listenerPerLoop() async throws {
+        let secret = "listener-test-secret-that-is-long-enough-0123456"
+        let node = try GatewayProcess.start(
+            arguments: ["--threads", "3", "--stats-interval", "0", "--drain-delay", "0", "--log-level", "warning"],
+            environment: ["AIRAVATA_JWT_SECRET": secret])
+        defer { node.stop() }
+        try await node.waitFor("/healthz", toAnswer: 200)
+        #expect(try listeningSocketCount(pid: node.processID, port: node.port) == 3)
+        let issuer = await TokenIssuer(hmacSecret: secret)
+        // The kernel spreads connects over the listeners by address and port: twelve reach
+        // more than one of them, and every one is admitted (`connect` waits for a pong).
+        var sockets: [RawWebSocket] = []
+        defer { sockets.forEach { $0.close() } }
+        for user in 0..<12 {
+            sockets.append(try await node.connect("/ws/user", token: try await issuer.token(subject: "user-\(user)")))
+        }
+        let second = try await Self.run(
+            ["serve", "--dev", "--host", "127.0.0.1", "--port", "\(node.port)", "--threads", "2"])
+        #expect(second.0 != 0, "a second node started on a port in use")
+        #expect(second.1.contains("Address already in use"), "\(second.1)")
+        #expect(try listeningSocketCount(pid: node.processID, port: node.port) == 3)
+    }
+
     @Test("bad configuration stops the start with a message naming the setting")
     func badConfiguration() async throws {
         let weak = try await Self.run(["serve", "--jwt-secret", "short"])

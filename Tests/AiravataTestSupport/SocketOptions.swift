@@ -10,7 +10,7 @@ private func pidfdGetfd(_ pidfd: Int32, _ targetfd: Int32, _ flags: UInt32) -> I
 /// loopback `port`, read from its own sockets (a copy of each descriptor through
 /// `pidfd_getfd`, which needs the right to trace the process: the test runner's child).
 public func noDelaySettingsOfAcceptedSockets(pid: Int32, port: Int) throws -> [Int32] {
-    let inodes = establishedSocketInodes(localPort: port)
+    let inodes = socketInodes(localPort: port, state: "01")
     let directory = "/proc/\(pid)/fd"
     let entries = try FileManager.default.contentsOfDirectory(atPath: directory)
     let pidfd = pidfdOpen(pid, 0)
@@ -35,8 +35,21 @@ public func noDelaySettingsOfAcceptedSockets(pid: Int32, port: Int) throws -> [I
     return settings
 }
 
-/// The inodes of established TCP sockets whose local port is `localPort`, from /proc/net/tcp.
-private func establishedSocketInodes(localPort: Int) -> Set<String> {
+/// How many listening sockets process `pid` holds on `port`.
+public func listeningSocketCount(pid: Int32, port: Int) throws -> Int {
+    let inodes = socketInodes(localPort: port, state: "0A")
+    let directory = "/proc/\(pid)/fd"
+    return try FileManager.default.contentsOfDirectory(atPath: directory).count { entry in
+        guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(entry)") else {
+            return false
+        }
+        return link.hasPrefix("socket:[") && inodes.contains(String(link.dropFirst(8).dropLast()))
+    }
+}
+
+/// The inodes of TCP sockets in `state` (01 established, 0A listening) whose local port is
+/// `localPort`, from /proc/net/tcp.
+private func socketInodes(localPort: Int, state: String) -> Set<String> {
     // Not `FileManager.contents(atPath:)`: it reads a /proc file's first page only.
     guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp"), let table = try? file.readToEnd() else {
         return []
@@ -47,7 +60,7 @@ private func establishedSocketInodes(localPort: Int) -> Set<String> {
     for line in String(decoding: table, as: UTF8.self).split(separator: "\n").dropFirst() {
         // sl, local_address, rem_address, st, tx:rx, tr:when, retrnsmt, uid, timeout, inode
         let fields = line.split(separator: " ")
-        if fields.count > 9, fields[1].hasSuffix(local), fields[3] == "01" { inodes.insert(String(fields[9])) }
+        if fields.count > 9, fields[1].hasSuffix(local), fields[3] == state { inodes.insert(String(fields[9])) }
     }
     return inodes
 }
