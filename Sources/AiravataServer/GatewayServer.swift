@@ -9,6 +9,8 @@ import ServiceLifecycle
 
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Musl)
+    import Musl
 #elseif canImport(Darwin)
     import Darwin
 #endif
@@ -201,16 +203,18 @@ package final class GatewayServer: Service {
         guard perLoop else {
             return [try await bootstrap(group, reusePort: false, initializer).bind(host: host, port: port).get()]
         }
+        // Resolved once: every listener binds the same address (a name may resolve to several).
+        let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
         if port != 0 {
-            let probe = try await bootstrap(loops[0], reusePort: false, initializer).bind(host: host, port: port).get()
+            let probe = try await bootstrap(loops[0], reusePort: false, initializer).bind(to: address).get()
             try await probe.close()
         }
-        var listeners = [try await bootstrap(loops[0], reusePort: true, initializer).bind(host: host, port: port).get()]
-        let bound = listeners[0].localAddress?.port ?? port
+        var listeners = [try await bootstrap(loops[0], reusePort: true, initializer).bind(to: address).get()]
+        // With port 0, the port the kernel chose.
+        let bound = listeners[0].localAddress ?? address
         do {
             for loop in loops.dropFirst() {
-                listeners.append(
-                    try await bootstrap(loop, reusePort: true, initializer).bind(host: host, port: bound).get())
+                listeners.append(try await bootstrap(loop, reusePort: true, initializer).bind(to: bound).get())
             }
         } catch {
             for listener in listeners { try? await listener.close() }

@@ -25,6 +25,11 @@ extension HTTPRequestHandler {
         case .handedOver:
             fastAnswering = false
         case .upgrade(let head, let decoderGone):
+            // Not expected otherwise: the fast path reads only a connection's first request.
+            guard !closing, case .idle = state else {
+                decoderGone.fail(ChannelError.inappropriateOperationForState)
+                return
+            }
             upgrade(head, context: context, decoderGone: decoderGone)
         case .closing(let written):
             fastAnswering = false

@@ -286,7 +286,6 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         }
         pending!.moveReaderIndex(forwardBy: parsed.length)
         mode = .upgrading
-        api.upgradedFast()
         // `HTTPRequestHandler` makes the upgrade, as for a head from NIO's decoder. The
         // decoder leaves the pipeline a moment later (NIO removes it on a later turn of the
         // loop); bytes that reach it before then would be read as HTTP, so they wait here.
@@ -300,9 +299,12 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             handler.pending = nil
             // A refused upgrade (not expected: its checks ran above) is answered and closed
             // by `HTTPRequestHandler`; what the client sent after it is dropped.
-            if case .success = result, let rest, rest.readableBytes > 0, context.channel.isActive {
-                context.fireChannelRead(handler.wrapInboundOut(rest))
-                if !handler.reading { context.fireChannelReadComplete() }
+            if case .success = result {
+                handler.api.upgradedFast()
+                if let rest, rest.readableBytes > 0, context.channel.isActive {
+                    context.fireChannelRead(handler.wrapInboundOut(rest))
+                    if !handler.reading { context.fireChannelReadComplete() }
+                }
             }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
