@@ -18,7 +18,7 @@ struct GapFillRewindTests {
             _ = try await bus.publish((0..<3).map(GapFillBoundTests.event))
             #expect(await eventually(within: .seconds(10)) { received.cursors.withLock { $0.count == 3 } })
             try #require(try await GapFillBoundTests.resubscribe(redis), "the subscriber never came back")
-            #expect(await eventually(within: .seconds(10)) { bus.health().gapFills == 1 }, "no gap fill ran")
+            #expect(await eventually(within: .seconds(10)) { bus.health().gapFills >= 1 }, "no gap fill ran")
             _ = try await bus.publish([GapFillBoundTests.event(3)])
             #expect(await eventually(within: .seconds(10)) { received.cursors.withLock { $0.count == 4 } })
             #expect(
@@ -56,7 +56,7 @@ struct GapFillRewindTests {
             try await redis.cli("XSETID", "airavata:events", id(offset + 9))
 
             try #require(try await GapFillBoundTests.resubscribe(redis), "the subscriber never came back")
-            #expect(await eventually(within: .seconds(10)) { bus.health().gapFills == 1 }, "no gap fill ran")
+            #expect(await eventually(within: .seconds(10)) { bus.health().gapFills >= 1 }, "no gap fill ran")
             #expect(
                 await eventually(within: .seconds(10)) { resets.withLock { $0 } == 1 },
                 "the rewound log was not noticed: a new block covers the node's cursor")
