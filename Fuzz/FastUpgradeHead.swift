@@ -35,22 +35,9 @@ func fuzzFastUpgradeHead(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         previous = value.upperBound + 2
     }
     invariant(previous == head.length - 2, "bytes between the last header and the blank line")
-    var index = 0
-    while index < head.length {
-        let byte = bytes[index]
-        if byte == 13 {
-            invariant(index + 1 < head.length && bytes[index + 1] == 10, "a CR without LF at \(index)")
-            index += 2
-            continue
-        }
-        invariant((0x20...0x7E).contains(byte) || byte == 9, "byte \(byte) at \(index) of an accepted head")
-        index += 1
-    }
-    let alone = UnsafeRawBufferPointer(rebasing: bytes[0..<head.length])
-    invariant(FastUpgradeHead.parse(alone) == .head(head), "the head alone reads otherwise")
-    for cut in [0, 1, opening.count, head.length / 2, head.length - 2, head.length - 1] where cut < head.length {
-        let part = UnsafeRawBufferPointer(rebasing: bytes[0..<cut])
-        invariant(FastUpgradeHead.parse(part) == .incomplete, "a prefix of \(cut) bytes is not incomplete")
-    }
+    invariantHeadBytes(
+        bytes, length: head.length, cuts: [0, 1, opening.count],
+        sameAlone: { FastUpgradeHead.parse($0) == .head(head) },
+        incomplete: { FastUpgradeHead.parse($0) == .incomplete })
     return 0
 }

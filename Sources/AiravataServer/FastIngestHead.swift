@@ -28,9 +28,7 @@ package struct FastIngestHead: Equatable, Sendable {
     /// Whether a connection's first bytes open the one request answered here; nil while
     /// they are fewer than the request line and agree with it so far.
     package static func opensAsExpected(_ bytes: UnsafeRawBufferPointer) -> Bool? {
-        let count = min(bytes.count, requestLine.count)
-        guard bytes.prefix(count).elementsEqual(requestLine.prefix(count)) else { return false }
-        return count == requestLine.count ? true : nil
+        HTTPHeadBytes.opens(bytes, with: requestLine)
     }
 
     package static func parse(_ bytes: UnsafeRawBufferPointer) -> Outcome {
@@ -98,6 +96,13 @@ package struct FastIngestHead: Equatable, Sendable {
 /// Byte classes and comparisons shared by the fast paths' head parsers (`FastIngestHead`,
 /// `FastUpgradeHead`).
 enum HTTPHeadBytes {
+    /// Whether `bytes` open with `expected`; nil while they are fewer and agree so far.
+    static func opens(_ bytes: UnsafeRawBufferPointer, with expected: [UInt8]) -> Bool? {
+        let count = min(bytes.count, expected.count)
+        guard bytes.prefix(count).elementsEqual(expected.prefix(count)) else { return false }
+        return count == expected.count ? true : nil
+    }
+
     enum Line: Equatable {
         /// The bytes end before the line does.
         case incomplete

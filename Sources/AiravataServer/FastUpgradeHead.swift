@@ -33,9 +33,7 @@ package struct FastUpgradeHead: Equatable, Sendable {
     /// Whether a connection's first bytes open a WebSocket handshake; nil while they are
     /// fewer than the opening and agree with it so far.
     package static func opensAsExpected(_ bytes: UnsafeRawBufferPointer) -> Bool? {
-        let count = min(bytes.count, opening.count)
-        guard bytes.prefix(count).elementsEqual(opening.prefix(count)) else { return false }
-        return count == opening.count ? true : nil
+        HTTPHeadBytes.opens(bytes, with: opening)
     }
 
     package static func parse(_ bytes: UnsafeRawBufferPointer) -> Outcome {
