@@ -32,6 +32,7 @@ extension RedisEventBus {
     private func fillGap() async throws -> Bool {
         var replayed = 0
         var resetDetected = false
+        var resetAnnounced = false
         var requestsAtLastRead = 0
         let startedAt = state.withLock { $0.lastCursor }
         if startedAt == nil {
@@ -69,15 +70,27 @@ extension RedisEventBus {
             } else {
                 resetDetected = true
             }
+            // An epoch mark past the position: the log started again while we were away.
+            if entries.contains(where: { $0.isMark && $0.last > after }) { resetDetected = true }
+            if resetDetected, !resetAnnounced {
+                // Before anything from the new log is delivered. The floor first: from now on
+                // no node answers a resume from below it. A failure throws before anything
+                // moved, so the retry finds the rewind again. Then this node's clients are
+                // told: an event acknowledged just before a primary died can reach some
+                // nodes' subscriber connections and not this one's, and no log holds it now.
+                if let startedAt { try await raiseLogFloor(to: startedAt) }
+                resetAnnounced = true
+                logger.warning(
+                    "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); connected clients are told to refetch, and so are resuming clients older than now",
+                    metadata: ["last.cursor": "\(startedAt.map { "\($0)" } ?? "none")"])
+                state.withLock { $0.logReset }?(startedAt)
+            }
             state.withLock { state in
                 for entry in entries {
                     let newer = state.lastCursor.map { entry.last > $0 } ?? true
                     if entry.isMark {
-                        // An epoch mark: the log started again while we were away.
-                        if newer {
-                            state.move(to: entry.last, entry: entry.first, body: nil)
-                            resetDetected = true
-                        }
+                        // An epoch mark (announced above as a reset): past it.
+                        if newer { state.move(to: entry.last, entry: entry.first, body: nil) }
                     } else if entry.isMalformed {
                         // Its events cannot be read from anywhere: past it, counted.
                         if newer {
@@ -136,13 +149,6 @@ extension RedisEventBus {
         }
         logger.info(
             "filled the pub/sub gap from the replay log", metadata: ["replayed": "\(replayed)", "held": "\(released)"])
-        if resetDetected {
-            logger.warning(
-                "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); resuming clients older than now will be told to refetch",
-                metadata: ["last.cursor": "\(startedAt.map { "\($0)" } ?? "none")"])
-            if let startedAt { try await raiseLogFloor(to: startedAt) }
-            state.withLock { $0.logReset }?()
-        }
         return again
     }
 }

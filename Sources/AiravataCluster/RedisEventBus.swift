@@ -51,7 +51,7 @@ package final class RedisEventBus: EventBus {
         var lastSilenceRebuildNanos: UInt64 = 0
         var gapFills = 0
         var replayed = 0
-        var logReset: (@Sendable () -> Void)?
+        var logReset: (@Sendable (EventCursor?) -> Void)?
         /// A v3 header whose body has not arrived yet (the next message on the v3 channel).
         var pendingBlock: BusMessage.BlockHeader?
 
@@ -433,7 +433,10 @@ package final class RedisEventBus: EventBus {
     func deliver(_ message: HeldMessage, state: inout State) {
         let cursor = message.cursor
         if let last = state.lastCursor, cursor <= last { return }
-        state.move(to: cursor, entry: message.entry, body: message.body)
+        // Only an event that decodes moves the position: a node's position must be a cursor
+        // the log holds, or the next gap fill takes the log for rewound and every client here
+        // is told to refetch. A forged message is rarely a well-formed event; a real event
+        // that does not decode is read again by the next fill and skipped again, counted.
         guard let event = EventWireFormat.decode(message.body) else {
             state.rejectedMessages += 1
             if let suppressed = rejections.permit() {
@@ -443,6 +446,7 @@ package final class RedisEventBus: EventBus {
             }
             return
         }
+        state.move(to: cursor, entry: message.entry, body: message.body)
         state.sink?(DeliveredEvent(event: event, cursor: cursor))
     }
 
@@ -463,7 +467,7 @@ package final class RedisEventBus: EventBus {
 
     // MARK: Replay log (reads in RedisEventBus+ReplayLog.swift)
 
-    package func onLogReset(_ handler: @escaping @Sendable () -> Void) {
+    package func onLogReset(_ handler: @escaping @Sendable (EventCursor?) -> Void) {
         state.withLock { $0.logReset = handler }
     }
 

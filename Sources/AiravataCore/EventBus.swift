@@ -39,9 +39,12 @@ package protocol EventBus: Sendable {
     /// so that every client can be given a cursor from its first moment.
     func logTip() async throws -> EventCursor
 
-    /// Registers what to call when the bus finds that the replay log was lost and started
-    /// again (a new epoch): events a node saw before it may be missing from the new log.
-    func onLogReset(_ handler: @escaping @Sendable () -> Void)
+    /// Registers what to call when the bus finds that the replay log was lost, rewound or
+    /// started again (a new epoch): events a node saw, or should have seen, before it may be
+    /// missing from the log now. The handler gets the node's position at that moment (the log's
+    /// floor, nil if it had none), and runs before the bus delivers anything from the new log.
+    /// One handler: a later registration replaces the earlier.
+    func onLogReset(_ handler: @escaping @Sendable (EventCursor?) -> Void)
 }
 
 extension EventBus {
@@ -56,7 +59,7 @@ extension EventBus {
     }
 
     /// An in-process log cannot be lost while the process runs.
-    package func onLogReset(_ handler: @escaping @Sendable () -> Void) {}
+    package func onLogReset(_ handler: @escaping @Sendable (EventCursor?) -> Void) {}
 }
 
 /// One entry of the replay log. `event` is nil for the entry that opens the log (its

@@ -58,6 +58,17 @@ extension Gateway {
         return envelope
     }
 
+    /// The replay log lost events (`EventBus.onLogReset`): what this node remembers may not
+    /// match the log any more, and its connected clients may have missed an event that no
+    /// node can give them now (one acknowledged just before a primary died can reach some
+    /// nodes' subscriber connections and not this one's). Each is told `recovery_failed`
+    /// (`log_rewound`) and refetches; live events go on after `floor`, and come after the
+    /// notice (the bus calls this before it delivers anything from the new log).
+    func logRewound(floor: EventCursor?) {
+        replay.forgetRecent()
+        broadcastLocally(resumeOutcome("recovery_failed", reason: "log_rewound", cursor: floor))
+    }
+
     func currentTip() async throws -> EventCursor {
         let bus = self.bus
         return try await replay.startCursor { try await bus.logTip() }

@@ -79,7 +79,8 @@ package final class ReplayReader: Sendable {
     package init(bus: any EventBus, recentCapacity: Int = 10_000) {
         self.bus = bus
         self.recent = Mutex(CursorRing(capacity: recentCapacity))
-        bus.onLogReset { [weak self] in self?.forgetRecent() }
+        // A gateway replaces this with its own handler, which also calls `forgetRecent`.
+        bus.onLogReset { [weak self] _ in self?.forgetRecent() }
     }
 
     /// Called for each routed event, in cursor order.

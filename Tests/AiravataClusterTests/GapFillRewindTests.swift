@@ -13,7 +13,7 @@ struct GapFillRewindTests {
     func outageIsNoRewind(format: BusFormat) async throws {
         try await GapFillBoundTests.withBus(format: format) { bus, redis, received in
             let resets = Mutex(0)
-            bus.onLogReset { resets.withLock { $0 += 1 } }
+            bus.onLogReset { _ in resets.withLock { $0 += 1 } }
             #expect(await eventually(within: .seconds(10)) { bus.health().ready }, "the bus never became ready")
             _ = try await bus.publish((0..<3).map(GapFillBoundTests.event))
             #expect(await eventually(within: .seconds(10)) { received.cursors.withLock { $0.count == 3 } })
@@ -37,7 +37,7 @@ struct GapFillRewindTests {
     func coveredByAnotherBlock(offset: UInt64) async throws {
         try await GapFillBoundTests.withBus(format: .v3) { bus, redis, received in
             let resets = Mutex(0)
-            bus.onLogReset { resets.withLock { $0 += 1 } }
+            bus.onLogReset { _ in resets.withLock { $0 += 1 } }
             #expect(await eventually(within: .seconds(10)) { bus.health().ready }, "the bus never became ready")
             let cursors = try await bus.publish((0..<6).map(GapFillBoundTests.event)).compactMap { EventCursor($0) }
             try #require(cursors.count == 6)

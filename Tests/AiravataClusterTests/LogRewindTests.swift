@@ -119,6 +119,42 @@ struct LogRewindTests {
         }
     }
 
+    /// The node cannot know which lost events its clients missed: an event acknowledged just
+    /// before a primary died can reach some nodes' subscriber connections and not others
+    /// (`FailoverTests.laggingReplica` once saw ten clients of one node miss one so, and resume
+    /// elsewhere as if complete). So every connected client is told, before the next event.
+    @Test("a rewound log under connected clients: each is told recovery_failed (log_rewound) before any later event")
+    func connectedClientsTold() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            try await Self.ownership(cluster)
+            let (watcher, _) = try await Self.listen(cluster, 0)
+            defer { watcher.socket.close() }
+            let published = try await Self.publish(cluster, 1...3)
+            #expect(try await Self.receive(watcher, 3) == published.last)
+            #expect(published.count == 3)
+            // All three: in the v3 format one entry (the first's id) holds them all.
+            _ = try await cluster.redis.cli("XDEL", Self.stream, published[0], published[1], published[2])
+            _ = try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+            let floorRaised = await eventually(within: .seconds(10)) {
+                (try? await cluster.redis.cli("GET", Self.floorKey))?.contains(published[2]) == true
+            }
+            #expect(floorRaised, "the node did not record where the log was rewound")
+            let next = try await Self.publish(cluster, 4...4)
+            var notice: JSONValue?
+            while true {
+                let message = try await watcher.socket.nextMessage()
+                if message["type"]?.stringValue == "experiment_progress" {
+                    #expect(notice != nil, "an event came before the notice: \(message.jsonString)")
+                    #expect(message["cursor"]?.stringValue == next.first)
+                    break
+                }
+                if message["data"]?["action"]?.stringValue == "recovery_failed" { notice = message }
+            }
+            #expect(notice?["data"]?["reason"]?.stringValue == "log_rewound", "\(notice?.jsonString ?? "none")")
+            #expect(notice?["cursor"]?.stringValue == published[2], "the notice's cursor is the floor")
+        }
+    }
+
     @Test("Redis restarted empty: a resume from the old log fails, delivery goes on")
     func restartedEmpty() async throws {
         try await ClusterHarness.with(nodes: 1) { cluster in

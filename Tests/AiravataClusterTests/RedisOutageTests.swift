@@ -61,6 +61,11 @@ struct RedisOutageTests {
             }
             #expect(back)
             try await cluster.publish(0, ClusterEvents.experiment(id: "e-1", project: "p-1", owner: "u"))
+            // Redis came back empty, its log with it: the client is told first (it may have
+            // missed an event acknowledged just before the kill), then delivery goes on.
+            let notice = try await listener.nextMessage(timeout: .seconds(10))
+            #expect(notice["data"]?["action"]?.stringValue == "recovery_failed", "\(notice.jsonString)")
+            #expect(notice["data"]?["reason"]?.stringValue == "log_rewound", "\(notice.jsonString)")
             let resumed = try await listener.nextMessage(timeout: .seconds(10))
             #expect(resumed["type"]?.stringValue == "experiment_updated")
         }

@@ -205,7 +205,9 @@ export type ServerRecoveryFailure =
   | 'cursor_out_of_window'
   | 'invalid_cursor'
   | 'replay_unavailable'
-  | 'replay_too_large';
+  | 'replay_too_large'
+  /** Sent unasked to connected clients: the cluster's replay log lost events (a Redis failover). */
+  | 'log_rewound';
 
 /** [added] Some missed events cannot be delivered. The client turns it into `recovery_failed`. */
 export interface RecoveryFailedMessage extends MessageBase<'system_status'> {
