@@ -34,7 +34,15 @@ extension RedisEventBus {
         var resetDetected = false
         var resetAnnounced = false
         var requestsAtLastRead = 0
-        let startedAt = state.withLock { $0.lastCursor }
+        var floor: EventCursor?
+        var firstPage = true
+        let startedAt = state.withLock { state in
+            // Held from here: a fill that runs for a buffered request must not let live
+            // events from a new log past before it has looked at that log.
+            state.filling = true
+            if state.fillFrom == nil { state.fillFrom = state.lastCursor }
+            return state.lastCursor
+        }
         if startedAt == nil {
             // Start-up could not read the tip: a cursor to check held messages against.
             try await startFromTip()
@@ -56,7 +64,12 @@ extension RedisEventBus {
             // (rewound by a failover, then written over by a block from a clock not past the
             // old one's): its events up to the cursor were never delivered here, and pub/sub
             // will not bring them.
-            let (holding, page, more, _) = try await readAfter(after, withFloor: false)
+            let (holding, page, more, floorReply) = try await readAfter(after, withFloor: firstPage)
+            if firstPage, let floorReply {
+                // Not fatal here: a resume from the log refuses to read past a bad floor.
+                floor = try? Self.floor(floorReply)
+            }
+            firstPage = false
             var entries = page
             if let holding {
                 entries.insert(holding, at: 0)
@@ -74,16 +87,19 @@ extension RedisEventBus {
             if entries.contains(where: { $0.isMark && $0.last > after }) { resetDetected = true }
             if resetDetected, !resetAnnounced {
                 // Before anything from the new log is delivered. The floor first: from now on
-                // no node answers a resume from below it. A failure throws before anything
-                // moved, so the retry finds the rewind again. Then this node's clients are
-                // told: an event acknowledged just before a primary died can reach some
-                // nodes' subscriber connections and not this one's, and no log holds it now.
-                if let startedAt { try await raiseLogFloor(to: startedAt) }
+                // no node answers a resume from below it. Then the other nodes hear which
+                // event was lost: one whose connection to the old primary dropped before that
+                // event reached it finds its own position intact, yet its clients missed it.
+                // A failure throws before anything moved, so the retry finds the rewind again.
+                // Then this node's clients are told, at the position where the log lost it.
+                try await raiseLogFloor(to: after)
+                try await client.send(
+                    RedisCommand("PUBLISH", RedisArgument(keys.logRewoundChannel), RedisArgument(after.description)))
                 resetAnnounced = true
+                let told = state.withLock { $0.announceLostEvents(after) }
                 logger.warning(
-                    "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); connected clients are told to refetch, and so are resuming clients older than now",
-                    metadata: ["last.cursor": "\(startedAt.map { "\($0)" } ?? "none")"])
-                state.withLock { $0.logReset }?(startedAt)
+                    "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); connected clients are told to refetch, and so are resuming clients older than it",
+                    metadata: ["last.cursor": "\(after)", "clients.told": "\(told)"])
             }
             state.withLock { state in
                 for entry in entries {
@@ -101,13 +117,23 @@ extension RedisEventBus {
                         }
                     } else {
                         for (cursor, body) in entry.events where state.lastCursor.map({ cursor > $0 }) ?? true {
-                            deliver(HeldMessage(cursor: cursor, entry: entry.first, body: body), state: &state)
+                            deliver(
+                                HeldMessage(cursor: cursor, entry: entry.first, body: body), fromLog: true,
+                                state: &state)
                             replayed += 1
                         }
                     }
                 }
             }
             if !more { break }
+        }
+        // Another node may have found the log rewound while this node's subscriber was away
+        // (its report on the rewind channel missed): the floor names the lost event. Told
+        // before the live events held meanwhile are released.
+        if let floor, state.withLock({ $0.neverDelivered(floor) && $0.announceLostEvents(floor) }) {
+            logger.warning(
+                "the replay log's floor is an event this node never delivered (another node found the log rewound); connected clients are told to refetch",
+                metadata: ["floor": "\(floor)"])
         }
         if let afterFillRead = state.withLock({ $0.afterFillRead }) { await afterFillRead() }
         let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))

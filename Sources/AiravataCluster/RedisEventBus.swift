@@ -51,13 +51,59 @@ package final class RedisEventBus: EventBus {
         var lastSilenceRebuildNanos: UInt64 = 0
         var gapFills = 0
         var replayed = 0
-        var logReset: (@Sendable (EventCursor?) -> Void)?
+        var logReset: [@Sendable (EventCursor?) -> Void] = []
+        /// Where the running (or last) gap fill began, until the position first moves after
+        /// it: the node delivered nothing between that cursor and the first move.
+        var fillFrom: EventCursor?
+        /// The ranges the position jumped over at its first move after a fill began (oldest
+        /// first, at most `maxRememberedJumps`): the log and pub/sub gave this node nothing
+        /// strictly between their ends, so an event lost there was never delivered here.
+        var jumps: [(from: EventCursor, to: EventCursor)] = []
+        /// Lost events below this cursor are covered by a notice this node gave its clients
+        /// (they refetch after it, and everything delivered after it is newer).
+        var coveredBelow: EventCursor?
+        /// A notice was given and the position has not moved since: any loss reported now is
+        /// covered too, up to the next event delivered (one notice per rewind, however many
+        /// nodes report it).
+        var coverPending = false
         /// A v3 header whose body has not arrived yet (the next message on the v3 channel).
         var pendingBlock: BusMessage.BlockHeader?
 
         /// Moves the node's position: the cursor, the entry holding it, the body there.
         mutating func move(to cursor: EventCursor, entry: EventCursor, body: ByteBuffer?) {
+            if coverPending {
+                coverPending = false
+                coveredBelow = cursor
+            }
+            if let from = fillFrom {
+                fillFrom = nil
+                if cursor > from {
+                    jumps.append((from, cursor))
+                    if jumps.count > RedisEventBus.maxRememberedJumps { jumps.removeFirst() }
+                }
+            }
             (lastCursor, lastEntry, lastBody) = (cursor, entry, body)
+        }
+
+        /// Whether an event at `lost` (one the log lost) was never delivered by this node: it
+        /// is past the position, or inside a range the position jumped over after a gap.
+        func neverDelivered(_ lost: EventCursor) -> Bool {
+            guard let position = lastCursor else { return false }
+            return lost > position || jumps.contains { $0.from < lost && lost < $0.to }
+        }
+
+        /// Tells the node's clients (through the handlers) that the event at `lost` and maybe
+        /// others are missing, unless an earlier notice covers it. Under the bus's lock, so
+        /// that the notice's cursor (the position) is at or above every event delivered
+        /// before it, and below every event after it.
+        mutating func announceLostEvents(_ lost: EventCursor) -> Bool {
+            guard let position = lastCursor, !coverPending, coveredBelow.map({ lost > $0 }) ?? true else {
+                return false
+            }
+            coveredBelow = position
+            coverPending = true
+            for handler in logReset { handler(position) }
+            return true
         }
     }
 
@@ -111,7 +157,11 @@ package final class RedisEventBus: EventBus {
     package static let futureCursorToleranceMillis: UInt64 = 1_000
 
     /// The longest cursor on the events channel: two 20-digit numbers and a dash.
-    private static let maxCursorLength = 41
+    static let maxCursorLength = 41
+
+    /// How many jumps of the position after gaps a node remembers (`State.jumps`): another
+    /// node's report of lost events comes within moments of the failover that lost them.
+    static let maxRememberedJumps = 16
 
     /// - Parameter publisher: the connection the publish scripts go through; with durable
     ///   ingestion a connection of its own, since `WAIT` holds the connection it is sent on.
@@ -267,6 +317,7 @@ package final class RedisEventBus: EventBus {
         subscriber.subscribe(keys.eventBatchChannel)
         subscriber.subscribe(keys.eventBlockChannel)
         subscriber.subscribe(keys.heartbeatChannel(instance: instance))
+        subscriber.subscribe(keys.logRewoundChannel)
         await withDiscardingTaskGroup { group in
             group.addTask { await self.subscriber.run() }
             group.addTask { await self.fillLoop() }
@@ -325,6 +376,8 @@ package final class RedisEventBus: EventBus {
                 return
             }
             accept(cursor, entry: cursor, body)
+        } else if channel == keys.logRewoundChannel {
+            lostElsewhere(payload)
         } else {
             let now = NIODeadline.now().uptimeNanoseconds
             state.withLock { $0.lastHeartbeatNanos = now }
@@ -430,13 +483,15 @@ package final class RedisEventBus: EventBus {
     }
 
     /// Under the lock, so that stream fills and live messages leave in cursor order.
-    func deliver(_ message: HeldMessage, state: inout State) {
+    /// - Parameter fromLog: read from the replay log, so a cursor the log holds.
+    func deliver(_ message: HeldMessage, fromLog: Bool = false, state: inout State) {
         let cursor = message.cursor
         if let last = state.lastCursor, cursor <= last { return }
-        // Only an event that decodes moves the position: a node's position must be a cursor
+        // A live event moves the position only if it decodes: the position must be a cursor
         // the log holds, or the next gap fill takes the log for rewound and every client here
-        // is told to refetch. A forged message is rarely a well-formed event; a real event
-        // that does not decode is read again by the next fill and skipped again, counted.
+        // is told to refetch. A forged message is rarely a well-formed event. What the log
+        // holds is real even when this release cannot read it (a newer node's type): past it.
+        if fromLog { state.move(to: cursor, entry: message.entry, body: message.body) }
         guard let event = EventWireFormat.decode(message.body) else {
             state.rejectedMessages += 1
             if let suppressed = rejections.permit() {
@@ -446,7 +501,7 @@ package final class RedisEventBus: EventBus {
             }
             return
         }
-        state.move(to: cursor, entry: message.entry, body: message.body)
+        if !fromLog { state.move(to: cursor, entry: message.entry, body: message.body) }
         state.sink?(DeliveredEvent(event: event, cursor: cursor))
     }
 
@@ -468,7 +523,25 @@ package final class RedisEventBus: EventBus {
     // MARK: Replay log (reads in RedisEventBus+ReplayLog.swift)
 
     package func onLogReset(_ handler: @escaping @Sendable (EventCursor?) -> Void) {
-        state.withLock { $0.logReset = handler }
+        state.withLock { $0.logReset.append(handler) }
+    }
+
+    /// Another node found the log rewound past `payload` (a cursor it had delivered). This
+    /// node's clients missed that event if the node never delivered it: it lost its own
+    /// connection to the old primary before the event reached it, and the log does not hold
+    /// it, so its own gap fill found nothing wrong.
+    private func lostElsewhere(_ payload: ByteBuffer) {
+        let view = payload.readableBytesView
+        guard view.count <= Self.maxCursorLength, let lost = EventCursor(bytes: view) else {
+            reject("malformed report on the replay-log rewind channel", payload)
+            return
+        }
+        let told = state.withLock { state in state.neverDelivered(lost) && state.announceLostEvents(lost) }
+        if told {
+            logger.warning(
+                "another node found the replay log rewound past an event this node never delivered; connected clients are told to refetch",
+                metadata: ["lost.cursor": "\(lost)"])
+        }
     }
 
     /// Tests: `hook` runs after each gap fill's last log read, before the fill releases what

@@ -24,6 +24,9 @@ struct RedisKeys: Sendable {
     /// (a failover to a replica that lagged, a Redis restarted empty): events up to it may be
     /// gone from the log, so no resume from a cursor below it is complete.
     var logFloor: String { "\(prefix):events:floor" }
+    /// The pub/sub channel on which a node that found the log rewound names the cursor it had
+    /// delivered that the log lost: a node that never delivered it tells its own clients.
+    var logRewoundChannel: String { "\(prefix):events:rewound" }
     /// Cluster-wide count of accepted events.
     var acceptedCounter: String { "\(prefix):stats:accepted" }
     /// Producers' event ids accepted within the deduplication window, scored by acceptance

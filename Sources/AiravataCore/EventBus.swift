@@ -41,9 +41,9 @@ package protocol EventBus: Sendable {
 
     /// Registers what to call when the bus finds that the replay log was lost, rewound or
     /// started again (a new epoch): events a node saw, or should have seen, before it may be
-    /// missing from the log now. The handler gets the node's position at that moment (the log's
-    /// floor, nil if it had none), and runs before the bus delivers anything from the new log.
-    /// One handler: a later registration replaces the earlier.
+    /// missing from the log now, and this node's clients may have missed some. The handlers
+    /// run in the order registered, with the node's position at that moment, after every
+    /// event delivered at or below it and before any later one.
     func onLogReset(_ handler: @escaping @Sendable (EventCursor?) -> Void)
 }
 

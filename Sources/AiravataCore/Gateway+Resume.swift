@@ -58,15 +58,13 @@ extension Gateway {
         return envelope
     }
 
-    /// The replay log lost events (`EventBus.onLogReset`): what this node remembers may not
-    /// match the log any more, and its connected clients may have missed an event that no
-    /// node can give them now (one acknowledged just before a primary died can reach some
-    /// nodes' subscriber connections and not this one's). Each is told `recovery_failed`
-    /// (`log_rewound`) and refetches; live events go on after `floor`, and come after the
-    /// notice (the bus calls this before it delivers anything from the new log).
-    func logRewound(floor: EventCursor?) {
-        replay.forgetRecent()
-        broadcastLocally(resumeOutcome("recovery_failed", reason: "log_rewound", cursor: floor))
+    /// The replay log lost events this node's connected clients may have missed, and no node
+    /// can give them now (`EventBus.onLogReset`; the replay reader forgets its memory through
+    /// its own handler). Each client is told `recovery_failed` (`log_rewound`) and refetches;
+    /// `position` is the newest cursor delivered here before the notice, and every live event
+    /// after the notice is newer.
+    func logRewound(position: EventCursor?) {
+        broadcastLocally(resumeOutcome("recovery_failed", reason: "log_rewound", cursor: position))
     }
 
     func currentTip() async throws -> EventCursor {

@@ -55,8 +55,8 @@ package final class Gateway: Sendable {
         self.limiter = limiter
         self.validator = EventValidator(maximumBatchSize: configuration.maximumBatchSize)
         self.logger = logger
-        // Replaces the replay reader's own handler (the bus keeps one); `logRewound` calls it.
-        bus.onLogReset { [weak self] floor in self?.logRewound(floor: floor) }
+        // After the replay reader's own handler (registered as it was made), which forgets.
+        bus.onLogReset { [weak self] position in self?.logRewound(position: position) }
     }
 
     /// Runs the bus's delivery until cancelled.

@@ -79,7 +79,6 @@ package final class ReplayReader: Sendable {
     package init(bus: any EventBus, recentCapacity: Int = 10_000) {
         self.bus = bus
         self.recent = Mutex(CursorRing(capacity: recentCapacity))
-        // A gateway replaces this with its own handler, which also calls `forgetRecent`.
         bus.onLogReset { [weak self] _ in self?.forgetRecent() }
     }
 

@@ -155,6 +155,80 @@ struct LogRewindTests {
         }
     }
 
+    /// Reads until the next progress event; returns the `recovery_failed` notice seen before
+    /// it (nil if none) and the event.
+    static func noticeThenEvent(_ listener: Listener) async throws -> (notice: JSONValue?, event: JSONValue) {
+        var notice: JSONValue?
+        while true {
+            let message = try await listener.socket.nextMessage()
+            if message["type"]?.stringValue == "experiment_progress" { return (notice, message) }
+            if message["data"]?["action"]?.stringValue == "recovery_failed" { notice = message }
+        }
+    }
+
+    /// The other half of a failover that lost the last event: one node delivered it, another
+    /// never got it (its connection to the old primary dropped first). The second node's own
+    /// position is still in the log, so only the first can find the loss; the second hears of
+    /// it on the rewind channel (`heard`), or from the floor when its subscriber comes back
+    /// after that report.
+    @Test(
+        "an event lost with the log that one node delivered and another never got: both nodes' clients are told",
+        arguments: [true, false])
+    func lostBeforeItReachedAnotherNode(heard: Bool) async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            // The second node reaches Redis as a user of its own, so that its subscription alone can be cut.
+            _ = try await cluster.redis.cli("ACL", "SETUSER", "second", "on", ">pw", "~*", "&*", "+@all")
+            let second = try cluster.launch(
+                name: "second", extraArguments: ["--redis-url", "redis://second:pw@127.0.0.1:\(cluster.redis.port)/0"])
+            guard await eventually(within: .seconds(20), { await cluster.isReady(second) }) else {
+                throw TestSupportError("the second node did not become ready; \(cluster.logTail(second))")
+            }
+            try await Self.ownership(cluster)
+            let (first, _) = try await Self.listen(cluster, 0)
+            defer { first.socket.close() }
+            let (other, _) = try await Self.listen(cluster, second)
+            defer { other.socket.close() }
+            let before = try await Self.publish(cluster, 1...2)
+            #expect(try await Self.receive(first, 2) == before.last)
+            #expect(try await Self.receive(other, 2) == before.last)
+
+            // Redis disconnects the second node's subscriber and refuses it until its channels are back.
+            func subscribers() async throws -> Int {
+                let answer = try await cluster.redis.cli("PUBSUB", "NUMSUB", "airavata:events:rewound")
+                return Int(answer.split(separator: "\n").last.map(String.init) ?? "") ?? -1
+            }
+            _ = try await cluster.redis.cli("ACL", "SETUSER", "second", "resetchannels")
+            #expect(await eventually(within: .seconds(10)) { (try? await subscribers()) == 1 })
+            let lost = try await Self.publish(cluster, 3...3)
+            #expect(try await Self.receive(first, 1) == lost.first)
+            // The log loses it, as a promoted replica that lagged would.
+            _ = try await cluster.redis.cli("XDEL", Self.stream, lost[0])
+            func readmit() async throws {
+                _ = try await cluster.redis.cli("ACL", "SETUSER", "second", "allchannels")
+                #expect(
+                    await eventually(within: .seconds(20)) { (try? await subscribers()) == 2 },
+                    "the second node did not subscribe again")
+            }
+            if heard { try await readmit() }
+            // The first node's subscriber drops too; its gap fill finds its last event gone.
+            _ = try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+            let floorRaised = await eventually(within: .seconds(10)) {
+                (try? await cluster.redis.cli("GET", Self.floorKey))?.contains(lost[0]) == true
+            }
+            #expect(floorRaised, "the first node did not record where the log was rewound")
+            if !heard { try await readmit() }
+
+            let next = try await Self.publish(cluster, 4...4)
+            for (name, listener) in [("first", first), ("second", other)] {
+                let (notice, event) = try await Self.noticeThenEvent(listener)
+                #expect(event["cursor"]?.stringValue == next.first, "\(name): \(event.jsonString)")
+                #expect(
+                    notice?["data"]?["reason"]?.stringValue == "log_rewound",
+                    "\(name) node's client: \(notice?.jsonString ?? "no notice before the next event")")
+            }
+        }
+    }
+
     @Test("Redis restarted empty: a resume from the old log fails, delivery goes on")
     func restartedEmpty() async throws {
         try await ClusterHarness.with(nodes: 1) { cluster in

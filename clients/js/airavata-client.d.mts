@@ -364,7 +364,8 @@ export interface ReplayCompleteDetail {
 }
 
 /**
- * Refetch what you show: events from the time away were missed. `resume_disabled` and
+ * Refetch what you show: events from the time away (or, with `log_rewound`, lost by the
+ * cluster while connected) were missed. `resume_disabled` and
  * `session_refused` are the client's own; the others come from the server.
  */
 export type RecoveryFailure = ServerRecoveryFailure | 'resume_disabled' | 'session_refused';
