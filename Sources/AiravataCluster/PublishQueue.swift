@@ -20,11 +20,16 @@ final class PublishQueue: Sendable {
     /// refused at once (503, retry) instead of piling up in memory.
     static let maxWaitingBytes = 64 << 20
 
+    /// What a caller is answered with: its events' cursors, or why they were not published.
+    typealias Completion = @Sendable (Result<[String], any Error>) -> Void
+
     private struct Waiter {
         var payloads: [[UInt8]]
         var events: Int
         var bytes: Int
-        var promise: EventLoopPromise<[String]>
+        /// Where `complete` runs.
+        var loop: any EventLoop
+        var complete: Completion
     }
 
     private struct State {
@@ -72,26 +77,48 @@ final class PublishQueue: Sendable {
     /// The same as a future completed on `loop`: no task, so a caller on an event loop
     /// stays there.
     func publish(_ payloads: [[UInt8]], on loop: any EventLoop) -> EventLoopFuture<[String]> {
-        guard !payloads.isEmpty else { return loop.makeSucceededFuture([]) }
-        let bytes = payloads.reduce(0) { $0 + $1.count }
         let promise = loop.makePromise(of: [String].self)
+        publish(payloads, on: loop) { promise.completeWith($0) }
+        return promise.futureResult
+    }
+
+    /// The same with a callback that runs on `loop` (at once when the answer needs no wait
+    /// and the caller is on `loop`): ingestion's path, which a promise per request would
+    /// cost an allocation and a generic-metadata lookup or two.
+    func publish(_ payloads: [[UInt8]], on loop: any EventLoop, then complete: @escaping Completion) {
+        guard !payloads.isEmpty else {
+            Self.run(complete, .success([]), on: loop)
+            return
+        }
+        let bytes = payloads.reduce(0) { $0 + $1.count }
         let outcome = state.withLock { state -> (batch: [Waiter]?, full: Bool) in
             guard state.waitingBytes == 0 || state.waitingBytes + bytes <= Self.maxWaitingBytes else {
                 return (nil, true)
             }
             state.waiting.append(
-                Waiter(payloads: payloads, events: payloads.count / argumentsPerEvent, bytes: bytes, promise: promise))
+                Waiter(
+                    payloads: payloads, events: payloads.count / argumentsPerEvent, bytes: bytes, loop: loop,
+                    complete: complete))
             state.waitingBytes += bytes
             guard !state.inFlight else { return (nil, false) }
             state.inFlight = true
             return (Self.nextBatch(&state), false)
         }
         if outcome.full {
-            promise.fail(
-                EventBusUnavailableError("more than \(Self.maxWaitingBytes >> 20) MiB of events wait for Redis"))
+            let error = EventBusUnavailableError("more than \(Self.maxWaitingBytes >> 20) MiB of events wait for Redis")
+            Self.run(complete, .failure(error), on: loop)
         }
         if let batch = outcome.batch { send(batch) }
-        return promise.futureResult
+    }
+
+    private static func run(
+        _ complete: @escaping Completion, _ result: Result<[String], any Error>, on loop: any EventLoop
+    ) {
+        if loop.inEventLoop {
+            complete(result)
+        } else {
+            loop.execute { complete(result) }
+        }
     }
 
     /// Takes the oldest requests that fit in one call; at least one.
@@ -135,34 +162,34 @@ final class PublishQueue: Sendable {
         cursors read: (RedisReply, Int) -> [String]?
     ) {
         let expected = batch.reduce(0) { $0 + $1.events }
-        let cursors: [String]
+        var failure: (any Error)?
+        var cursors: [String] = []
         switch result {
         case .failure(let error):
-            let failure = EventBusUnavailableError("cannot reach Redis to publish: \(error)")
-            for waiter in batch { waiter.promise.fail(failure) }
-            return
+            failure = EventBusUnavailableError("cannot reach Redis to publish: \(error)")
         case .success(.error(let message)):
-            let failure = EventBusUnavailableError("Redis refused the publish script: \(message)")
-            for waiter in batch { waiter.promise.fail(failure) }
-            return
+            failure = EventBusUnavailableError("Redis refused the publish script: \(message)")
         case .success(let reply):
-            guard let ids = read(reply, expected) else {
-                let failure = EventBusUnavailableError("unexpected reply to the publish script: \(reply)")
-                for waiter in batch { waiter.promise.fail(failure) }
-                return
+            if let ids = read(reply, expected) {
+                cursors = ids
+            } else {
+                failure = EventBusUnavailableError("unexpected reply to the publish script: \(reply)")
             }
-            cursors = ids
         }
-        // One task per other loop, not one per request: a promise completed off its loop
-        // schedules a task of its own, and half the requests of a call live on another loop.
-        var here: [(EventLoopPromise<[String]>, [String])] = []
-        var elsewhere: [(loop: any EventLoop, answers: [(EventLoopPromise<[String]>, [String])])] = []
+        // One task per other loop, not one per request: half the requests of a call may
+        // live on another loop.
+        typealias Answer = (complete: Completion, result: Result<[String], any Error>)
+        var here: [Answer] = []
+        var elsewhere: [(loop: any EventLoop, answers: [Answer])] = []
         var position = 0
         for waiter in batch {
             let count = waiter.events
-            let answer = (waiter.promise, Array(cursors[position..<(position + count)]))
+            let answer: Answer = (
+                waiter.complete,
+                failure.map { .failure($0) } ?? .success(Array(cursors[position..<(position + count)]))
+            )
             position += count
-            let loop = waiter.promise.futureResult.eventLoop
+            let loop = waiter.loop
             if loop.inEventLoop {
                 here.append(answer)
             } else if let index = elsewhere.firstIndex(where: { $0.loop === loop }) {
@@ -172,8 +199,8 @@ final class PublishQueue: Sendable {
             }
         }
         for (loop, answers) in elsewhere {
-            loop.execute { for (promise, ids) in answers { promise.succeed(ids) } }
+            loop.execute { for (complete, result) in answers { complete(result) } }
         }
-        for (promise, ids) in here { promise.succeed(ids) }
+        for (complete, result) in here { complete(result) }
     }
 }

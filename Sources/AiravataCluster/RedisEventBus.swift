@@ -261,6 +261,17 @@ package final class RedisEventBus: EventBus {
         }
     }
 
+    package func publish(
+        _ events: [GatewayEvent], on loop: any EventLoop,
+        then complete: @escaping @Sendable (Result<[String], any Error>) -> Void
+    ) {
+        switch writtenFormat {
+        case .v3: blockQueue.publish(events.map(EventWireFormat.encodeV2), on: loop, then: complete)
+        case .v2: publishQueue.publish(events.map(EventWireFormat.encodeV2), on: loop, then: complete)
+        default: legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1), on: loop, then: complete)
+        }
+    }
+
     package func publishOnce(_ events: [GatewayEvent], producerIDs: [String?]) async throws -> [Publication] {
         let loop = client.eventLoop
         return try await publishOnce(events, producerIDs: producerIDs, on: loop).get()

@@ -13,6 +13,11 @@ package protocol EventBus: Sendable {
     /// loop stays there.
     func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]>
 
+    /// The same with a callback on `loop` instead of a future: ingestion's hot path.
+    func publish(
+        _ events: [GatewayEvent], on loop: any EventLoop,
+        then complete: @escaping @Sendable (Result<[String], any Error>) -> Void)
+
     /// Publishes like `publish`, except that an event whose producer id (`producerIDs[i]`,
     /// nil for none) was accepted within the deduplication window is not published again: its
     /// answer is the cursor it was first accepted with, marked duplicate. The check and the
@@ -48,6 +53,13 @@ package protocol EventBus: Sendable {
 }
 
 extension EventBus {
+    package func publish(
+        _ events: [GatewayEvent], on loop: any EventLoop,
+        then complete: @escaping @Sendable (Result<[String], any Error>) -> Void
+    ) {
+        publish(events, on: loop).whenComplete(complete)
+    }
+
     package func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]> {
         loop.makeFutureWithTask { try await self.publish(events) }
     }

@@ -49,6 +49,12 @@ extension Gateway {
         } catch {
             return loop.makeFailedFuture(error)
         }
+        return ingest(candidates, dataBytes: dataBytes, on: loop)
+    }
+
+    private func ingest(
+        _ candidates: [EventValidator.Candidate], dataBytes: [[UInt8]?], on loop: any EventLoop
+    ) -> EventLoopFuture<[Accepted]> {
         let now = WallClock.nowMicros()
         let (entries, unknown) = Self.ownershipWork(candidates)
         guard entries.isEmpty && unknown.isEmpty else {
@@ -60,6 +66,28 @@ extension Gateway {
         }
         // Events that name their project and owner (most): no lookup to wait for.
         return publish(complete(candidates, known: [:], nowMicros: now, dataBytes: dataBytes), candidates, on: loop)
+    }
+
+    /// The same with a callback on `loop`: events that need no ownership work and carry no
+    /// producer ids (most) go to the bus without a future on the way.
+    package func ingest(
+        _ document: JSONValue, dataBytes: [[UInt8]?] = [], on loop: any EventLoop,
+        then answer: @escaping @Sendable (Result<[Accepted], any Error>) -> Void
+    ) {
+        let candidates: [EventValidator.Candidate]
+        do {
+            candidates = try validator.validate(document)
+        } catch {
+            answer(.failure(error))
+            return
+        }
+        let (entries, unknown) = Self.ownershipWork(candidates)
+        guard entries.isEmpty, unknown.isEmpty, Self.producerIDs(candidates) == nil else {
+            ingest(candidates, dataBytes: dataBytes, on: loop).whenComplete(answer)
+            return
+        }
+        let events = complete(candidates, known: [:], nowMicros: WallClock.nowMicros(), dataBytes: dataBytes)
+        bus.publish(events, on: loop) { result in answer(result.map { self.accepted(events, $0) }) }
     }
 
     private func publish(

@@ -133,7 +133,7 @@ package final class GatewayHTTPAPI: Sendable {
             answer(.error(.badRequest, "Body is not valid JSON: \(error)"))
             return
         }
-        gateway.ingest(document, dataBytes: dataBytes, on: loop).whenComplete { result in
+        gateway.ingest(document, dataBytes: dataBytes, on: loop) { result in
             switch result {
             case .success(let accepted): answer(self.acceptedResponse(accepted))
             case .failure(let error): answer(self.ingestionFailure(error))

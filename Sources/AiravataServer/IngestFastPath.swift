@@ -247,13 +247,16 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         // last (as `HTTPRequestHandler.dispatch` does).
         let keepAlive = context.channel.isWritable
         if !keepAlive { api.answersUnread() }
-        let written = context.writeAndFlush(wrapOutboundOut(response.serialized(keepAlive: keepAlive)))
+        let data = wrapOutboundOut(response.serialized(keepAlive: keepAlive))
         guard keepAlive else {
+            let written = context.writeAndFlush(data)
             mode = .closing
             pending = nil
             context.fireUserInboundEventTriggered(FastIngestEvent.closing(written))
             return
         }
+        // No promise: one per request was an allocation and a generic-metadata lookup.
+        context.writeAndFlush(data, promise: nil)
         context.fireUserInboundEventTriggered(FastIngestEvent.answered(waiting: (pending?.readableBytes ?? 0) > 0))
         if readingOff, (pending?.readableBytes ?? 0) <= maxPendingBytes {
             readingOff = false
