@@ -426,6 +426,18 @@ struct FailoverTests {
 
     @Test("with --durable-replicas 1, every acknowledged event survives a failover to a replica that fell behind")
     func durableLaggingReplica() async throws {
+        // As in `laggingReplica`: Sentinel may re-point the replica around the link, and then
+        // nothing is cut off and the posts are rightly acknowledged; that run tries again.
+        for attempt in 1...3 {
+            if try await Self.durableLaggingReplicaRun() { return }
+            print("FailoverTests.durableLaggingReplica: attempt \(attempt): the replica was re-pointed around the link")
+        }
+        Issue.record("in three attempts the replica was always re-pointed around the link: the scenario was not set up")
+    }
+
+    /// One run; false when the posts after the cut were acknowledged because the replica
+    /// replicates around the link.
+    static func durableLaggingReplicaRun() async throws -> Bool {
         let (redis, link, fleet) = try await Self.replicaBehindLink(
             nodeArguments: ["--durable-replicas", "1", "--durable-timeout", "300ms"])
         defer {
@@ -438,6 +450,7 @@ struct FailoverTests {
         let (clients, recorders) = try await Self.clients(fleet, perNode: Self.clientsPerNode, homes: [0, 1, 2])
         let producer = PacedProducer(lanes: [0, 1, 2, 0], experiment: Self.experiment)
         var refusedAfterCut = 0
+        var rerouted: String?
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await producer.run(fleet, rate: Self.rate, duration: Self.streamDuration) }
             guard await eventually(within: .seconds(20), { producer.acknowledgedCount >= Self.rate * 3 }) else {
@@ -457,12 +470,22 @@ struct FailoverTests {
                     })
             else {
                 producer.halt()
+                let replica = try? await redis.replica.fields("INFO", "replication")
+                if let port = replica?["master_port"], port != "\(link.port)" {
+                    rerouted = "it replicates from port \(port) (the link: \(link.port))"
+                    return
+                }
                 throw TestSupportError("posts after the cut were not refused: \(producer.all.suffix(5))")
             }
             refusedAfterCut = producer.all.dropFirst(answersAtCut).count { $0.status == 503 }
             redis.primary.signal(SIGKILL)
             link.stop()
             try await redis.awaitPromotion(within: .seconds(20))
+        }
+        if let rerouted {
+            print("FailoverTests.durableLaggingReplica: posts after the cut were acknowledged: \(rerouted)")
+            for client in clients { await client.stop() }
+            return false
         }
         let inLog = try await Self.sequencesInLog(of: redis.replica)
         let lost = producer.acknowledged.subtracting(inLog)
@@ -482,6 +505,7 @@ struct FailoverTests {
             FailoverTests.durableLaggingReplica: \(producer.acknowledged.count) acknowledged, all in the promoted \
             replica's log: \(lost.isEmpty); refused after the cut: \(refusedAfterCut)
             """)
+        return true
     }
 
     @Test("one node is cut off from Redis: it turns unready, and its clients lose nothing acknowledged elsewhere")
