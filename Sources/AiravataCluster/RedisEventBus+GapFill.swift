@@ -34,13 +34,11 @@ extension RedisEventBus {
         var resetDetected = false
         var resetAnnounced = false
         var requestsAtLastRead = 0
-        var floor: EventCursor?
         var firstPage = true
         let startedAt = state.withLock { state in
             // Held from here: a fill that runs for a buffered request must not let live
             // events from a new log past before it has looked at that log.
             state.filling = true
-            if state.fillFrom == nil { state.fillFrom = state.lastCursor }
             return state.lastCursor
         }
         if startedAt == nil {
@@ -64,12 +62,7 @@ extension RedisEventBus {
             // (rewound by a failover, then written over by a block from a clock not past the
             // old one's): its events up to the cursor were never delivered here, and pub/sub
             // will not bring them.
-            let (holding, page, more, floorReply) = try await readAfter(after, withFloor: firstPage)
-            if firstPage, let floorReply {
-                // Not fatal here: a resume from the log refuses to read past a bad floor.
-                floor = try? Self.floor(floorReply)
-            }
-            firstPage = false
+            let (holding, page, more, _) = try await readAfter(after, withFloor: false)
             var entries = page
             if let holding {
                 entries.insert(holding, at: 0)
@@ -85,18 +78,28 @@ extension RedisEventBus {
             }
             // An epoch mark past the position: the log started again while we were away.
             if entries.contains(where: { $0.isMark && $0.last > after }) { resetDetected = true }
+            if firstPage, !resetDetected {
+                // Another node may have found the log rewound past an event this node never
+                // got (its connection to the old primary dropped first): told before anything
+                // from the new log is delivered.
+                try await judgeReportedLoss()
+            }
+            firstPage = false
             if resetDetected, !resetAnnounced {
                 // Before anything from the new log is delivered. The floor first: from now on
-                // no node answers a resume from below it. Then the other nodes hear which
-                // event was lost: one whose connection to the old primary dropped before that
-                // event reached it finds its own position intact, yet its clients missed it.
-                // A failure throws before anything moved, so the retry finds the rewind again.
+                // no node answers a resume from below it. Then the lost cursor, for the other
+                // nodes: one whose connection to the old primary dropped before that event
+                // reached it finds its own position intact, yet its clients missed it. A
+                // failure throws before anything moved, so the retry finds the rewind again.
                 // Then this node's clients are told, at the position where the log lost it.
                 try await raiseLogFloor(to: after)
-                try await client.send(
-                    RedisCommand("PUBLISH", RedisArgument(keys.logRewoundChannel), RedisArgument(after.description)))
+                try await recordLost(after)
                 resetAnnounced = true
-                let told = state.withLock { $0.announceLostEvents(after) }
+                let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
+                let told = state.withLock { state in
+                    state.judgedLost = max(state.judgedLost ?? after, after)
+                    return state.announceLostEvents(after, nowMillis: nowMillis)
+                }
                 logger.warning(
                     "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); connected clients are told to refetch, and so are resuming clients older than it",
                     metadata: ["last.cursor": "\(after)", "clients.told": "\(told)"])
@@ -126,14 +129,6 @@ extension RedisEventBus {
                 }
             }
             if !more { break }
-        }
-        // Another node may have found the log rewound while this node's subscriber was away
-        // (its report on the rewind channel missed): the floor names the lost event. Told
-        // before the live events held meanwhile are released.
-        if let floor, state.withLock({ $0.neverDelivered(floor) && $0.announceLostEvents(floor) }) {
-            logger.warning(
-                "the replay log's floor is an event this node never delivered (another node found the log rewound); connected clients are told to refetch",
-                metadata: ["floor": "\(floor)"])
         }
         if let afterFillRead = state.withLock({ $0.afterFillRead }) { await afterFillRead() }
         let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))

@@ -34,6 +34,8 @@ extension RedisEventBus {
                 logger.warning("no heartbeat through Redis pub/sub; rebuilding the subscriber connection")
                 subscriber.reconnect()
             }
+            // A loss another node recorded while this node's subscriber stayed up.
+            try? await judgeReportedLoss()
             if configuration.busFormat == .automatic { await checkForOlderNodes(&raise) }
             if writtenFormat < .v3 { floorAboveBlocks = await raiseFloorAboveBlocks(past: floorAboveBlocks) }
         }

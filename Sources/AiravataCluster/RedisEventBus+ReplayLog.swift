@@ -201,4 +201,44 @@ extension RedisEventBus {
         if case .error(let message) = floor { throw RedisError(.server, message) }
         logger.notice("replay log floor raised", metadata: ["floor": "\(floor.string ?? "?")"])
     }
+
+    /// Records that the log lost the event at `cursor`, which this node delivered
+    /// (`RedisKeys.logLost`, only ever raised): nodes that never delivered it tell their clients.
+    func recordLost(_ cursor: EventCursor) async throws {
+        let lost = try await client.run(
+            ClusterScripts.raiseLogFloor, keys: [RedisArgument(keys.logLost)],
+            arguments: [RedisArgument(cursor.description)])
+        if case .error(let message) = lost { throw RedisError(.server, message) }
+    }
+
+    /// Reads the newest lost cursor another node recorded and tells this node's clients if
+    /// it never delivered that event (`State.judgeReportedLoss`). A value that is not a
+    /// cursor is logged and left alone.
+    func judgeReportedLoss() async throws {
+        let reply = try await client.send(RedisCommand("GET", RedisArgument(keys.logLost)))
+        if case .error(let message) = reply { throw RedisError(.server, message) }
+        guard let text = reply.string else { return }
+        guard let lost = EventCursor(text) else {
+            logger.warning(
+                "the replay log's lost-event key is not a cursor; ignored", metadata: ["key": "\(keys.logLost)"])
+            return
+        }
+        let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
+        let (told, position) = state.withLock { state in
+            (state.judgeReportedLoss(lost, nowMillis: nowMillis), state.lastCursor)
+        }
+        if told {
+            logger.warning(
+                "another node found the replay log rewound past an event this node never delivered; connected clients are told to refetch",
+                metadata: ["lost.cursor": "\(lost)", "position": "\(position.map { "\($0)" } ?? "none")"])
+        }
+    }
+
+    /// At start: losses recorded before this node ran concern no client of its.
+    func adoptRecordedLoss() async {
+        guard let reply = try? await client.send(RedisCommand("GET", RedisArgument(keys.logLost))),
+            let lost = reply.string.flatMap({ EventCursor($0) })
+        else { return }
+        state.withLock { $0.judgedLost = max($0.judgedLost ?? lost, lost) }
+    }
 }

@@ -52,58 +52,53 @@ package final class RedisEventBus: EventBus {
         var gapFills = 0
         var replayed = 0
         var logReset: [@Sendable (EventCursor?) -> Void] = []
-        /// Where the running (or last) gap fill began, until the position first moves after
-        /// it: the node delivered nothing between that cursor and the first move.
-        var fillFrom: EventCursor?
-        /// The ranges the position jumped over at its first move after a fill began (oldest
-        /// first, at most `maxRememberedJumps`): the log and pub/sub gave this node nothing
-        /// strictly between their ends, so an event lost there was never delivered here.
-        var jumps: [(from: EventCursor, to: EventCursor)] = []
-        /// Lost events below this cursor are covered by a notice this node gave its clients
-        /// (they refetch after it, and everything delivered after it is newer).
+        /// The node's recent positions, oldest first (every cursor it delivered or moved past):
+        /// whether it ever delivered an event that the log lost.
+        var delivered = CursorRing<EventCursor>(capacity: RedisEventBus.rememberedPositions)
+        /// Lost events below this cursor are covered by a notice this node gave its clients:
+        /// they refetched after it (its position, or the clock at the notice if later).
         var coveredBelow: EventCursor?
-        /// A notice was given and the position has not moved since: any loss reported now is
-        /// covered too, up to the next event delivered (one notice per rewind, however many
-        /// nodes report it).
-        var coverPending = false
+        /// The newest lost cursor (`RedisKeys.logLost`) this node has judged: each value once.
+        var judgedLost: EventCursor?
         /// A v3 header whose body has not arrived yet (the next message on the v3 channel).
         var pendingBlock: BusMessage.BlockHeader?
 
         /// Moves the node's position: the cursor, the entry holding it, the body there.
         mutating func move(to cursor: EventCursor, entry: EventCursor, body: ByteBuffer?) {
-            if coverPending {
-                coverPending = false
-                coveredBelow = cursor
-            }
-            if let from = fillFrom {
-                fillFrom = nil
-                if cursor > from {
-                    jumps.append((from, cursor))
-                    if jumps.count > RedisEventBus.maxRememberedJumps { jumps.removeFirst() }
-                }
-            }
             (lastCursor, lastEntry, lastBody) = (cursor, entry, body)
+            delivered.append(cursor)
         }
 
-        /// Whether an event at `lost` (one the log lost) was never delivered by this node: it
-        /// is past the position, or inside a range the position jumped over after a gap.
+        /// Whether this node never delivered the event at `lost` (one the log lost): it is past
+        /// the position, or within the remembered positions and not among them. One older than
+        /// them all counts as delivered: no client here can still be waiting for it.
         func neverDelivered(_ lost: EventCursor) -> Bool {
             guard let position = lastCursor else { return false }
-            return lost > position || jumps.contains { $0.from < lost && lost < $0.to }
+            if lost > position { return true }
+            guard let oldest = delivered.entries.first, lost > oldest else { return false }
+            return delivered.position(of: lost) == nil
         }
 
         /// Tells the node's clients (through the handlers) that the event at `lost` and maybe
         /// others are missing, unless an earlier notice covers it. Under the bus's lock, so
         /// that the notice's cursor (the position) is at or above every event delivered
         /// before it, and below every event after it.
-        mutating func announceLostEvents(_ lost: EventCursor) -> Bool {
-            guard let position = lastCursor, !coverPending, coveredBelow.map({ lost > $0 }) ?? true else {
-                return false
-            }
-            coveredBelow = position
-            coverPending = true
+        mutating func announceLostEvents(_ lost: EventCursor, nowMillis: UInt64) -> Bool {
+            guard let position = lastCursor, coveredBelow.map({ lost >= $0 }) ?? true else { return false }
+            coveredBelow = max(position, EventCursor(milliseconds: nowMillis, sequence: 0))
             for handler in logReset { handler(position) }
             return true
+        }
+
+        /// Another node found the log rewound past `lost` (read from `RedisKeys.logLost`):
+        /// this node's clients are told if it never delivered that event. Each value is judged
+        /// once, and one far ahead of the clock is not believed.
+        mutating func judgeReportedLoss(_ lost: EventCursor, nowMillis: UInt64) -> Bool {
+            guard judgedLost.map({ lost > $0 }) ?? true,
+                RedisEventBus.isPlausible(lost, after: lastCursor, nowMillis: nowMillis)
+            else { return false }
+            judgedLost = lost
+            return neverDelivered(lost) && announceLostEvents(lost, nowMillis: nowMillis)
         }
     }
 
@@ -159,9 +154,10 @@ package final class RedisEventBus: EventBus {
     /// The longest cursor on the events channel: two 20-digit numbers and a dash.
     static let maxCursorLength = 41
 
-    /// How many jumps of the position after gaps a node remembers (`State.jumps`): another
-    /// node's report of lost events comes within moments of the failover that lost them.
-    static let maxRememberedJumps = 16
+    /// How many recent positions a node remembers (`State.delivered`, 16 bytes each): enough
+    /// for the seconds between a failover and another node's report of what the log lost, at
+    /// tens of thousands of events per second.
+    static let rememberedPositions = 65_536
 
     /// - Parameter publisher: the connection the publish scripts go through; with durable
     ///   ingestion a connection of its own, since `WAIT` holds the connection it is sent on.
@@ -324,11 +320,11 @@ package final class RedisEventBus: EventBus {
         // to fill from, and the events published while it was away would be lost to this
         // node: so it subscribes only once the tip is read.
         guard await readStartingPosition() else { return }
+        await adoptRecordedLoss()
         subscriber.subscribe(keys.eventChannel)
         subscriber.subscribe(keys.eventBatchChannel)
         subscriber.subscribe(keys.eventBlockChannel)
         subscriber.subscribe(keys.heartbeatChannel(instance: instance))
-        subscriber.subscribe(keys.logRewoundChannel)
         await withDiscardingTaskGroup { group in
             group.addTask { await self.subscriber.run() }
             group.addTask { await self.fillLoop() }
@@ -387,8 +383,6 @@ package final class RedisEventBus: EventBus {
                 return
             }
             accept(cursor, entry: cursor, body)
-        } else if channel == keys.logRewoundChannel {
-            lostElsewhere(payload)
         } else {
             let now = NIODeadline.now().uptimeNanoseconds
             state.withLock { $0.lastHeartbeatNanos = now }
@@ -535,24 +529,6 @@ package final class RedisEventBus: EventBus {
 
     package func onLogReset(_ handler: @escaping @Sendable (EventCursor?) -> Void) {
         state.withLock { $0.logReset.append(handler) }
-    }
-
-    /// Another node found the log rewound past `payload` (a cursor it had delivered). This
-    /// node's clients missed that event if the node never delivered it: it lost its own
-    /// connection to the old primary before the event reached it, and the log does not hold
-    /// it, so its own gap fill found nothing wrong.
-    private func lostElsewhere(_ payload: ByteBuffer) {
-        let view = payload.readableBytesView
-        guard view.count <= Self.maxCursorLength, let lost = EventCursor(bytes: view) else {
-            reject("malformed report on the replay-log rewind channel", payload)
-            return
-        }
-        let told = state.withLock { state in state.neverDelivered(lost) && state.announceLostEvents(lost) }
-        if told {
-            logger.warning(
-                "another node found the replay log rewound past an event this node never delivered; connected clients are told to refetch",
-                metadata: ["lost.cursor": "\(lost)"])
-        }
     }
 
     /// Tests: `hook` runs after each gap fill's last log read, before the fill releases what

@@ -24,9 +24,10 @@ struct RedisKeys: Sendable {
     /// (a failover to a replica that lagged, a Redis restarted empty): events up to it may be
     /// gone from the log, so no resume from a cursor below it is complete.
     var logFloor: String { "\(prefix):events:floor" }
-    /// The pub/sub channel on which a node that found the log rewound names the cursor it had
-    /// delivered that the log lost: a node that never delivered it tells its own clients.
-    var logRewoundChannel: String { "\(prefix):events:rewound" }
+    /// The newest cursor that some node delivered and then found the log had lost (only
+    /// ever raised; unlike the floor, never raised for any other reason). A node that never
+    /// delivered it tells its own clients: it reads the key in each gap fill and heartbeat.
+    var logLost: String { "\(prefix):events:lost" }
     /// Cluster-wide count of accepted events.
     var acceptedCounter: String { "\(prefix):stats:accepted" }
     /// Producers' event ids accepted within the deduplication window, scored by acceptance

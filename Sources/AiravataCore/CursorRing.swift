@@ -3,6 +3,10 @@ package protocol CursorPositioned {
     var cursor: EventCursor { get }
 }
 
+extension EventCursor: CursorPositioned {
+    package var cursor: EventCursor { self }
+}
+
 /// The newest `capacity` entries of a log, in cursor order: appends at the end drop the
 /// oldest, and lookups by cursor are binary searches. Not thread-safe; keep it under a lock.
 package struct CursorRing<Element: CursorPositioned> {

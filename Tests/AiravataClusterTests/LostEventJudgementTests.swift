@@ -4,8 +4,8 @@ import Testing
 
 @testable import AiravataCluster
 
-/// Which lost events a node's clients missed, judged from the node's own position and the
-/// jumps it made after gaps (`RedisEventBus.State`), and how many notices that costs them.
+/// Which lost events a node's clients missed, judged from the positions the node remembers
+/// (`RedisEventBus.State`), and how many notices that costs them.
 @Suite("Cluster: lost events a node never delivered")
 struct LostEventJudgementTests {
     static func at(_ milliseconds: UInt64) -> EventCursor { EventCursor(milliseconds: milliseconds, sequence: 0) }
@@ -14,43 +14,55 @@ struct LostEventJudgementTests {
         state.move(to: at(milliseconds), entry: at(milliseconds), body: nil)
     }
 
-    @Test("a loss past the position, or inside a jump after a gap, was never delivered; one delivered live was")
+    @Test("a loss past the position, or between two remembered positions, was never delivered")
     func judged() {
         var state = RedisEventBus.State()
         #expect(!state.neverDelivered(Self.at(5)), "a node with no position has no clients' events to miss")
-        Self.moved(&state, to: 10)
-        // A gap fill starts at 10 and the next thing the log (or pub/sub) gives is 20.
-        state.fillFrom = state.lastCursor
-        Self.moved(&state, to: 20)
-        Self.moved(&state, to: 30)
-        #expect(state.neverDelivered(Self.at(15)), "inside the jump from 10 to 20")
-        #expect(!state.neverDelivered(Self.at(10)) && !state.neverDelivered(Self.at(20)), "its ends were delivered")
-        #expect(!state.neverDelivered(Self.at(25)), "20 to 30 is one step of live delivery, no gap")
-        #expect(state.neverDelivered(Self.at(40)), "past the position")
-        // Old jumps are forgotten, a bounded number kept.
-        for step in 0..<RedisEventBus.maxRememberedJumps {
-            state.fillFrom = state.lastCursor
-            Self.moved(&state, to: 100 + 10 * UInt64(step))
-        }
-        #expect(!state.neverDelivered(Self.at(15)))
-        #expect(state.jumps.count == RedisEventBus.maxRememberedJumps)
+        // Delivered 10, 20, 30, then 40 from a new log: the log lost 35, which a replica that
+        // lagged never had; the jump over it need not follow a gap directly.
+        for milliseconds: UInt64 in [10, 20, 30, 40] { Self.moved(&state, to: milliseconds) }
+        #expect(state.neverDelivered(Self.at(35)), "between 30 and 40")
+        #expect(state.neverDelivered(Self.at(15)), "between 10 and 20")
+        #expect(!state.neverDelivered(Self.at(30)) && !state.neverDelivered(Self.at(40)), "delivered")
+        #expect(state.neverDelivered(Self.at(50)), "past the position")
+        #expect(!state.neverDelivered(Self.at(5)), "older than every remembered position: no client waits for it")
+        // The memory is bounded: the oldest positions fall out.
+        for step in 0..<UInt64(RedisEventBus.rememberedPositions) { Self.moved(&state, to: 100 + step) }
+        #expect(!state.neverDelivered(Self.at(35)))
+        #expect(state.delivered.entries.count == RedisEventBus.rememberedPositions)
     }
 
-    @Test("one notice covers a rewind however many nodes report it; a later loss is told again")
+    @Test("one notice covers a rewind however many nodes report it; a loss after the notice is told again")
     func oneNoticePerRewind() {
         let told = Mutex<[EventCursor?]>([])
         var state = RedisEventBus.State()
         state.logReset = [{ position in told.withLock { $0.append(position) } }]
         Self.moved(&state, to: 10)
-        let first = state.announceLostEvents(Self.at(10))
-        let again = state.announceLostEvents(Self.at(12))
-        Self.moved(&state, to: 20)
-        let covered = state.announceLostEvents(Self.at(15))
-        let later = state.announceLostEvents(Self.at(25))
+        let first = state.announceLostEvents(Self.at(12), nowMillis: 1_000)
+        let sameRewind = state.announceLostEvents(Self.at(14), nowMillis: 1_001)
+        Self.moved(&state, to: 2_000)
+        let stillCovered = state.announceLostEvents(Self.at(900), nowMillis: 2_001)
+        let later = state.announceLostEvents(Self.at(1_500), nowMillis: 2_002)
         #expect(first)
-        #expect(!again, "no event delivered since the notice: it covers this too")
-        #expect(!covered, "below the first event after the notice: covered")
-        #expect(later, "a loss after that is news")
-        #expect(told.withLock { $0 } == [Self.at(10), Self.at(20)], "each notice carries the position it was given at")
+        #expect(!sameRewind, "lost before the first notice: covered by it")
+        #expect(!stillCovered, "older than the first notice's clock: covered")
+        #expect(later, "lost after the first notice: news, though nothing was delivered in between")
+        #expect(
+            told.withLock { $0 } == [Self.at(10), Self.at(2_000)], "each notice carries the position it was given at")
+    }
+
+    @Test("a recorded loss is judged once; one far ahead of the clock is not believed")
+    func reportsJudgedOnce() {
+        let told = Mutex(0)
+        var state = RedisEventBus.State()
+        state.logReset = [{ _ in told.withLock { $0 += 1 } }]
+        Self.moved(&state, to: 10)
+        let forged = state.judgeReportedLoss(Self.at(1_000_000), nowMillis: 20)
+        let real = state.judgeReportedLoss(Self.at(15), nowMillis: 20)
+        let again = state.judgeReportedLoss(Self.at(15), nowMillis: 5_000)
+        #expect(!forged, "far ahead of both the clock and the position")
+        #expect(real, "past the position: never delivered")
+        #expect(!again, "the same value again")
+        #expect(told.withLock { $0 } == 1)
     }
 }
