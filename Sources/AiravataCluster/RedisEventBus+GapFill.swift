@@ -96,10 +96,7 @@ extension RedisEventBus {
                 try await recordLost(after)
                 resetAnnounced = true
                 let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
-                let told = state.withLock { state in
-                    state.judgedLost = max(state.judgedLost ?? after, after)
-                    return state.announceLostEvents(after, nowMillis: nowMillis)
-                }
+                let told = state.withLock { $0.announceLostEvents(after, nowMillis: nowMillis) }
                 logger.warning(
                     "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); connected clients are told to refetch, and so are resuming clients older than it",
                     metadata: ["last.cursor": "\(after)", "clients.told": "\(told)"])

@@ -203,42 +203,80 @@ extension RedisEventBus {
     }
 
     /// Records that the log lost the event at `cursor`, which this node delivered
-    /// (`RedisKeys.logLost`, only ever raised): nodes that never delivered it tell their clients.
+    /// (`RedisKeys.logLosses`): nodes that never delivered it tell their clients. A refusal
+    /// (an ACL, a key of another type) is logged, not retried: the fill must go on.
     func recordLost(_ cursor: EventCursor) async throws {
-        let lost = try await client.run(
-            ClusterScripts.raiseLogFloor, keys: [RedisArgument(keys.logLost)],
-            arguments: [RedisArgument(cursor.description)])
-        if case .error(let message) = lost { throw RedisError(.server, message) }
+        let reply = try await client.send(
+            RedisCommand(
+                "XADD", RedisArgument(keys.logLosses), "MAXLEN", RedisArgument(Self.lossRecords), "*", "cursor",
+                RedisArgument(cursor.description)))
+        if case .error(let message) = reply {
+            logger.error(
+                "cannot record the lost event for the other nodes; their clients that missed it are not told",
+                metadata: ["key": "\(keys.logLosses)", "cursor": "\(cursor)", "error": "\(message)"])
+        }
     }
 
-    /// Reads the newest lost cursor another node recorded and tells this node's clients if
-    /// it never delivered that event (`State.judgeReportedLoss`). A value that is not a
-    /// cursor is logged and left alone.
+    /// Most loss records kept: a few per failover.
+    static let lossRecords = 16
+
+    /// Reads the loss records this node has not judged and tells its clients about each event
+    /// it never delivered (`State.judgeReportedLoss`). A refusal or an unreadable record is
+    /// logged (at most once a minute) and skipped; only a connection failure throws.
     func judgeReportedLoss() async throws {
-        let reply = try await client.send(RedisCommand("GET", RedisArgument(keys.logLost)))
-        if case .error(let message) = reply { throw RedisError(.server, message) }
-        guard let text = reply.string else { return }
-        guard let lost = EventCursor(text) else {
-            logger.warning(
-                "the replay log's lost-event key is not a cursor; ignored", metadata: ["key": "\(keys.logLost)"])
+        let after = state.withLock { $0.lastLossRecord }
+        let reply = try await client.send(
+            RedisCommand(
+                "XRANGE", RedisArgument(keys.logLosses), RedisArgument(after.map { "(\($0)" } ?? "-"), "+", "COUNT",
+                RedisArgument(Self.lossRecords)))
+        if case .error(let message) = reply {
+            if let suppressed = lossRecordWarnings.permit() {
+                logger.warning(
+                    "cannot read the replay log's loss records; clients here are not told of events other nodes found lost",
+                    metadata: ["key": "\(keys.logLosses)", "error": "\(message)", "suppressed": "\(suppressed)"])
+            }
             return
         }
-        let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
-        let (told, position) = state.withLock { state in
-            (state.judgeReportedLoss(lost, nowMillis: nowMillis), state.lastCursor)
-        }
-        if told {
-            logger.warning(
-                "another node found the replay log rewound past an event this node never delivered; connected clients are told to refetch",
-                metadata: ["lost.cursor": "\(lost)", "position": "\(position.map { "\($0)" } ?? "none")"])
+        for record in reply.array ?? [] {
+            guard let parts = record.array, parts.count == 2, let id = parts[0].string else { continue }
+            let fields = parts[1].array ?? []
+            let lost =
+                fields.count == 2 && fields[0].string == "cursor" ? fields[1].string.flatMap { EventCursor($0) } : nil
+            let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
+            let (told, unknown, position) = state.withLock { state in
+                state.lastLossRecord = id
+                guard let lost else { return (false, false, state.lastCursor) }
+                return (
+                    state.judgeReportedLoss(lost, nowMillis: nowMillis), state.olderThanMemory(lost), state.lastCursor
+                )
+            }
+            let metadata: Logger.Metadata = [
+                "lost.cursor": "\(lost.map { "\($0)" } ?? "unreadable")", "record": "\(id)",
+                "position": "\(position.map { "\($0)" } ?? "none")",
+            ]
+            if lost == nil, let suppressed = lossRecordWarnings.permit() {
+                logger.warning(
+                    "unreadable loss record in the replay log's loss records; skipped",
+                    metadata: metadata.merging(["suppressed": "\(suppressed)"]) { $1 })
+            } else if told {
+                logger.warning(
+                    "another node found the replay log rewound past an event this node never delivered; connected clients are told to refetch",
+                    metadata: metadata)
+            } else if unknown {
+                logger.warning(
+                    "another node found the replay log rewound past an event older than this node remembers; assumed delivered, clients not told",
+                    metadata: metadata)
+            }
         }
     }
 
     /// At start: losses recorded before this node ran concern no client of its.
-    func adoptRecordedLoss() async {
-        guard let reply = try? await client.send(RedisCommand("GET", RedisArgument(keys.logLost))),
-            let lost = reply.string.flatMap({ EventCursor($0) })
+    func adoptRecordedLosses() async {
+        guard
+            let reply = try? await client.send(
+                RedisCommand("XREVRANGE", RedisArgument(keys.logLosses), "+", "-", "COUNT", "1")),
+            let id = reply.array?.first?.array?.first?.string
         else { return }
-        state.withLock { $0.judgedLost = max($0.judgedLost ?? lost, lost) }
+        state.withLock { $0.lastLossRecord = id }
     }
 }

@@ -58,8 +58,12 @@ package final class RedisEventBus: EventBus {
         /// Lost events below this cursor are covered by a notice this node gave its clients:
         /// they refetched after it (its position, or the clock at the notice if later).
         var coveredBelow: EventCursor?
-        /// The newest lost cursor (`RedisKeys.logLost`) this node has judged: each value once.
-        var judgedLost: EventCursor?
+        /// The id of the newest loss record (`RedisKeys.logLosses`) this node has judged: each
+        /// record once.
+        var lastLossRecord: String?
+        /// When the bus started delivering: another node's loss from before then concerns
+        /// none of this node's clients.
+        var startedAt: EventCursor?
         /// A v3 header whose body has not arrived yet (the next message on the v3 channel).
         var pendingBlock: BusMessage.BlockHeader?
 
@@ -90,15 +94,18 @@ package final class RedisEventBus: EventBus {
             return true
         }
 
-        /// Another node found the log rewound past `lost` (read from `RedisKeys.logLost`):
-        /// this node's clients are told if it never delivered that event. Each value is judged
-        /// once, and one far ahead of the clock is not believed.
+        /// Some node found the log rewound past `lost` (a record in `RedisKeys.logLosses`):
+        /// this node's clients are told if it never delivered that event.
         mutating func judgeReportedLoss(_ lost: EventCursor, nowMillis: UInt64) -> Bool {
-            guard judgedLost.map({ lost > $0 }) ?? true,
-                RedisEventBus.isPlausible(lost, after: lastCursor, nowMillis: nowMillis)
-            else { return false }
-            judgedLost = lost
+            if let startedAt, lost < startedAt { return false }
             return neverDelivered(lost) && announceLostEvents(lost, nowMillis: nowMillis)
+        }
+
+        /// Whether `lost` is older than every position this node remembers, so that it cannot
+        /// tell whether it delivered it (it assumes it did).
+        func olderThanMemory(_ lost: EventCursor) -> Bool {
+            guard let oldest = delivered.entries.first, let position = lastCursor else { return false }
+            return lost < oldest && lost <= position
         }
     }
 
@@ -127,6 +134,8 @@ package final class RedisEventBus: EventBus {
     let fillRequests: AsyncStream<Void>.Continuation
     let fillStream: AsyncStream<Void>
     private let rejections = LogThrottle(interval: .seconds(10))
+    /// Warnings about the loss records (`judgeReportedLoss`), which are read every heartbeat.
+    let lossRecordWarnings = LogThrottle(interval: .seconds(60))
     private let blockQueue: PublishQueue
     private let publishQueue: PublishQueue
     private let legacyPublishQueue: PublishQueue
@@ -320,7 +329,9 @@ package final class RedisEventBus: EventBus {
         // to fill from, and the events published while it was away would be lost to this
         // node: so it subscribes only once the tip is read.
         guard await readStartingPosition() else { return }
-        await adoptRecordedLoss()
+        let startedMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
+        state.withLock { $0.startedAt = EventCursor(milliseconds: startedMillis, sequence: 0) }
+        await adoptRecordedLosses()
         subscriber.subscribe(keys.eventChannel)
         subscriber.subscribe(keys.eventBatchChannel)
         subscriber.subscribe(keys.eventBlockChannel)

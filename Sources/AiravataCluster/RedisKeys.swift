@@ -24,10 +24,11 @@ struct RedisKeys: Sendable {
     /// (a failover to a replica that lagged, a Redis restarted empty): events up to it may be
     /// gone from the log, so no resume from a cursor below it is complete.
     var logFloor: String { "\(prefix):events:floor" }
-    /// The newest cursor that some node delivered and then found the log had lost (only
-    /// ever raised; unlike the floor, never raised for any other reason). A node that never
-    /// delivered it tells its own clients: it reads the key in each gap fill and heartbeat.
-    var logLost: String { "\(prefix):events:lost" }
+    /// A short stream (the newest `RedisEventBus.lossRecords` entries) of cursors that some
+    /// node delivered and then found the log had lost, each entry `cursor <cursor>`. A node
+    /// that never delivered one tells its own clients: it reads the records it has not seen
+    /// in each gap fill and on each heartbeat.
+    var logLosses: String { "\(prefix):events:losses" }
     /// Cluster-wide count of accepted events.
     var acceptedCounter: String { "\(prefix):stats:accepted" }
     /// Producers' event ids accepted within the deduplication window, scored by acceptance

@@ -51,18 +51,16 @@ struct LostEventJudgementTests {
             told.withLock { $0 } == [Self.at(10), Self.at(2_000)], "each notice carries the position it was given at")
     }
 
-    @Test("a recorded loss is judged once; one far ahead of the clock is not believed")
-    func reportsJudgedOnce() {
-        let told = Mutex(0)
+    @Test("another node's loss from before this node started concerns none of its clients")
+    func lossesBeforeStart() {
         var state = RedisEventBus.State()
-        state.logReset = [{ _ in told.withLock { $0 += 1 } }]
+        state.logReset = [{ _ in }]
         Self.moved(&state, to: 10)
-        let forged = state.judgeReportedLoss(Self.at(1_000_000), nowMillis: 20)
-        let real = state.judgeReportedLoss(Self.at(15), nowMillis: 20)
-        let again = state.judgeReportedLoss(Self.at(15), nowMillis: 5_000)
-        #expect(!forged, "far ahead of both the clock and the position")
-        #expect(real, "past the position: never delivered")
-        #expect(!again, "the same value again")
-        #expect(told.withLock { $0 } == 1)
+        state.startedAt = Self.at(100)
+        let before = state.judgeReportedLoss(Self.at(50), nowMillis: 200)
+        let after = state.judgeReportedLoss(Self.at(150), nowMillis: 200)
+        #expect(!before)
+        #expect(after, "past the position and after the start")
+        #expect(!state.olderThanMemory(Self.at(10)) && state.olderThanMemory(Self.at(5)))
     }
 }
