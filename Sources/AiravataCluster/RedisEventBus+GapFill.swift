@@ -98,8 +98,10 @@ extension RedisEventBus {
                 let nowMillis = UInt64(max(WallClock.nowMicros() / 1000, 0))
                 let told = state.withLock { $0.announceLostEvents(after, nowMillis: nowMillis) }
                 logger.warning(
-                    "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); connected clients are told to refetch, and so are resuming clients older than it",
-                    metadata: ["last.cursor": "\(after)", "clients.told": "\(told)"])
+                    told
+                        ? "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); connected clients are told to refetch, and so are resuming clients older than it"
+                        : "the replay log no longer holds this node's last event (trimmed during a long outage, rewound by a failover to a replica that lagged, or lost with Redis); resuming clients older than it are told to refetch (connected ones were told already)",
+                    metadata: ["last.cursor": "\(after)"])
             }
             state.withLock { state in
                 for entry in entries {

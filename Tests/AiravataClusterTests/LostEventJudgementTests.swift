@@ -26,10 +26,15 @@ struct LostEventJudgementTests {
         #expect(!state.neverDelivered(Self.at(30)) && !state.neverDelivered(Self.at(40)), "delivered")
         #expect(state.neverDelivered(Self.at(50)), "past the position")
         #expect(!state.neverDelivered(Self.at(5)), "older than every remembered position: no client waits for it")
-        // The memory is bounded: the oldest positions fall out.
-        for step in 0..<UInt64(RedisEventBus.rememberedPositions) { Self.moved(&state, to: 100 + step) }
+        // The memory is bounded: the oldest positions fall out, and its storage is compacted
+        // now and then (past twice the capacity), which must keep every answer right.
+        let capacity = UInt64(RedisEventBus.rememberedPositions)
+        for step in 0..<(2 * capacity + 7) where step != 2 * capacity { Self.moved(&state, to: 100 + 2 * step) }
         #expect(!state.neverDelivered(Self.at(35)))
         #expect(state.delivered.entries.count == RedisEventBus.rememberedPositions)
+        #expect(state.neverDelivered(Self.at(100 + 2 * (2 * capacity))), "skipped, and within the memory")
+        #expect(state.neverDelivered(Self.at(101 + 2 * (capacity + 10))), "between two remembered positions")
+        #expect(!state.neverDelivered(Self.at(100 + 2 * (capacity + 10))), "remembered")
     }
 
     @Test("one notice covers a rewind however many nodes report it; a loss after the notice is told again")
