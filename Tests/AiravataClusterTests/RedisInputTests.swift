@@ -96,6 +96,35 @@ struct RedisInputTests {
         }
     }
 
+    @Test("bad loss records neither crash nor wedge the node; a forged one costs its clients one notice")
+    func hostileLossRecords() async throws {
+        try await ClusterHarness.with(nodes: 1) { cluster in
+            let listener = try await cluster.connect(0, "/ws", user: "u")
+            defer { listener.close() }
+            let key = "airavata:events:losses"
+            // Unreadable records (skipped, logged), then a forged cursor far past every real one,
+            // twelve times: all sixteen are read in one pass.
+            for fields in [
+                ["cursor", "not-a-cursor"], ["other", "1-1"], ["cursor", String(repeating: "9", count: 5_000)],
+                ["cursor", "1-1", "extra", "x"],
+            ] {
+                _ = try await cluster.redis.cli(arguments: ["XADD", key, "*"] + fields)
+            }
+            for _ in 0..<12 { _ = try await cluster.redis.cli("XADD", key, "*", "cursor", "99999999999999-0") }
+            let notice = try await listener.nextMessage(timeout: .seconds(10))
+            #expect(notice["data"]?["reason"]?.stringValue == "log_rewound", "\(notice.jsonString)")
+            try await cluster.publish(0, ClusterEvents.system("after"))
+            var notices = 0
+            while true {
+                let message = try await listener.nextMessage()
+                if message["data"]?["notice"]?.stringValue == "after" { break }
+                if message["data"]?["action"]?.stringValue == "recovery_failed" { notices += 1 }
+            }
+            #expect(notices == 0, "the same forged record again cost \(notices) more notices")
+            #expect(await cluster.readiness(0) == 200)
+        }
+    }
+
     @Test("an experiment event whose ownership record Redis refuses is refused whole (503), and nothing is published")
     func ownershipRecordRefused() async throws {
         try await ClusterHarness.with(nodes: 1) { cluster in

@@ -67,6 +67,11 @@ public final class RedisServerProcess: Sendable {
     /// Runs one command through `redis-cli` and returns its output (for test set-up and checks).
     @discardableResult
     public func cli(_ arguments: String...) async throws -> String {
+        try await cli(arguments: arguments)
+    }
+
+    @discardableResult
+    public func cli(arguments: [String]) async throws -> String {
         try await runToCompletion(try executable(named: "redis-cli"), ["-p", "\(port)"] + arguments).output
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
