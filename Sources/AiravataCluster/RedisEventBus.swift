@@ -151,11 +151,9 @@ package final class RedisEventBus: EventBus {
     }
 
     package func publish(_ events: [GatewayEvent], on loop: any EventLoop) -> EventLoopFuture<[String]> {
-        switch writtenFormat {
-        case .v3: blockQueue.publish(events.map(EventWireFormat.encodeV2), on: loop)
-        case .v2: publishQueue.publish(events.map(EventWireFormat.encodeV2), on: loop)
-        default: legacyPublishQueue.publish(events.map(EventWireFormat.encodeV1), on: loop)
-        }
+        let promise = loop.makePromise(of: [String].self)
+        publish(events, on: loop) { promise.completeWith($0) }
+        return promise.futureResult
     }
 
     package func publish(

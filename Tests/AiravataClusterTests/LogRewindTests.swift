@@ -83,12 +83,7 @@ struct LogRewindTests {
             // What a promoted replica that lagged looks like to the nodes: the log ends before
             // the events they delivered, and their connections to Redis start again.
             #expect(lost.count == 3)
-            _ = try await cluster.redis.cli("XDEL", Self.stream, lost[0], lost[1], lost[2])
-            _ = try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
-            let floorRaised = await eventually(within: .seconds(10)) {
-                (try? await cluster.redis.cli("GET", Self.floorKey))?.contains(lost[2]) == true
-            }
-            #expect(floorRaised, "the node did not record where the log was rewound")
+            try await Self.rewind(cluster, deleting: lost)
             // A node that never saw the lost events, and the node that did: both refuse.
             let late = try cluster.launch(name: "late")
             guard await eventually(within: .seconds(20), { await cluster.isReady(late) }) else {
@@ -134,26 +129,26 @@ struct LogRewindTests {
             #expect(try await Self.receive(watcher, 3) == published.last)
             #expect(published.count == 3)
             // All three: in the v3 format one entry (the first's id) holds them all.
-            _ = try await cluster.redis.cli("XDEL", Self.stream, published[0], published[1], published[2])
-            _ = try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
-            let floorRaised = await eventually(within: .seconds(10)) {
-                (try? await cluster.redis.cli("GET", Self.floorKey))?.contains(published[2]) == true
-            }
-            #expect(floorRaised, "the node did not record where the log was rewound")
+            try await Self.rewind(cluster, deleting: published)
             let next = try await Self.publish(cluster, 4...4)
-            var notice: JSONValue?
-            while true {
-                let message = try await watcher.socket.nextMessage()
-                if message["type"]?.stringValue == "experiment_progress" {
-                    #expect(notice != nil, "an event came before the notice: \(message.jsonString)")
-                    #expect(message["cursor"]?.stringValue == next.first)
-                    break
-                }
-                if message["data"]?["action"]?.stringValue == "recovery_failed" { notice = message }
-            }
+            let (notice, event) = try await Self.noticeThenEvent(watcher)
+            #expect(notice != nil, "an event came before the notice: \(event?.jsonString ?? "none")")
+            #expect(event?["cursor"]?.stringValue == next.first)
             #expect(notice?["data"]?["reason"]?.stringValue == "log_rewound", "\(notice?.jsonString ?? "none")")
             #expect(notice?["cursor"]?.stringValue == published[2], "the notice's cursor is the floor")
         }
+    }
+
+    /// What a promoted replica that lagged looks like to the nodes: the log loses `cursors`
+    /// (the newest events they delivered) and their subscriber connections start again; the
+    /// floor must rise to the last of them.
+    static func rewind(_ cluster: ClusterHarness, deleting cursors: [String]) async throws {
+        _ = try await cluster.redis.cli(arguments: ["XDEL", stream] + cursors)
+        _ = try await cluster.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+        let floorRaised = await eventually(within: .seconds(10)) {
+            (try? await cluster.redis.cli("GET", floorKey))?.contains(cursors.last ?? "-") == true
+        }
+        #expect(floorRaised, "the node did not record where the log was rewound")
     }
 
     /// Reads until the next progress event (or, `noticeOnly`, the next `recovery_failed`);
