@@ -1,7 +1,8 @@
 package import AiravataCore
 import AiravataRedis
 package import Logging
-import NIOCore
+package import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 /// One gateway node's membership of the cluster: the Redis connections, the node lease
@@ -22,7 +23,12 @@ package final class ClusterNode: Service {
     private let keys: RedisKeys
     private let logger: Logger
 
-    package init(configuration: ClusterConfiguration, nodeID: String, limits: ConnectionLimits, logger: Logger) {
+    /// - Parameter eventLoops: the loops the Redis connections run on: the server's, so that
+    ///   replies and events reach the clients' loops without crossing to threads of their own.
+    package init(
+        configuration: ClusterConfiguration, nodeID: String, limits: ConnectionLimits,
+        eventLoops: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+    ) {
         self.configuration = configuration
         let suffix = String(UInt32.random(in: .min ... .max), radix: 16)
         let instance = "\(nodeID)-\(suffix)"
@@ -32,7 +38,8 @@ package final class ClusterNode: Service {
         self.keys = keys
         let leaseMillis = Int(configuration.nodeLeaseSeconds * 1000)
         let holder = LimiterHolder()
-        let client = RedisClient(configuration: configuration.redis, logger: logger) { connection in
+        let client = RedisClient(configuration: configuration.redis, eventLoop: eventLoops.next(), logger: logger) {
+            connection in
             // The lease first: counts written under an expired lease would be ignored.
             try await connection.send(
                 RedisCommand(
@@ -44,10 +51,11 @@ package final class ClusterNode: Service {
         self.client = client
         let publisher =
             configuration.durability.replicas > 0
-            ? RedisClient(configuration: configuration.redis, logger: logger) : nil
+            ? RedisClient(configuration: configuration.redis, eventLoop: eventLoops.next(), logger: logger) : nil
         self.publisher = publisher
         self.bus = RedisEventBus(
-            client: client, publisher: publisher, configuration: configuration, instance: instance, logger: logger)
+            client: client, publisher: publisher, configuration: configuration, instance: instance,
+            subscriberLoop: eventLoops.next(), logger: logger)
         let limiter = RedisConnectionLimiter(
             client: client,
             keyPrefix: configuration.keyPrefix,

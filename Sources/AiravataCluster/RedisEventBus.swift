@@ -2,6 +2,7 @@ package import AiravataCore
 package import AiravataRedis
 package import Logging
 package import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The cluster's event path (design §4): one Lua call appends a batch to the replay stream
@@ -62,9 +63,10 @@ package final class RedisEventBus: EventBus {
 
     /// - Parameter publisher: the connection the publish scripts go through; with durable
     ///   ingestion a connection of its own, since `WAIT` holds the connection it is sent on.
+    /// - Parameter subscriberLoop: the loop that reads the events channel.
     package init(
         client: RedisClient, publisher: RedisClient? = nil, configuration: ClusterConfiguration, instance: String,
-        logger: Logger
+        subscriberLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(), logger: Logger
     ) {
         self.client = client
         self.configuration = configuration
@@ -128,6 +130,7 @@ package final class RedisEventBus: EventBus {
         let receiver = Receiver()
         subscriber = RedisSubscriber(
             configuration: configuration.redis,
+            eventLoop: subscriberLoop,
             logger: logger,
             onMessage: { channel, payload in receiver.bus?.received(channel: channel, payload: payload) },
             onResubscribed: { receiver.bus?.resubscribed() }

@@ -153,7 +153,11 @@ struct ServeCommand: AsyncParsableCommand {
                 + "[AIRAVATA_MAX_PENDING_CONNECTIONS_PER_IP, default 256; 0 for no cap].")
     )
     var maxPendingConnectionsPerIp: String?
-    @Option(help: "Event-loop threads serving connections [AIRAVATA_THREADS, default: one per available core].")
+    @Option(
+        help: ArgumentHelp(
+            "Event-loop threads serving connections and the node's Redis links "
+                + "[AIRAVATA_THREADS, default: one per available core].")
+    )
     var threads: String?
     @Option(
         help: ArgumentHelp(
@@ -194,12 +198,18 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // One set of threads for the clients' sockets and Redis's: with `--threads 1` a node
+        // is one thread, and no event or admission crosses to another loop's thread.
+        let eventLoops: any EventLoopGroup =
+            settings.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+            ?? MultiThreadedEventLoopGroup.singleton
         let gateway: Gateway
         if let cluster = settings.cluster {
             let node = ClusterNode(
                 configuration: cluster,
                 nodeID: settings.gateway.nodeID,
                 limits: settings.gateway.limits,
+                eventLoops: eventLoops,
                 logger: logger
             )
             services.append(.init(service: node))
@@ -227,9 +237,6 @@ struct ServeCommand: AsyncParsableCommand {
                 logger: logger
             )
         }
-        let eventLoops: any EventLoopGroup =
-            settings.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
-            ?? MultiThreadedEventLoopGroup.singleton
         let server = GatewayServer(gateway: gateway, configuration: settings.server, group: eventLoops, logger: logger)
         if dev, let secret = settings.token.hmacSecret {
             try await DevBanner.print(secret: secret, host: settings.server.host, port: settings.server.port)
