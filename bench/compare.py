@@ -10,6 +10,9 @@ reports) and derives, for each target: RSS per idle connection, connects/s, fan-
 CPU per delivery, deliveries/s and p99, 1:1 events/s, server CPU per event and Redis CPU
 per event. Server CPU is every node plus Redis, from /proc as the load tool read it. A
 ratio is gateway ÷ Nchan; for the figures where less is better it should be below 1.
+The 1:1 server CPU is also given in units of the load tool's publisher CPU over the same
+step: this machine's speed moves by ±20 % between runs, every process's cost per event
+with it, and the quotient cancels most of that.
 """
 import argparse
 import json
@@ -49,6 +52,12 @@ def figures(directory, prefix):
         rows["oneone_events_per_s"] = rate
         rows["oneone_us_per_event"] = sum(s["server_cores"].values()) / rate * 1e6
         rows["oneone_redis_us_per_event"] = s["server_cores"].get("redis", 0) / rate * 1e6
+        publisher = s.get("loadgen_cpu_s", {}).get("publisher")
+        if publisher:
+            # The machine's speed moves between runs (per-event CPU of every process rises and
+            # falls together); the load tool's publisher does the same work per event against
+            # either target, so in its units the servers' cost varies far less.
+            rows["oneone_cpu_per_publisher_cpu"] = sum(s["server_cpu_s"].values()) / publisher
         rows["oneone_lost"] = s["lost"]
     return rows
 
@@ -62,6 +71,7 @@ ROWS = [
     ("1:1, 64 publishing connections, max rate: events/s", "oneone_events_per_s", "{:,.0f}", False),
     ("same: server CPU per event (µs)", "oneone_us_per_event", "{:.1f}", True),
     ("same: Redis CPU per event (µs)", "oneone_redis_us_per_event", "{:.1f}", True),
+    ("same: server CPU ÷ the load tool's publisher CPU", "oneone_cpu_per_publisher_cpu", "{:.2f}", True),
     ("lost (fan-out + 1:1)", None, "{}", True),
 ]
 
