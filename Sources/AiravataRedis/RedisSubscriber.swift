@@ -19,7 +19,8 @@ public final class RedisSubscriber: Sendable {
     }
 
     public let configuration: RedisConfiguration
-    private let eventLoop: any EventLoop
+    /// The loop its connection runs on; pushes are handled there.
+    public let eventLoop: any EventLoop
     private let logger: Logger
     private let onMessage: MessageHandler
     private let onResubscribed: @Sendable () -> Void
