@@ -125,8 +125,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         if case .admitted(let admitted) = admission {
             metrics.connectionClosed()
             let gateway = self.gateway
-            // The limiter may be remote (Redis); releasing must not hold up the loop.
-            context.eventLoop.makeFutureWithTask { await gateway.disconnect(admitted) }
+            // The limiter may be remote (Redis); releasing must not hold up the loop. Run on
+            // it, as admission is: a plain task woke a pool thread at each step of every close.
+            context.eventLoop.makeFutureWithLoopTask { await gateway.disconnect(admitted) }
                 .whenComplete { _ in }
         }
         admission = .none
@@ -138,7 +139,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             // The client went away (or was closed) while we checked it: give its admission back.
             if case .success(let opening) = result {
                 let gateway = self.gateway
-                context?.eventLoop.makeFutureWithTask { await gateway.disconnect(opening.admission) }
+                context?.eventLoop.makeFutureWithLoopTask { await gateway.disconnect(opening.admission) }
                     .whenComplete { _ in }
             }
             admission = .none
@@ -265,7 +266,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         guard let context else { return }
         awaitingReply = true
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.makeFutureWithTask { await work() }
+        context.eventLoop.makeFutureWithLoopTask { await work() }
             .whenSuccess { envelope in
                 let handler = bound.value
                 handler.awaitingReply = false
