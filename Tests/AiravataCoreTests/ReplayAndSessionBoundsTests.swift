@@ -1,5 +1,6 @@
 import AiravataCore
 import AiravataProtocol
+import Synchronization
 import Testing
 
 @Suite("Replay reads and session stores stay within their bounds")
@@ -73,6 +74,42 @@ struct ReplayAndSessionBoundsTests {
         #expect(try await store.load("session-0") == nil, "the oldest session should have been evicted")
         #expect(try await store.load("session-7") != nil, "the newest session must stay")
         #expect(try await store.load("other-0") != nil, "another user's session must not be evicted")
+    }
+
+    @Test("the in-memory store evicts by last save or renewal, and expired sessions count for nothing")
+    func sessionsPerUserByExpiry() async throws {
+        let now = Mutex<UInt64>(1_000_000_000)
+        let store = InMemorySessionStore(ttlSeconds: 10, clock: { now.withLock { $0 } })
+        func advance(seconds: UInt64) { now.withLock { $0 += seconds * 1_000_000_000 } }
+        let record = SessionRecord(userID: "dave", subscriptions: [])
+        for index in 0..<3 {
+            try await store.save("s-\(index)", record, sessionsPerUser: 3)
+            advance(seconds: 1)
+        }
+        try await store.renew([SessionHandle(id: "s-0", userID: "dave")])
+        try await store.save("s-3", record, sessionsPerUser: 3)
+        #expect(try await store.load("s-1") == nil, "s-1 was saved longest ago and never renewed")
+        #expect(try await store.load("s-0") != nil, "s-0 was renewed after s-1 and s-2 were saved")
+        #expect(store.count(of: "dave") == 3)
+
+        // All of them expire; new sessions are not limited by the expired ones.
+        advance(seconds: 20)
+        #expect(store.count(of: "dave") == 0)
+        for index in 10..<13 { try await store.save("s-\(index)", record, sessionsPerUser: 3) }
+        #expect(store.count(of: "dave") == 3)
+        for index in 10..<13 { #expect(try await store.load("s-\(index)") != nil) }
+    }
+
+    @Test("one user's thousands of sessions are all kept under a limit that allows them")
+    func manySessionsOneUser() async throws {
+        let store = InMemorySessionStore(ttlSeconds: 60)
+        let record = SessionRecord(userID: "service", subscriptions: [])
+        for index in 0..<10_000 { try await store.save("s-\(index)", record, sessionsPerUser: 20_000) }
+        #expect(store.count(of: "service") == 10_000)
+        #expect(try await store.load("s-0") != nil)
+        try await store.save("s-last", record, sessionsPerUser: 100)
+        #expect(store.count(of: "service") == 100, "a lower limit applies at the next save")
+        #expect(try await store.load("s-last") != nil)
     }
 
     @Test("a session record's size is bounded")
