@@ -10,6 +10,10 @@ another's, and runs these attacks against it:
   c  silent          300 TCP connections that send nothing
   d  slow-consumer   a subscriber that never reads while 20,000 events flow to its project
   e  bad-upgrades    the malformed upgrade requests of issue 9, each on its own socket
+  f  crawling-body   two sockets POST bodies in 16-byte chunks: 64 KiB ones, then as many
+                     bytes in 256 KiB ones
+  g  fragments       an admitted WebSocket sends a 60 KB message in 1,024 frames, then one
+                     in 1,025 frames
 
 During and after each attack a normal client on the same node, subscribed to the same
 project and reading everything, must receive every probe event (published at a steady
@@ -149,16 +153,17 @@ def healthz(port, timeout=1.0):
     return status_of(answer["data"]) == 200, answer
 
 
-def mask_frame(opcode, payload, mask=None):
-    """A client frame: FIN set, masked as RFC 6455 requires of clients."""
+def mask_frame(opcode, payload, mask=None, fin=True):
+    """A client frame, masked as RFC 6455 requires of clients; FIN set unless `fin` is False."""
     mask = mask or os.urandom(4)
     length = len(payload)
+    first = (0x80 if fin else 0) | opcode
     if length < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+        header = struct.pack("!BB", first, 0x80 | length)
     elif length < 65536:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+        header = struct.pack("!BBH", first, 0x80 | 126, length)
     else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+        header = struct.pack("!BBQ", first, 0x80 | 127, length)
     if length == 0:
         return header + mask
     repeated = (mask * (length // 4 + 1))[:length]
@@ -706,12 +711,104 @@ def attack_bad_upgrades(arguments, node, context):
     return checks, details
 
 
+def attack_crawling_body(arguments, node, context):
+    """Bodies in tiny chunks: each part must cost the node the same, not the body so far.
+
+    Appending a part once copied the whole body received before it: 256 KiB sent in 16-byte
+    chunks cost a release node 0.6 s of CPU, twelve times what 64 KiB cost. The check does
+    not depend on the machine's speed: the same bytes and chunks, sent as four 64 KiB bodies
+    or as one 256 KiB body, must cost about the same.
+    """
+    chunk_size = 16
+    chunk = b"%x\r\n" % chunk_size + b"a" * chunk_size + b"\r\n"
+
+    def crawl(body_bytes, bodies):
+        request = (
+            f"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1:{node.port}\r\nConnection: close\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+            + chunk * (body_bytes // chunk_size) + b"0\r\n\r\n")
+        statuses = [[] for _ in range(arguments.crawlers)]
+
+        def run(index):
+            for _ in range(bodies):
+                answer = http_exchange(node.port, request, 30.0, source=arguments.attacker_ip)
+                statuses[index].append(status_of(answer["data"]))
+
+        cpu_before = node.cpu_seconds()
+        threads = [threading.Thread(target=run, args=(index,), daemon=True) for index in range(arguments.crawlers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        cpu_after = node.cpu_seconds()
+        cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+        return [status for each in statuses for status in each], cpu
+
+    small_statuses, small_cpu = crawl(1 << 16, 4 * arguments.crawl_rounds)
+    large_statuses, large_cpu = crawl(1 << 18, arguments.crawl_rounds)
+    growth = None if not small_cpu or large_cpu is None else large_cpu / small_cpu
+    statuses = small_statuses + large_statuses
+    checks = [
+        ("every crawling body read to its end and answered 405", set(statuses) == {405}),
+        ("the same chunks cost about the same CPU in 4x larger bodies (under 2x)",
+         growth is not None and growth < 2),
+    ]
+    details = {"answers": len(statuses), "statuses": sorted(set(statuses)),
+               "node_cpu_s_64k_bodies": None if small_cpu is None else round(small_cpu, 2),
+               "node_cpu_s_256k_bodies": None if large_cpu is None else round(large_cpu, 2),
+               "cpu_growth": None if growth is None else round(growth, 2)}
+    return checks, details
+
+
+def attack_fragments(arguments, node, context):
+    """A message kept open with empty continuation frames: bounded in frames, cheap per frame."""
+    token = mint_token(arguments.secret, "hostile-fragmenter")
+    socket_ = WebSocket(node.port, f"/ws?token={token}", source=arguments.attacker_ip)
+    socket_.sock.settimeout(5.0)
+    opcode, greeting = socket_.receive()
+    most = 1024
+    message = b'{"type":"ping","id":"fragments","pad":"' + b"x" * 60_000 + b'"}'
+
+    def fragmented(frames):
+        pieces = [mask_frame(0x1, message[:-2], fin=False)]
+        pieces += [mask_frame(0x0, b"", fin=False) for _ in range(frames - 2)]
+        pieces.append(mask_frame(0x0, message[-2:]))
+        return b"".join(pieces)
+
+    cpu_before = node.cpu_seconds()
+    socket_.sock.sendall(fragmented(most))
+    answer = None
+    try:
+        while answer is None:
+            opcode, payload = socket_.receive()
+            if opcode == 0x1 and b'"pong"' in payload:
+                answer = "pong"
+            elif opcode == 0x8:
+                answer = f"close {struct.unpack('!H', payload[:2])[0]}" if len(payload) >= 2 else "close"
+    except (OSError, ConnectionError) as error:
+        answer = f"{type(error).__name__}: {error}"
+    cpu_whole = None if cpu_before is None else node.cpu_seconds() - cpu_before
+    socket_.sock.sendall(fragmented(most + 1))
+    ending = drain_for_close(socket_.sock, 5.0)
+    socket_.close()
+    checks = [
+        (f"a message in {most} frames is answered (pong)", answer == "pong"),
+        (f"a message in {most + 1} frames is closed with 1008", ending == "close 1008"),
+    ]
+    details = {"greeting_opcode": opcode if greeting else None, f"answer_to_{most}_frames": answer,
+               f"end_after_{most + 1}_frames": ending or "still open",
+               "node_cpu_s_for_the_whole_message": None if cpu_whole is None else round(cpu_whole, 3)}
+    return checks, details
+
+
 SCENARIOS = {
     "a": ("ping-flood", attack_ping_flood),
     "b": ("slowloris", attack_slowloris),
     "c": ("silent-connections", attack_silent),
     "d": ("slow-consumer", attack_slow_consumer),
     "e": ("bad-upgrades", attack_bad_upgrades),
+    "f": ("crawling-body", attack_crawling_body),
+    "g": ("fragments", attack_fragments),
 }
 
 
@@ -795,7 +892,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=os.environ.get("BIN", os.path.join(ROOT, ".build/debug/airavata-gateway")),
                         help="the airavata-gateway binary [BIN, default .build/debug/airavata-gateway]")
-    parser.add_argument("--only", default="a,b,c,d,e",
+    parser.add_argument("--only", default="a,b,c,d,e,f,g",
                         help="scenarios to run, by letter or name, e.g. a,e or ping-flood")
     parser.add_argument("--quick", action="store_true",
                         help="CI size: shorter holds, the whole run in about two minutes")
@@ -815,6 +912,9 @@ def main():
     parser.add_argument("--byte-interval", type=float, default=1.0, help="seconds between a slowloris socket's bytes")
     parser.add_argument("--answer-timeout", type=float, default=5.0,
                         help="seconds a bad upgrade may take to be answered and closed")
+    parser.add_argument("--crawlers", type=int, default=2, help="sockets sending a body in tiny chunks at once")
+    parser.add_argument("--crawl-rounds", type=int, default=2,
+                        help="256 KiB bodies each crawling socket sends (and four times as many of 64 KiB)")
     parser.add_argument("--attacker-ip", default="127.0.0.2", help="loopback address the attackers connect from")
     parser.add_argument("--node-args", default="", help="extra flags for the node")
     parser.add_argument("--stop-timeout", type=float, default=20, help="seconds the node gets to exit after SIGTERM")

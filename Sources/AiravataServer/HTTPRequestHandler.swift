@@ -17,10 +17,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     enum State {
         case idle
-        /// `publisher` is the producer proven by an ingestion request's token.
-        case receiving(HTTPRequestHead, ByteBuffer, publisher: Principal?)
-        /// An ingestion request whose token is being checked; its body waits, unread.
-        case authenticating(HTTPRequestHead, ByteBuffer, ended: Bool)
+        /// `publisher` is the producer proven by an ingestion request's token. The body so far
+        /// is in `body`.
+        case receiving(HTTPRequestHead, publisher: Principal?)
+        /// An ingestion request whose token is being checked; its body waits, unread, in `body`.
+        case authenticating(HTTPRequestHead, ended: Bool)
         /// The request was refused before its end (too large, no valid token): what is left of
         /// it is read and dropped, then the connection closes.
         case discarding(bytes: Int)
@@ -34,6 +35,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     let api: GatewayHTTPAPI
     let limits: Limits
     var state = State.idle
+    /// The body of the request being received (`receiving`, `authenticating`). Kept out of
+    /// `state`: a buffer in an enum's payload is shared with the copy a `switch` binds, so
+    /// each appended part copied the whole body so far (a megabyte sent in 64-byte chunks
+    /// cost half a second of the loop's CPU).
+    private var body = ByteBuffer()
     /// The one scheduled task behind both clocks. Requests on a kept-alive connection start
     /// and stop the clocks several times each; moving a deadline is a field write, and the
     /// task, when it fires early, sleeps again until the current deadline.
@@ -162,36 +168,29 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             } else if head.method == .POST, HTTPRequest.path(of: head.uri) == GatewayHTTPAPI.ingestionPath {
                 authenticate(head, context: context)
             } else {
-                state = .receiving(head, context.channel.allocator.buffer(capacity: 0), publisher: nil)
+                body = ByteBuffer()
+                state = .receiving(head, publisher: nil)
             }
-        case (.body(var chunk), .receiving(let head, var body, let publisher)):
+        case (.body(var chunk), .receiving), (.body(var chunk), .authenticating):
+            // While authenticating, only what one read already held arrives: reading is paused.
             if body.readableBytes + chunk.readableBytes > limits.maxBodySize {
                 tooLarge(context: context, bytes: body.readableBytes + chunk.readableBytes)
             } else {
                 body.writeBuffer(&chunk)
-                state = .receiving(head, body, publisher: publisher)
-            }
-        case (.body(var chunk), .authenticating(let head, var body, let ended)):
-            // Only what one read already held arrives here: reading is paused.
-            if body.readableBytes + chunk.readableBytes > limits.maxBodySize {
-                tooLarge(context: context, bytes: body.readableBytes + chunk.readableBytes)
-            } else {
-                body.writeBuffer(&chunk)
-                state = .authenticating(head, body, ended: ended)
             }
         case (.body(let chunk), .discarding(let bytes)):
             let total = bytes + chunk.readableBytes
             state = .discarding(bytes: total)
             if total > Self.maxDiscardedBytes { context.close(promise: nil) }
-        case (.end, .receiving(let head, let body, let publisher)):
+        case (.end, .receiving(let head, let publisher)):
             cancelTimer()
             state = .responding
-            var request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
+            var request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: takeBody())
             request.publisher = publisher
             dispatch(context: context, request: request, keepAlive: head.isKeepAlive)
-        case (.end, .authenticating(let head, let body, _)):
+        case (.end, .authenticating(let head, _)):
             cancelTimer()
-            state = .authenticating(head, body, ended: true)
+            state = .authenticating(head, ended: true)
         case (.end, .discarding):
             linger(context: context)
         case (.end, .upgrading(let head)):
@@ -220,10 +219,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let principal = api.recentPublisher(head.headers) {
             // Proven before and still valid: the body is read on at once.
             settle(context: context)
-            state = .receiving(head, context.channel.allocator.buffer(capacity: 0), publisher: principal)
+            body = ByteBuffer()
+            state = .receiving(head, publisher: principal)
             return
         }
-        state = .authenticating(head, context.channel.allocator.buffer(capacity: 0), ended: false)
+        body = ByteBuffer()
+        state = .authenticating(head, ended: false)
         pausedForToken = true
         syncReading(context: context)
         let api = self.api
@@ -235,7 +236,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 // Whatever happened meanwhile (a 413 from the same read), reading resumes.
                 handler.pausedForToken = false
                 handler.syncReading(context: context)
-                guard case .authenticating(let head, let body, let ended) = handler.state else { return }
+                guard case .authenticating(let head, let ended) = handler.state else { return }
                 switch result {
                 case .failure(let refusal):
                     handler.refuseEarly(refusal.response, context: context, ended: ended)
@@ -243,15 +244,23 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     // A proven producer no longer counts against the unauthenticated cap.
                     handler.settle(context: context)
                     if ended {
-                        var request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
+                        var request = HTTPRequest(
+                            method: head.method, uri: head.uri, headers: head.headers, body: handler.takeBody())
                         request.publisher = principal
                         handler.state = .responding
                         handler.dispatch(context: context, request: request, keepAlive: head.isKeepAlive)
                     } else {
-                        handler.state = .receiving(head, body, publisher: principal)
+                        handler.state = .receiving(head, publisher: principal)
                     }
                 }
             }
+    }
+
+    /// The body received, leaving an empty one (no capacity held) for the next request.
+    private func takeBody() -> ByteBuffer {
+        var taken = ByteBuffer()
+        swap(&taken, &body)
+        return taken
     }
 
     private func settle(context: ChannelHandlerContext) {
@@ -281,6 +290,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             respondAndClose(response, context: context)
             return
         }
+        body = ByteBuffer()
         state = .discarding(bytes: 0)
         write(response, keepAlive: false, context: context)
     }
@@ -337,6 +347,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             .payloadTooLarge,
             "Request body exceeds the limit of \(limits.maxBodySize) bytes"
         )
+        body = ByteBuffer()
         state = .discarding(bytes: bytes)
         write(response, keepAlive: false, context: context)
     }

@@ -14,8 +14,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// Where admission stands; the wire's state is `machine`'s.
     private enum Admission {
         /// Waiting for authentication and admission; inbound messages and early
-        /// deliveries wait here in order.
-        case pending(inbound: [ByteBuffer], outbound: [(frame: ByteBuffer, cursor: EventCursor?)])
+        /// deliveries wait in `pendingInbound` and `pendingOutbound`, in order.
+        case pending
         case admitted(Gateway.Admission)
         /// Refused, or given back when the connection closed.
         case none
@@ -33,7 +33,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// per-connection copy (its metadata dictionary cost every idle connection ~700 bytes).
     private let logger: Logger
 
-    private var admission = Admission.pending(inbound: [], outbound: [])
+    private var admission = Admission.pending
+    /// What waits for admission. Not in `Admission.pending`'s payload: an array there is
+    /// shared with the copy a `switch` binds, so each early delivery copied all those before
+    /// it (a resume replaying thousands of events took seconds of the loop).
+    private var pendingInbound: [ByteBuffer] = []
+    private var pendingOutbound: [(frame: ByteBuffer, cursor: EventCursor?)] = []
     private var machine: WebSocketStateMachine
     private var context: ChannelHandlerContext?
     private var outlet: ConnectionOutlet?
@@ -131,11 +136,14 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
                 .whenComplete { _ in }
         }
         admission = .none
+        (pendingInbound, pendingOutbound) = ([], [])
         context.fireChannelInactive()
     }
 
     private func admissionCompleted(_ result: Result<Gateway.Opening, ConnectionRefusal>) {
-        guard case .pending(let inbound, let outbound) = admission, machine.isOpen else {
+        let (inbound, outbound) = (pendingInbound, pendingOutbound)
+        (pendingInbound, pendingOutbound) = ([], [])
+        guard case .pending = admission, machine.isOpen else {
             // The client went away (or was closed) while we checked it: give its admission back.
             if case .success(let opening) = result {
                 let gateway = self.gateway
@@ -221,15 +229,14 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     private func receive(_ message: ByteBuffer) {
         switch admission {
-        case .pending(var inbound, let outbound):
-            guard inbound.count < Self.maxPendingInbound else {
+        case .pending:
+            guard pendingInbound.count < Self.maxPendingInbound else {
                 // Dropped unread, but charged: a flood during admission ends in the close.
                 let verdict = machine.charge(nowNanos: Self.nowNanos)
                 if case .sendClose = verdict { perform(verdict) }
                 return
             }
-            inbound.append(message)
-            admission = .pending(inbound: inbound, outbound: outbound)
+            pendingInbound.append(message)
         case .admitted:
             if awaitingReply {
                 guard queued.count < Self.maxPendingInbound else {
@@ -318,13 +325,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// Called by the gateway, on this loop, with an encoded event shared by all recipients.
     func deliver(_ frame: ByteBuffer, cursor: EventCursor?) {
         switch admission {
-        case .pending(let inbound, var outbound):
-            guard outbound.count < Self.maxPendingOutbound else {
+        case .pending:
+            guard pendingOutbound.count < Self.maxPendingOutbound else {
                 admissionOverflow = true
                 return
             }
-            outbound.append((frame, cursor))
-            admission = .pending(inbound: inbound, outbound: outbound)
+            pendingOutbound.append((frame, cursor))
         case .admitted:
             if let cursor {
                 // At most once, in order: replay and live delivery meet here.

@@ -51,8 +51,8 @@ struct WebSocketStateMachine {
     }
 
     enum State {
-        /// `message` holds the fragments of a data message still arriving.
-        case open(message: PartialMessage?)
+        /// A data message still arriving is in `partial`.
+        case open
         /// Our close frame is out; the channel closes at the peer's close or at the deadline.
         case closing(deadlineNanos: UInt64)
         /// The channel is closing or closed: nothing more goes in or out.
@@ -62,7 +62,13 @@ struct WebSocketStateMachine {
     struct PartialMessage {
         var isText: Bool
         var payload: ByteBuffer
+        var fragments = 1
     }
+
+    /// Most frames one data message may arrive in. Browsers send a message in one frame;
+    /// the bound stops a client that keeps a message open with empty continuation frames,
+    /// which no size limit would catch.
+    static let maxFragmentsPerMessage = 1_024
 
     /// What the handler does after an input.
     enum Action: Equatable {
@@ -120,7 +126,11 @@ struct WebSocketStateMachine {
 
     let configuration: Configuration
     /// Set only by the machine itself (here and in `+Close`).
-    var state = State.open(message: nil)
+    var state = State.open
+    /// The fragments of a data message still arriving. Kept out of `state`: a buffer in an
+    /// enum's payload is shared with the copy a pattern binds, so each continuation frame
+    /// copied the whole message so far.
+    private var partial: PartialMessage?
     private var heartbeat: Heartbeat
     private var rateLimiter: RateLimiter
     private var rateLimitedInARow = 0
@@ -141,7 +151,7 @@ struct WebSocketStateMachine {
     /// A frame from the decoder. NIO has already checked its length against the maximum
     /// and the control-frame limits; the rest of RFC 6455 §5 is checked here.
     mutating func received(_ frame: WebSocketFrame, nowNanos: UInt64) -> Action {
-        guard case .open(let message) = state else {
+        guard case .open = state else {
             // Waiting for the peer's close: everything else is dropped unread.
             if case .closing = state, frame.opcode == .connectionClose {
                 state = .closed
@@ -164,22 +174,31 @@ struct WebSocketStateMachine {
         }
         switch frame.opcode {
         case .text, .binary:
-            guard message == nil else {
+            guard partial == nil else {
                 return violation("New data frame inside a fragmented message", nowNanos: nowNanos)
             }
-            return assemble(
-                PartialMessage(isText: frame.opcode == .text, payload: frame.unmaskedData), fin: frame.fin,
-                nowNanos: nowNanos)
+            partial = PartialMessage(isText: frame.opcode == .text, payload: frame.unmaskedData)
+            return assemble(fin: frame.fin, nowNanos: nowNanos)
         case .continuation:
-            guard var message else {
+            guard partial != nil else {
                 return violation("Continuation frame without a message in progress", nowNanos: nowNanos)
             }
             var payload = frame.unmaskedData
-            guard message.payload.readableBytes + payload.readableBytes <= configuration.maxMessageBytes else {
+            guard partial!.payload.readableBytes + payload.readableBytes <= configuration.maxMessageBytes else {
+                partial = nil
                 return tooLarge(nowNanos: nowNanos)
             }
-            message.payload.writeBuffer(&payload)
-            return assemble(message, fin: frame.fin, nowNanos: nowNanos)
+            guard partial!.fragments < Self.maxFragmentsPerMessage else {
+                partial = nil
+                return close(
+                    code: WebSocketErrorCode.policyViolation,
+                    reason: "Message sent in more than \(Self.maxFragmentsPerMessage) frames",
+                    cause: .protocolViolation,
+                    closeWhenWritten: false, nowNanos: nowNanos)
+            }
+            partial!.payload.writeBuffer(&payload)
+            partial!.fragments += 1
+            return assemble(fin: frame.fin, nowNanos: nowNanos)
         case .ping:
             switch rateVerdict(nowNanos: nowNanos) {
             case .none: return .writePong(frame.unmaskedData)
@@ -194,15 +213,15 @@ struct WebSocketStateMachine {
         }
     }
 
-    private mutating func assemble(_ message: PartialMessage, fin: Bool, nowNanos: UInt64) -> Action {
+    /// After a data frame went into `partial`: the message, when that frame was its last.
+    private mutating func assemble(fin: Bool, nowNanos: UInt64) -> Action {
+        guard let message = partial else { return .none }
         guard message.payload.readableBytes <= configuration.maxMessageBytes else {
+            partial = nil
             return tooLarge(nowNanos: nowNanos)
         }
-        guard fin else {
-            state = .open(message: message)
-            return .none
-        }
-        state = .open(message: nil)
+        guard fin else { return .none }
+        partial = nil
         if message.isText, !UTF8Validation.isValid(message.payload.readableBytesView) {
             return close(
                 code: CloseCodes.invalidPayload, reason: "Text message is not valid UTF-8", cause: .protocolViolation,

@@ -155,6 +155,44 @@ struct WebSocketStateMachineTests {
         Self.expectClose(machine.received(Self.frame(.continuation, chunk), nowNanos: Self.start), code: 1009)
     }
 
+    @Test("a message may arrive in up to the bound of frames, empty ones included; one more closes with 1008")
+    func fragmentBound() {
+        let most = Machine.maxFragmentsPerMessage
+        var machine = Self.machine()
+        #expect(machine.received(Self.text("[", fin: false), nowNanos: Self.start) == .none)
+        for _ in 0..<(most - 2) {
+            #expect(machine.received(Self.frame(.continuation, [], fin: false), nowNanos: Self.start) == .none)
+        }
+        #expect(
+            machine.received(Self.frame(.continuation, Array("]".utf8)), nowNanos: Self.start)
+                == .receivedMessage(ByteBuffer(string: "[]")),
+            "a message in exactly \(most) frames is whole")
+        // The count starts again with the next message.
+        #expect(machine.received(Self.text("{", fin: false), nowNanos: Self.start) == .none)
+        for _ in 0..<(most - 1) {
+            #expect(machine.received(Self.frame(.continuation, [], fin: false), nowNanos: Self.start) == .none)
+        }
+        let close = Self.expectClose(
+            machine.received(Self.frame(.continuation, Array("}".utf8)), nowNanos: Self.start), code: 1008)
+        #expect(close?.reason.contains("\(most) frames") == true)
+        #expect(!machine.isOpen)
+    }
+
+    @Test("a message in many small frames is put together in order")
+    func manyFragmentsInOrder() {
+        var machine = Self.machine()
+        let digits = (0..<500).map { String($0 % 10) }
+        #expect(machine.received(Self.text(digits[0], fin: false), nowNanos: Self.start) == .none)
+        for digit in digits.dropFirst().dropLast() {
+            #expect(
+                machine.received(Self.frame(.continuation, Array(digit.utf8), fin: false), nowNanos: Self.start)
+                    == .none)
+        }
+        #expect(
+            machine.received(Self.frame(.continuation, Array(digits.last!.utf8)), nowNanos: Self.start)
+                == .receivedMessage(ByteBuffer(string: digits.joined())))
+    }
+
     // MARK: Close handshake
 
     @Test(
