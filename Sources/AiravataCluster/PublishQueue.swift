@@ -33,7 +33,9 @@ final class PublishQueue: Sendable {
     }
 
     private struct State {
-        var waiting: [Waiter] = []
+        /// A ring: each call takes from the front, which in an array shifted everything
+        /// behind it (quadratic in the backlog while Redis was slow or away).
+        var waiting = CircularBuffer<Waiter>()
         var waitingBytes = 0
         var inFlight = false
     }
@@ -136,8 +138,9 @@ final class PublishQueue: Sendable {
             bytes += waiter.bytes
             taken += 1
         }
-        let batch = Array(state.waiting.prefix(taken))
-        state.waiting.removeFirst(taken)
+        var batch: [Waiter] = []
+        batch.reserveCapacity(taken)
+        for _ in 0..<taken { batch.append(state.waiting.removeFirst()) }
         state.waitingBytes -= bytes
         return batch
     }

@@ -143,12 +143,17 @@ package final class InMemorySessionStore: SessionStore {
                 // made a storm of one user's connects quadratic (with a limit raised for a
                 // service account, 5,000 connects took 450 µs of CPU each, not 220).
                 var ids = sessions.byUser[user]!.filter { sessions.isLive($0, of: record.userID, now: now) }
-                if ids.count > limit {
-                    // Sorted once: a limit lowered by a restart can leave thousands to evict.
-                    // Never the session being saved, which may tie with another on the clock.
-                    let byAge = ids.filter { $0 != id }.sorted {
-                        (sessions.stored[$0]?.expiresAtNanos ?? 0, $0) < (sessions.stored[$1]?.expiresAtNanos ?? 0, $1)
+                func expiry(_ id: String) -> UInt64 { sessions.stored[id]?.expiresAtNanos ?? 0 }
+                // Never the session being saved, which may tie with another on the clock.
+                if ids.count == limit + 1 {
+                    // The usual case at the limit: one out, found by a scan.
+                    if let oldest = ids.filter({ $0 != id }).min(by: { (expiry($0), $0) < (expiry($1), $1) }) {
+                        ids.remove(oldest)
+                        sessions.stored[oldest] = nil
                     }
+                } else if ids.count > limit {
+                    // Sorted once: a limit lowered by a restart can leave thousands to evict.
+                    let byAge = ids.filter { $0 != id }.sorted { (expiry($0), $0) < (expiry($1), $1) }
                     for oldest in byAge.prefix(ids.count - limit) {
                         ids.remove(oldest)
                         sessions.stored[oldest] = nil
