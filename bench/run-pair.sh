@@ -14,6 +14,8 @@
 # PERF=1 records a cpu-clock profile of the first node during each gateway scenario
 # (PERF_NODE=2: of the second, which only delivers). STRACE=1 counts that node's system
 # calls instead (strace -c -f; slows the node, so read the counts, not the timings).
+# BUS=embedded starts the two nodes without Redis, each on its own in-process bus: for the
+# idle scenario only (a single node's connect path; the nodes share no events).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -34,6 +36,15 @@ LG=(python3 "$SHARED/loadgen.py" --max-runtime 900 --wait-quiet "${WAIT_QUIET:-1
     --wait-quiet-step "${WAIT_QUIET_STEP:-60}" --step-retries "${RETRIES:-1}" --max-other-cores 0.3 ${LG_ARGS:-})
 pids=()
 redis_pid=""
+BUS="${BUS:-redis}"
+case "$BUS" in
+  redis) ;;
+  embedded)
+    for s in "${@:-idle fanout oneone peer}"; do
+      case "$s" in fanout|oneone|"idle fanout oneone peer") echo "BUS=embedded: the nodes share no bus; run idle (and peer-*) only" >&2; exit 2;; esac
+    done;;
+  *) echo "BUS must be redis or embedded, got $BUS" >&2; exit 2;;
+esac
 stop_gateway() {
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
@@ -44,15 +55,18 @@ trap 'stop_gateway; NCHAN_RUN="$OUT/nchan" "$SHARED/nchan/stop.sh" >/dev/null 2>
 
 start_gateway() {
   stop_gateway
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --maxclients 10000 --logfile "$OUT/redis.log" --pidfile "$OUT/redis.pid" </dev/null >/dev/null 2>&1
-  for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-  redis_pid="$(redis-cli -p "$REDIS_PORT" info server | tr -d '\r' | awk -F: '/^process_id/ {print $2}')"
+  local bus_args=()
+  if [ "$BUS" = embedded ]; then
+    redis_pid=""
+  else
+    start_redis
+    bus_args=(--redis-url "redis://127.0.0.1:$REDIS_PORT/0")
+  fi
   local i=0
   for port in "${GW_PORTS[@]}"; do
     i=$((i + 1))
     "$BIN" serve --host 127.0.0.1 --port "$port" --node-id "pair-$i" --jwt-secret "$SECRET" \
-      --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --max-connections-per-node 20000 \
+      "${bus_args[@]}" --max-connections-per-node 20000 \
       --max-connections-per-user 20000 --max-connections-per-ip 20000 --max-sessions-per-user 20000 \
       --stats-interval 0 --drain-delay 0 --log-level warning ${GATEWAY_ARGS:-} >"$OUT/node-$i.log" 2>&1 &
     pids+=($!)
@@ -61,6 +75,13 @@ start_gateway() {
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { echo "node on $port did not become ready" >&2; exit 1; }
   done
+}
+
+start_redis() {
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --maxclients 10000 --logfile "$OUT/redis.log" --pidfile "$OUT/redis.pid" </dev/null >/dev/null 2>&1
+  for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+  redis_pid="$(redis-cli -p "$REDIS_PORT" info server | tr -d '\r' | awk -F: '/^process_id/ {print $2}')"
 }
 
 TOKEN="$("$BIN" token --secret "$SECRET" --sub bench-subscriber --role admin --ttl 24h)"
@@ -92,7 +113,9 @@ lg_gateway() {
   local name="$1"; shift
   echo "=== $name" | tee -a "$OUT/run.log"
   probe_start "${pids[$((${PERF_NODE:-1} - 1))]}" "$name"
-  timeout 900 "${LG[@]}" "$@" --pid "node1:${pids[0]}" --pid "node2:${pids[1]}" --pid "redis:$redis_pid" \
+  local redis_arg=()
+  [ -n "$redis_pid" ] && redis_arg=(--pid "redis:$redis_pid")
+  timeout 900 "${LG[@]}" "$@" --pid "node1:${pids[0]}" --pid "node2:${pids[1]}" "${redis_arg[@]}" \
     --label "$name" --out "$OUT/$name.json" 2>&1 | tee -a "$OUT/$name.log"
   probe_stop
 }
