@@ -37,14 +37,6 @@ LG=(python3 "$SHARED/loadgen.py" --max-runtime 900 --wait-quiet "${WAIT_QUIET:-1
 pids=()
 redis_pid=""
 BUS="${BUS:-redis}"
-case "$BUS" in
-  redis) ;;
-  embedded)
-    for s in "${@:-idle fanout oneone peer}"; do
-      case "$s" in fanout|oneone|"idle fanout oneone peer") echo "BUS=embedded: the nodes share no bus; run idle (and peer-*) only" >&2; exit 2;; esac
-    done;;
-  *) echo "BUS must be redis or embedded, got $BUS" >&2; exit 2;;
-esac
 stop_gateway() {
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
@@ -157,6 +149,14 @@ scen_peer() {
 }
 
 [ $# -eq 0 ] && set -- idle fanout oneone peer
+case "$BUS" in
+  redis) ;;
+  embedded)
+    for s in "$@"; do
+      case "$s" in fanout|oneone) echo "BUS=embedded: the nodes share no bus; run idle (and peer-*) only" >&2; exit 2;; esac
+    done;;
+  *) echo "BUS must be redis or embedded, got $BUS" >&2; exit 2;;
+esac
 for s in "$@"; do
   case "$s" in
     idle) scen_idle;; fanout) scen_fanout;; oneone) scen_oneone;; peer) scen_peer;;

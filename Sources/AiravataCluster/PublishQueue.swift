@@ -138,9 +138,8 @@ final class PublishQueue: Sendable {
             bytes += waiter.bytes
             taken += 1
         }
-        var batch: [Waiter] = []
-        batch.reserveCapacity(taken)
-        for _ in 0..<taken { batch.append(state.waiting.removeFirst()) }
+        let batch = Array(state.waiting.prefix(taken))
+        state.waiting.removeFirst(taken)
         state.waitingBytes -= bytes
         return batch
     }
