@@ -109,6 +109,18 @@ enum DirectSocket {
         #endif
     }
 
+    /// Sets `TCP_NODELAY` on the socket; false when the kernel refused (the socket is going).
+    @discardableResult
+    static func setNoDelay(_ on: Bool, descriptor: CInt) -> Bool {
+        #if os(Linux)
+            var value: CInt = on ? 1 : 0
+            return setsockopt(descriptor, CInt(IPPROTO_TCP), TCP_NODELAY, &value, socklen_t(MemoryLayout<CInt>.size))
+                == 0
+        #else
+            return false
+        #endif
+    }
+
     #if os(Linux)
         /// The C library's `send` (the name is taken by `DirectSocket.send` here).
         private static func sendOne(_ descriptor: CInt, _ bytes: UnsafeMutableRawPointer?, _ count: Int, _ flags: CInt)

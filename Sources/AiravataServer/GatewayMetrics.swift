@@ -23,6 +23,8 @@ package final class GatewayMetrics: Sendable {
     private let socketWritersClaimed: Counter
     private let socketWritersUnproven: Counter
     private let socketHandOvers: Counter
+    private let streamingStarted: Counter
+    private let streamingStopped: Counter
     private let fastIngestRequests: Counter
     private let fastUpgrades: Counter
     private let activeConnections: Gauge
@@ -134,6 +136,17 @@ package final class GatewayMetrics: Sendable {
                 metricName: "airavata_direct_write_handovers_total", unitName: "",
                 helpText: "Direct sends the kernel did not take whole (the client's buffers were full): the rest "
                     + "went through NIO's write path, and the connection's later frames followed it there"))
+        func streamingChanges(_ change: String) -> Counter {
+            registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    metricName: "airavata_streamed_connections_total", unitName: "",
+                    helpText: "With --tcp-nodelay auto: connections that began to be streamed to, their socket "
+                        + "switched to Nagle's algorithm (started), or went quiet and back to TCP_NODELAY (stopped)"),
+                labels: [("change", change)]
+            )
+        }
+        streamingStarted = streamingChanges("started")
+        streamingStopped = streamingChanges("stopped")
         fastIngestRequests = registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_http_fast_ingest_total", unitName: "",
@@ -243,6 +256,8 @@ package final class GatewayMetrics: Sendable {
     /// A connection's first delivery gave it a `SocketWriter` (or its socket was not proven).
     func socketWriter(claimed: Bool) { (claimed ? socketWritersClaimed : socketWritersUnproven).increment() }
     func socketHandOver() { socketHandOvers.increment() }
+    /// With `TCPNoDelay.auto`: a connection's socket switched to Nagle (started) or back.
+    func streaming(started: Bool) { (started ? streamingStarted : streamingStopped).increment() }
     func fastIngestRequest() { fastIngestRequests.increment() }
     func fastUpgrade() { fastUpgrades.increment() }
 

@@ -239,7 +239,7 @@ package final class GatewayServer: Service {
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.socketOption(Self.reusePort), value: reusePort ? 1 : 0)
-            .serverChannelOption(.tcpOption(.tcp_nodelay), value: configuration.tcpNoDelay ? 1 : 0)
+            .serverChannelOption(.tcpOption(.tcp_nodelay), value: configuration.tcpNoDelay == .off ? 0 : 1)
             .childChannelInitializer(initializer)
     }
 

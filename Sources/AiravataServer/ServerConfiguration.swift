@@ -47,10 +47,12 @@ package struct ServerConfiguration: Sendable {
     /// Connections that have not yet upgraded and authenticated, or sent an authenticated
     /// request: in total and per client address.
     package var pendingConnections = PendingConnectionGate.Limits()
-    /// TCP_NODELAY on client sockets: each write leaves at once. Off, the kernel holds a small
-    /// write while the previous one is unacknowledged and sends them together (Nagle), as
-    /// Nchan's WebSockets do: far fewer packets in fan-out, at up to a delayed ACK's wait.
-    package var tcpNoDelay = true
+    /// TCP_NODELAY on client sockets (`TCPNoDelay`): by default on until a connection is
+    /// streamed to, then off until it is quiet again.
+    package var tcpNoDelay = TCPNoDelay.auto
+    /// When `tcpNoDelay` is `.auto` calls a connection streamed to. Not flags: tests shorten
+    /// them.
+    package var streamThresholds = StreamDetector.Thresholds()
     /// WebSocket frames written to the socket directly, past NIO's write path, while NIO holds
     /// none of the connection's bytes (`SocketWriter`). Off: every write goes through NIO.
     package var directWrites = true
@@ -80,4 +82,19 @@ package struct ServerConfiguration: Sendable {
         self.maxOutboundBytes = maxOutboundBytes
         self.closeTimeoutSeconds = closeTimeoutSeconds
     }
+}
+
+/// How client sockets use `TCP_NODELAY`. With it each write is a TCP segment the moment it is
+/// written. Without it (Nagle's algorithm, which Nchan's WebSockets run with) the kernel
+/// holds a small write while an earlier one is unacknowledged and sends what it holds
+/// together when the acknowledgement comes: far fewer segments, so far less CPU, in fan-out,
+/// at up to a delayed ACK's wait for a frame that follows another closely.
+package enum TCPNoDelay: String, Sendable, Equatable, CaseIterable {
+    /// Always on.
+    case on = "true"
+    /// Always off.
+    case off = "false"
+    /// On, and off while a connection is streamed to (`StreamDetector`). Needs direct socket
+    /// writes (`directWrites`, not with TLS); without them it is `.on`.
+    case auto
 }

@@ -37,33 +37,46 @@ final class SocketWriter {
     private(set) var unflushedBytes = 0
     /// Hand-overs to NIO that NIO has not finished writing.
     private var inNIO = 0
-    /// Counts a send the kernel did not take whole.
+    /// Counts a send the kernel did not take whole, and changes of `TCP_NODELAY`.
     private let metrics: GatewayMetrics
+    /// With `TCPNoDelay.auto`: when the connection counts as streamed to. Nil: the socket's
+    /// `TCP_NODELAY` stays as the listener gave it.
+    private let streamThresholds: StreamDetector.Thresholds?
+    private var streams = StreamDetector()
 
     private init(
-        descriptor: CInt, channel: any Channel, scratch: UnsafeMutableBufferPointer<iovec>, metrics: GatewayMetrics
+        descriptor: CInt, channel: any Channel, scratch: UnsafeMutableBufferPointer<iovec>, metrics: GatewayMetrics,
+        streamThresholds: StreamDetector.Thresholds?
     ) {
         self.descriptor = descriptor
         self.channel = channel
         self.scratch = scratch
         self.metrics = metrics
+        self.streamThresholds = streamThresholds
     }
 
     /// A writer for the context's channel, if NIO holds none of its bytes now and its
     /// descriptor is proven.
+    /// - Parameter streamThresholds: given, the socket runs Nagle's algorithm while the
+    ///   connection is streamed to (`TCPNoDelay.auto`); its `TCP_NODELAY` must be on now.
     static func claim(
-        _ context: ChannelHandlerContext, scratch: UnsafeMutableBufferPointer<iovec>, metrics: GatewayMetrics
+        _ context: ChannelHandlerContext, scratch: UnsafeMutableBufferPointer<iovec>, metrics: GatewayMetrics,
+        streamThresholds: StreamDetector.Thresholds?
     ) -> Result<SocketWriter, Refusal> {
         let channel = context.channel
         guard channel.isActive, (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0 else {
             return .failure(.notNow)
         }
         guard let descriptor = DirectSocket.of(channel) else { return .failure(.never) }
-        return .success(SocketWriter(descriptor: descriptor, channel: channel, scratch: scratch, metrics: metrics))
+        return .success(
+            SocketWriter(
+                descriptor: descriptor, channel: channel, scratch: scratch, metrics: metrics,
+                streamThresholds: streamThresholds))
     }
 
-    /// Adds a frame; it leaves at the next flush.
-    func write(_ frame: ByteBuffer) {
+    /// Adds a frame, written at `nowNanos` (monotonic); it leaves at the next flush.
+    func write(_ frame: ByteBuffer, nowNanos: UInt64) {
+        if single == nil, unflushed.isEmpty, let streamThresholds { noteSend(at: nowNanos, streamThresholds) }
         unflushedBytes += frame.readableBytes
         if let first = single {
             single = nil
@@ -73,6 +86,16 @@ final class SocketWriter {
             return
         }
         unflushed.append(frame)
+    }
+
+    /// The first frame of a send: switches the socket to Nagle when the connection is being
+    /// streamed to, and back when it was quiet. Set before the frame is sent; turning
+    /// `TCP_NODELAY` on also sends at once whatever the kernel still holds.
+    private func noteSend(at nowNanos: UInt64, _ thresholds: StreamDetector.Thresholds) {
+        let change = streams.send(at: nowNanos, thresholds)
+        guard change != .none, channel.isActive else { return }
+        let started = change == .startStreaming
+        if DirectSocket.setNoDelay(!started, descriptor: descriptor) { metrics.streaming(started: started) }
     }
 
     /// Sends the frames written since the last flush: to the socket if NIO holds nothing of

@@ -68,6 +68,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var socketWriter: SocketWriter?
     /// False with TLS, with `--direct-writes false`, and once the socket was not proven.
     private var mayWriteSocket: Bool
+    /// With `--tcp-nodelay auto`, given to the socket writer: when the connection counts as
+    /// streamed to.
+    private let streamThresholds: StreamDetector.Thresholds?
 
     /// Inbound messages buffered while admission or a subscription change is pending.
     private static let maxPendingInbound = 32
@@ -93,6 +96,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         self.clientIP = clientIP
         self.logger = logger
         self.mayWriteSocket = configuration.directWrites && configuration.tls == nil
+        self.streamThresholds = configuration.tcpNoDelay == .auto ? configuration.streamThresholds : nil
         self.machine = WebSocketStateMachine(
             configuration: .init(configuration), nowNanos: NIODeadline.now().uptimeNanoseconds)
     }
@@ -357,12 +361,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         let buffered =
             (socketWriter?.unflushedBytes ?? 0)
             + (writable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0)
-        switch machine.outbound(bytes: bytes.readableBytes, bufferedBytes: buffered, nowNanos: Self.nowNanos) {
+        let now = Self.nowNanos
+        switch machine.outbound(bytes: bytes.readableBytes, bufferedBytes: buffered, nowNanos: now) {
         case .write:
             if socketWriter == nil, mayWriteSocket, !flush { claimSocket(context) }
             writeHandshakeAnswer()
             if let socketWriter {
-                socketWriter.write(bytes)
+                socketWriter.write(bytes, nowNanos: now)
                 if flush {
                     socketWriter.flush(context)
                 } else {
@@ -392,7 +397,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// greeting: the 101 answer is out and NIO usually holds nothing).
     private func claimSocket(_ context: ChannelHandlerContext) {
         guard handshakeAnswer == nil, let flusher else { return }
-        switch SocketWriter.claim(context, scratch: flusher.iovecs, metrics: metrics) {
+        switch SocketWriter.claim(
+            context, scratch: flusher.iovecs, metrics: metrics, streamThresholds: streamThresholds)
+        {
         case .success(let writer):
             socketWriter = writer
             metrics.socketWriter(claimed: true)

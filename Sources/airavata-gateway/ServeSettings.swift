@@ -120,7 +120,7 @@ struct ServeSettings {
         server.rateLimit = try setting("rate-limit", command.rateLimit).number(default: server.rateLimit)
         server.pingIntervalSeconds = try setting("ping-interval", command.pingInterval)
             .duration(default: server.pingIntervalSeconds, minimum: 0.05)
-        server.tcpNoDelay = try setting("tcp-nodelay", command.tcpNodelay).boolean(default: server.tcpNoDelay)
+        server.tcpNoDelay = try Self.noDelay(setting("tcp-nodelay", command.tcpNodelay), default: server.tcpNoDelay)
         server.directWrites = try setting("direct-writes", command.directWrites).boolean(default: server.directWrites)
         server.maxBodySize = try setting("max-body-size", command.maxBodySize)
             .integer(default: server.maxBodySize, range: 1024...(256 << 20))
@@ -231,6 +231,17 @@ struct ServeSettings {
             perNode: try perNode.integer(default: perNodeDefault, range: 0...10_000_000)
         )
         return (limits, warnings)
+    }
+
+    /// `auto`, or on and off as `SettingValue.boolean` reads them.
+    private static func noDelay(_ setting: SettingValue, default fallback: TCPNoDelay) throws -> TCPNoDelay {
+        guard let raw = setting.string() else { return fallback }
+        if raw.lowercased() == "auto" { return .auto }
+        do {
+            return try setting.boolean(default: true) ? .on : .off
+        } catch {
+            throw ValidationError("\(setting.source): expected auto, true or false, got '\(raw)'")
+        }
     }
 
     private static func tlsContext(certificate: SettingValue, key: SettingValue) throws -> NIOSSLContext? {

@@ -38,13 +38,13 @@ struct CommandLineTests {
         #expect(output.contains("AIRAVATA_JWT_SECRET"))
     }
 
-    /// A node started with `--tcp-nodelay <setting>`, ready, and an issuer of its tokens.
-    static func noDelayNode(_ setting: Bool) async throws -> (GatewayProcess, TokenIssuer) {
+    /// A node started with `--tcp-nodelay <setting>` (none: the default), ready, and an issuer
+    /// of its tokens.
+    static func noDelayNode(_ setting: String?) async throws -> (GatewayProcess, TokenIssuer) {
         let secret = "tcp-nodelay-test-secret-that-is-long-enough-0123"
         let node = try GatewayProcess.start(
-            arguments: [
-                "--tcp-nodelay", "\(setting)", "--stats-interval", "0", "--drain-delay", "0", "--log-level", "warning",
-            ],
+            arguments: (setting.map { ["--tcp-nodelay", $0] } ?? [])
+                + ["--stats-interval", "0", "--drain-delay", "0", "--log-level", "warning"],
             environment: ["AIRAVATA_JWT_SECRET": secret])
         do {
             try await node.waitFor("/healthz", toAnswer: 200)
@@ -57,7 +57,7 @@ struct CommandLineTests {
 
     @Test("--tcp-nodelay false: small frames sent back to back still all arrive, in order")
     func nagle() async throws {
-        let (node, issuer) = try await Self.noDelayNode(false)
+        let (node, issuer) = try await Self.noDelayNode("false")
         defer { node.stop() }
         let socket = try await node.connect("/ws/user", token: try await issuer.token(subject: "alice"))
         defer { socket.close() }
@@ -79,9 +79,11 @@ struct CommandLineTests {
 
     /// Since the listener carries the setting (Linux copies it to accepted sockets), no
     /// code sets it per connection any more; this reads it from the node's own sockets.
-    @Test("client sockets have TCP_NODELAY by default, and not with --tcp-nodelay false", arguments: [true, false])
-    func noDelayOnClientSockets(enabled: Bool) async throws {
-        let (node, issuer) = try await Self.noDelayNode(enabled)
+    @Test(
+        "client sockets have TCP_NODELAY by default and with auto or true, and not with false",
+        arguments: [(nil, true), ("auto", true), ("true", true), ("false", false)] as [(String?, Bool)])
+    func noDelayOnClientSockets(setting: String?, enabled: Bool) async throws {
+        let (node, issuer) = try await Self.noDelayNode(setting)
         defer { node.stop() }
         let sockets = [
             try await node.connect("/ws/user", token: try await issuer.token(subject: "alice")),
@@ -132,7 +134,8 @@ struct CommandLineTests {
         #expect(badDuration.1.contains("AIRAVATA_PING_INTERVAL"))
         let badNoDelay = try await Self.run(["serve", "--dev", "--tcp-nodelay", "maybe"])
         #expect(badNoDelay.0 != 0)
-        #expect(badNoDelay.1.contains("--tcp-nodelay") && badNoDelay.1.contains("true or false"), "\(badNoDelay.1)")
+        #expect(
+            badNoDelay.1.contains("--tcp-nodelay") && badNoDelay.1.contains("auto, true or false"), "\(badNoDelay.1)")
         let badNoDelayVariable = try await Self.run(["serve", "--dev"], environment: ["AIRAVATA_TCP_NODELAY": "2"])
         #expect(badNoDelayVariable.0 != 0)
         #expect(badNoDelayVariable.1.contains("AIRAVATA_TCP_NODELAY"))
