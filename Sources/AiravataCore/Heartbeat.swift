@@ -18,6 +18,9 @@ package struct Heartbeat: Sendable {
         self.lastPingNanos = nowNanos
     }
 
+    /// When the peer last sent anything (or the connection began).
+    package var lastSeen: UInt64 { lastSeenNanos }
+
     package mutating func sawLife(nowNanos: UInt64) {
         lastSeenNanos = nowNanos
     }

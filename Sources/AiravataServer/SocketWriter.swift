@@ -42,12 +42,13 @@ final class SocketWriter {
     /// With `TCPNoDelay.auto`: when the connection counts as streamed to. Nil: the socket's
     /// `TCP_NODELAY` stays as the listener gave it.
     private let streamThresholds: StreamDetector.Thresholds?
-    private var streams = StreamDetector()
+    private var streams: StreamDetector
 
     private init(
         descriptor: CInt, channel: any Channel, scratch: UnsafeMutableBufferPointer<iovec>, metrics: GatewayMetrics,
-        streamThresholds: StreamDetector.Thresholds?
+        streamThresholds: StreamDetector.Thresholds?, heardNanos: UInt64
     ) {
+        self.streams = StreamDetector(heardNanos: heardNanos)
         self.descriptor = descriptor
         self.channel = channel
         self.scratch = scratch
@@ -57,11 +58,13 @@ final class SocketWriter {
 
     /// A writer for the context's channel, if NIO holds none of its bytes now and its
     /// descriptor is proven.
-    /// - Parameter streamThresholds: given, the socket runs Nagle's algorithm while the
-    ///   connection is streamed to (`TCPNoDelay.auto`); its `TCP_NODELAY` must be on now.
+    /// - Parameters:
+    ///   - streamThresholds: given, the socket runs Nagle's algorithm while the connection is
+    ///     streamed to (`TCPNoDelay.auto`); its `TCP_NODELAY` must be on now.
+    ///   - heardNanos: when the client last sent a frame (or connected).
     static func claim(
         _ context: ChannelHandlerContext, scratch: UnsafeMutableBufferPointer<iovec>, metrics: GatewayMetrics,
-        streamThresholds: StreamDetector.Thresholds?
+        streamThresholds: StreamDetector.Thresholds?, heardNanos: UInt64
     ) -> Result<SocketWriter, Refusal> {
         let channel = context.channel
         guard channel.isActive, (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0 else {
@@ -71,7 +74,7 @@ final class SocketWriter {
         return .success(
             SocketWriter(
                 descriptor: descriptor, channel: channel, scratch: scratch, metrics: metrics,
-                streamThresholds: streamThresholds))
+                streamThresholds: streamThresholds, heardNanos: heardNanos))
     }
 
     /// Adds a frame, written at `nowNanos` (monotonic); it leaves at the next flush.
@@ -96,6 +99,13 @@ final class SocketWriter {
         guard change != .none, channel.isActive else { return }
         let started = change == .startStreaming
         if DirectSocket.setNoDelay(!started, descriptor: descriptor) { metrics.streaming(started: started) }
+    }
+
+    /// A frame from the client at `nowNanos`: a connection that was streamed to gets
+    /// `TCP_NODELAY` back at once, which also sends whatever the kernel held.
+    func heard(at nowNanos: UInt64) {
+        guard streamThresholds != nil, streams.heard(at: nowNanos) == .stopStreaming, channel.isActive else { return }
+        if DirectSocket.setNoDelay(true, descriptor: descriptor) { metrics.streaming(started: false) }
     }
 
     /// Sends the frames written since the last flush: to the socket if NIO holds nothing of

@@ -11,8 +11,11 @@
 /// the classic wait (a frame held for a delayed ACK right after another) cannot hit it.
 ///
 /// A connection streams after `streak` sends in a row, each within `closeGapNanos` of the
-/// one before; it stops streaming at the first send after `quietNanos` with none. Pure: the
-/// caller reads the clock and sets the socket.
+/// one before, while its client has sent nothing for `quietNanos`. It stops streaming at the
+/// first send after `quietNanos` with none, and as soon as the client sends a frame: a
+/// client that talks while it receives keeps its own acknowledgements back to ride on its
+/// next frame (the kernel's interactive mode), and with Nagle every frame to it would wait
+/// for that. Pure: the caller reads the clock and sets the socket.
 package struct StreamDetector {
     /// When a connection is said to be streamed to.
     package struct Thresholds: Sendable, Equatable {
@@ -38,15 +41,20 @@ package struct StreamDetector {
         case none
         /// Turn `TCP_NODELAY` off: the connection is streamed to.
         case startStreaming
-        /// Turn `TCP_NODELAY` on again: the connection went quiet.
+        /// Turn `TCP_NODELAY` on again: the connection went quiet, or its client spoke.
         case stopStreaming
     }
 
     private var lastNanos: UInt64?
+    /// When the client last sent a frame.
+    private var heardNanos: UInt64?
     private var run: UInt32 = 0
     package private(set) var streaming = false
 
-    package init() {}
+    /// - Parameter heardNanos: when the client last sent a frame, if it has.
+    package init(heardNanos: UInt64? = nil) {
+        self.heardNanos = heardNanos
+    }
 
     /// Notes a send at `nowNanos` (monotonic) and says whether the socket should change first.
     package mutating func send(at nowNanos: UInt64, _ thresholds: Thresholds) -> Change {
@@ -65,10 +73,21 @@ package struct StreamDetector {
         }
         // The first send of a streak has no gap before it that counts: `run` counts the
         // close gaps, so `streak` sends make `streak - 1` of them.
-        run += 1
+        run = min(run + 1, thresholds.streak)
         guard run + 1 >= thresholds.streak else { return .none }
+        // A streak while the client talks: it starts once the client has been quiet.
+        if let heard = heardNanos, nowNanos &- heard < thresholds.quietNanos { return .none }
         streaming = true
         run = 0
         return .startStreaming
+    }
+
+    /// Notes a frame from the client at `nowNanos`: the connection is interactive.
+    package mutating func heard(at nowNanos: UInt64) -> Change {
+        heardNanos = nowNanos
+        run = 0
+        guard streaming else { return .none }
+        streaming = false
+        return .stopStreaming
     }
 }

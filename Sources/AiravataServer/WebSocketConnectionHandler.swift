@@ -202,7 +202,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        perform(machine.received(unwrapInboundIn(data), nowNanos: Self.nowNanos))
+        let now = Self.nowNanos
+        socketWriter?.heard(at: now)
+        perform(machine.received(unwrapInboundIn(data), nowNanos: now))
     }
 
     /// Carries out what the state machine decided.
@@ -398,7 +400,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private func claimSocket(_ context: ChannelHandlerContext) {
         guard handshakeAnswer == nil, let flusher else { return }
         switch SocketWriter.claim(
-            context, scratch: flusher.iovecs, metrics: metrics, streamThresholds: streamThresholds)
+            context, scratch: flusher.iovecs, metrics: metrics, streamThresholds: streamThresholds,
+            heardNanos: machine.heardNanos)
         {
         case .success(let writer):
             socketWriter = writer

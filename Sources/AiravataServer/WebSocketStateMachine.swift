@@ -135,6 +135,9 @@ struct WebSocketStateMachine {
     private var rateLimiter: RateLimiter
     private var rateLimitedInARow = 0
 
+    /// When the client last sent a frame, or connected.
+    var heardNanos: UInt64 { heartbeat.lastSeen }
+
     init(configuration: Configuration, nowNanos: UInt64) {
         self.configuration = configuration
         self.heartbeat = Heartbeat(intervalNanos: configuration.pingIntervalNanos, nowNanos: nowNanos)

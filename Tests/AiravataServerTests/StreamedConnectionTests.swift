@@ -53,6 +53,29 @@ struct StreamedConnectionTests {
         #expect(changes.map(\.1) == [.startStreaming, .stopStreaming, .startStreaming])
     }
 
+    @Test("a client that speaks ends the stream at once, and no streak starts until it has been quiet")
+    func clientSpeaks() {
+        var detector = StreamDetector()
+        let ms: UInt64 = 1_000_000
+        var changes: [StreamDetector.Change] = []
+        for index in 0..<4 { changes.append(detector.send(at: UInt64(index) * 5 * ms, Self.thresholds)) }
+        #expect(changes.last == .startStreaming)
+        #expect(detector.heard(at: 16 * ms) == .stopStreaming)
+        #expect(detector.heard(at: 17 * ms) == .none, "already interactive")
+        // Sends 5 ms apart: the streak is there by 35 ms, but the client spoke at 17 ms.
+        var started: UInt64?
+        for index in 4..<200 where started == nil {
+            if detector.send(at: UInt64(index) * 5 * ms, Self.thresholds) == .startStreaming {
+                started = UInt64(index) * 5 * ms
+            }
+        }
+        #expect(started == 520 * ms, "the first send 0.5 s after the client spoke")
+
+        // Seeded with the connect: no stream in the first 0.5 s.
+        var fresh = StreamDetector(heardNanos: 0)
+        #expect((1..<100).allSatisfy { fresh.send(at: UInt64($0) * ms, Self.thresholds) == .none })
+    }
+
     @Test("thresholds are kept sane: a streak of at least one send, a quiet spell no shorter than a close gap")
     func thresholdsClamp() {
         let clamped = StreamDetector.Thresholds(closeGapNanos: 10_000_000, streak: 0, quietNanos: 1)
@@ -65,7 +88,7 @@ struct StreamedConnectionTests {
             var server = ServerConfiguration()
             server.tcpNoDelay = .auto
             server.streamThresholds = StreamDetector.Thresholds(
-                closeGapNanos: 500_000_000, streak: 4, quietNanos: 500_000_000)
+                closeGapNanos: 300_000_000, streak: 4, quietNanos: 300_000_000)
             try await TestGateway.with(server: server) { node in
                 let socket = try await node.connect("/ws/user", user: "alice")
                 defer { socket.close() }
@@ -76,28 +99,38 @@ struct StreamedConnectionTests {
                     #expect(title == "n-\(sent)", "events out of order")
                     sent += 1
                 }
-                /// Delivers until the socket's setting is `value`, within a bound.
+                /// Delivers, one event read before the next is sent (a few milliseconds apart),
+                /// until the socket's setting is `value`: within 10 s and 5,000 events.
                 func deliverUntil(_ value: Int32) async throws {
-                    let bound = sent + 50
-                    while sent < bound, try Self.settings(node) != [value] { try await deliverOne() }
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    let bound = sent + 5_000
+                    while sent < bound, ContinuousClock.now < deadline, try Self.settings(node) != [value] {
+                        try await deliverOne()
+                    }
                 }
-                // Each event is read before the next is sent: one send each, normally a few
-                // milliseconds apart. (A loaded machine may space two by more than 0.5 s,
-                // which restarts the streak or ends the stream: the loops allow for that.)
-                for _ in 0..<3 { try await deliverOne() }
-                #expect(try Self.settings(node) == [1], "TCP_NODELAY before the fourth send")
+                // The client spoke at connect (its ping): a streak starts once it has been
+                // quiet for 0.3 s, not before.
+                for _ in 0..<4 { try await deliverOne() }
+                #expect(try Self.settings(node) == [1], "TCP_NODELAY while the client has just spoken")
                 try await deliverUntil(0)
-                #expect(try Self.settings(node) == [0], "a streak of four sends turns TCP_NODELAY off")
+                #expect(try Self.settings(node) == [0], "a streak of sends to a quiet client turns TCP_NODELAY off")
                 #expect(try await Self.changes(node, "started") ?? 0 >= 1)
-                for _ in 0..<20 { try await deliverOne() }
-                try await deliverUntil(0)
-                let stopped = try await Self.changes(node, "stopped") ?? 0
-                #expect(try Self.settings(node) == [0])
 
+                // The client speaks: TCP_NODELAY at once, before the answer leaves.
+                var stopped = try await Self.changes(node, "stopped") ?? 0
+                try await socket.send(.object(["type": .string("ping"), "id": .string("mid-stream")]))
+                _ = try await socket.nextMessage(ofType: "pong")
+                #expect(try Self.settings(node) == [1], "TCP_NODELAY again when the client speaks")
+                #expect(try await Self.changes(node, "stopped") == stopped + 1)
+
+                // Streamed to again, then quiet: the first send after 0.3 s turns it back.
+                try await deliverUntil(0)
+                #expect(try Self.settings(node) == [0])
+                stopped = try await Self.changes(node, "stopped") ?? 0
                 // The quiet spell is what is tested here, so it is waited out.
                 try await Task.sleep(for: .seconds(1))
                 try await deliverOne()
-                #expect(try Self.settings(node) == [1], "TCP_NODELAY again at the first send after 0.5 s quiet")
+                #expect(try Self.settings(node) == [1], "TCP_NODELAY again at the first send after 0.3 s quiet")
                 #expect(try await Self.changes(node, "stopped") == stopped + 1)
             }
         }
