@@ -140,8 +140,9 @@ package final class GatewayMetrics: Sendable {
             registry.makeCounter(
                 descriptor: MetricNameDescriptor(
                     metricName: "airavata_streamed_connections_total", unitName: "",
-                    helpText: "With --tcp-nodelay auto: connections that began to be streamed to, their socket "
-                        + "switched to Nagle's algorithm (started), or went quiet and back to TCP_NODELAY (stopped)"),
+                    helpText: "With --tcp-nodelay auto: switches of a client socket to Nagle's algorithm when its "
+                        + "connection began to be streamed to (started), and back to TCP_NODELAY when it went quiet, "
+                        + "its client sent a frame, or the connection closed with a close frame (stopped)"),
                 labels: [("change", change)]
             )
         }

@@ -77,9 +77,11 @@ final class SocketWriter {
                 streamThresholds: streamThresholds, heardNanos: heardNanos))
     }
 
-    /// Adds a frame, written at `nowNanos` (monotonic); it leaves at the next flush.
-    func write(_ frame: ByteBuffer, nowNanos: UInt64) {
-        if single == nil, unflushed.isEmpty, let streamThresholds { noteSend(at: nowNanos, streamThresholds) }
+    /// Adds a frame, written at `nowNanos` (monotonic, read only for the first frame of a
+    /// send with `TCPNoDelay.auto`: this runs for every frame to every connection); it
+    /// leaves at the next flush.
+    func write(_ frame: ByteBuffer, nowNanos: @autoclosure () -> UInt64) {
+        if single == nil, unflushed.isEmpty, let streamThresholds { noteSend(at: nowNanos(), streamThresholds) }
         unflushedBytes += frame.readableBytes
         if let first = single {
             single = nil
@@ -156,6 +158,10 @@ final class SocketWriter {
     /// Hands the unflushed frames to NIO and stops: for the close, after which nothing but
     /// the close frame is written, through NIO.
     func release(_ context: ChannelHandlerContext) {
+        // The close frame follows these through NIO: it must not wait for an acknowledgement.
+        if streams.streaming, channel.isActive, DirectSocket.setNoDelay(true, descriptor: descriptor) {
+            metrics.streaming(started: false)
+        }
         let frames = pending
         clear()
         for frame in frames { context.write(NIOAny(frame), promise: nil) }

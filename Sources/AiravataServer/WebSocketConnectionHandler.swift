@@ -202,9 +202,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
         let now = Self.nowNanos
-        socketWriter?.heard(at: now)
-        perform(machine.received(unwrapInboundIn(data), nowNanos: now))
+        // A pong answers our heartbeat (browsers send it by themselves): not the client talking.
+        if frame.opcode != .pong { socketWriter?.heard(at: now) }
+        perform(machine.received(frame, nowNanos: now))
     }
 
     /// Carries out what the state machine decided.
@@ -363,13 +365,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         let buffered =
             (socketWriter?.unflushedBytes ?? 0)
             + (writable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0)
-        let now = Self.nowNanos
-        switch machine.outbound(bytes: bytes.readableBytes, bufferedBytes: buffered, nowNanos: now) {
+        switch machine.outbound(bytes: bytes.readableBytes, bufferedBytes: buffered, nowNanos: Self.nowNanos) {
         case .write:
             if socketWriter == nil, mayWriteSocket, !flush { claimSocket(context) }
             writeHandshakeAnswer()
             if let socketWriter {
-                socketWriter.write(bytes, nowNanos: now)
+                socketWriter.write(bytes, nowNanos: Self.nowNanos)
                 if flush {
                     socketWriter.flush(context)
                 } else {

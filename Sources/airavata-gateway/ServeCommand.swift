@@ -161,11 +161,12 @@ struct ServeCommand: AsyncParsableCommand {
     var threads: String?
     @Option(
         help: ArgumentHelp(
-            "TCP_NODELAY on client sockets. auto: on, and off while a connection is streamed to (8 sends in a row "
-                + "under 20 ms apart; on again after 0.5 s quiet), so the kernel joins its small frames while one "
-                + "is unacknowledged (Nagle, as Nchan runs) at far less CPU per delivery in fan-out. true: always "
-                + "on (every frame its own segment). false: always off (a frame right after another may wait for "
-                + "a delayed ACK) [AIRAVATA_TCP_NODELAY, default auto].")
+            "TCP_NODELAY on client sockets. auto: on, and off while a connection is streamed to (from the 8th send "
+                + "in a row, each under 20 ms after the last, to a client silent for 0.5 s; on again when the client "
+                + "sends a frame or after 0.5 s without a send), so the kernel joins its small frames while one is "
+                + "unacknowledged (Nagle, as Nchan runs) at far less CPU per delivery in fan-out. true: always on. "
+                + "false: always off (a frame right after another may wait for a delayed ACK) "
+                + "[AIRAVATA_TCP_NODELAY, default auto].")
     )
     var tcpNodelay: String?
     @Option(
