@@ -154,10 +154,16 @@ struct StreamedConnectionTests {
             }
         }
 
-        @Test("true or false: the socket keeps its setting however it is written to", arguments: [true, false])
-        func fixedSettingsStay(on: Bool) async throws {
+        /// `true`, `false`, and `auto` without direct writes (which then acts as `true`: no
+        /// socket writer, so nothing to switch); `auto` with them, the same steps, switches.
+        @Test(
+            "true, false, and auto without direct writes keep the socket's setting; auto with them, the same steps, switches",
+            arguments: [(TCPNoDelay.on, true, 1), (.off, true, 0), (.auto, false, 1), (.auto, true, 0)]
+                as [(TCPNoDelay, Bool, Int32)])
+        func fixedSettingsStay(setting: TCPNoDelay, directWrites: Bool, expected: Int32) async throws {
             var server = ServerConfiguration()
-            server.tcpNoDelay = on ? .on : .off
+            server.tcpNoDelay = setting
+            server.directWrites = directWrites
             server.streamThresholds = Self.socketThresholds
             try await TestGateway.with(server: server) { node in
                 let socket = try await node.connect("/ws/user", user: "alice")
@@ -168,27 +174,9 @@ struct StreamedConnectionTests {
                     _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "n-\(index)"))
                     #expect(try await socket.nextMessage()["data"]?["title"]?.stringValue == "n-\(index)")
                 }
-                #expect(try Self.settings(node) == [on ? 1 : 0])
-                #expect(try await Self.changes(node, "started") == 0)
-            }
-        }
-
-        @Test("auto with --direct-writes false acts as true: no socket writer, no switch")
-        func autoWithoutDirectWrites() async throws {
-            var server = ServerConfiguration()
-            server.tcpNoDelay = .auto
-            server.directWrites = false
-            server.streamThresholds = Self.socketThresholds
-            try await TestGateway.with(server: server) { node in
-                let socket = try await node.connect("/ws/user", user: "alice")
-                defer { socket.close() }
-                try await Task.sleep(for: Self.quiet + .milliseconds(200))
-                for index in 0..<10 {
-                    _ = try await node.gateway.ingest(Events.notification(user: "alice", title: "n-\(index)"))
-                    #expect(try await socket.nextMessage()["data"]?["title"]?.stringValue == "n-\(index)")
-                }
-                #expect(try Self.settings(node) == [1])
-                #expect(try await Self.changes(node, "started") == 0)
+                #expect(try Self.settings(node) == [expected])
+                let switches = setting == .auto && directWrites ? 1 : 0
+                #expect(try await Self.changes(node, "started") == switches)
             }
         }
 
