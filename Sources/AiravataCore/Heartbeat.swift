@@ -9,7 +9,8 @@ package struct Heartbeat: Sendable {
     }
 
     private let intervalNanos: UInt64
-    private var lastSeenNanos: UInt64
+    /// When the peer last sent anything (or the connection began).
+    package private(set) var lastSeenNanos: UInt64
     private var lastPingNanos: UInt64
 
     package init(intervalNanos: UInt64, nowNanos: UInt64) {
@@ -17,9 +18,6 @@ package struct Heartbeat: Sendable {
         self.lastSeenNanos = nowNanos
         self.lastPingNanos = nowNanos
     }
-
-    /// When the peer last sent anything (or the connection began).
-    package var lastSeen: UInt64 { lastSeenNanos }
 
     package mutating func sawLife(nowNanos: UInt64) {
         lastSeenNanos = nowNanos

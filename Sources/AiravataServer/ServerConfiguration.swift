@@ -89,11 +89,11 @@ package struct ServerConfiguration: Sendable {
 /// holds a small write while an earlier one is unacknowledged and sends what it holds
 /// together when the acknowledgement comes: far fewer segments, so far less CPU, in fan-out,
 /// at up to a delayed ACK's wait for a frame that follows another closely.
-package enum TCPNoDelay: String, Sendable, Equatable, CaseIterable {
+package enum TCPNoDelay: Sendable, Equatable {
     /// Always on.
-    case on = "true"
+    case on
     /// Always off.
-    case off = "false"
+    case off
     /// On, and off while a connection is streamed to (`StreamDetector`). Needs direct socket
     /// writes (`directWrites`, not with TLS); without them it is `.on`.
     case auto

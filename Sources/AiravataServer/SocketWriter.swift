@@ -98,16 +98,22 @@ final class SocketWriter {
     /// `TCP_NODELAY` on also sends at once whatever the kernel still holds.
     private func noteSend(at nowNanos: UInt64, _ thresholds: StreamDetector.Thresholds) {
         let change = streams.send(at: nowNanos, thresholds)
-        guard change != .none, channel.isActive else { return }
-        let started = change == .startStreaming
-        if DirectSocket.setNoDelay(!started, descriptor: descriptor) { metrics.streaming(started: started) }
+        guard change != .none else { return }
+        switchSocket(streaming: change == .startStreaming)
     }
 
     /// A frame from the client at `nowNanos`: a connection that was streamed to gets
     /// `TCP_NODELAY` back at once, which also sends whatever the kernel held.
     func heard(at nowNanos: UInt64) {
-        guard streamThresholds != nil, streams.heard(at: nowNanos) == .stopStreaming, channel.isActive else { return }
-        if DirectSocket.setNoDelay(true, descriptor: descriptor) { metrics.streaming(started: false) }
+        guard streamThresholds != nil, streams.heard(at: nowNanos) == .stopStreaming else { return }
+        switchSocket(streaming: false)
+    }
+
+    /// Nagle's algorithm on the socket (`TCP_NODELAY` off) while `streaming`, counted. Only
+    /// while the channel is active: after that the descriptor may be another socket's.
+    private func switchSocket(streaming: Bool) {
+        guard channel.isActive, DirectSocket.setNoDelay(!streaming, descriptor: descriptor) else { return }
+        metrics.streaming(started: streaming)
     }
 
     /// Sends the frames written since the last flush: to the socket if NIO holds nothing of
@@ -159,9 +165,7 @@ final class SocketWriter {
     /// the close frame is written, through NIO.
     func release(_ context: ChannelHandlerContext) {
         // The close frame follows these through NIO: it must not wait for an acknowledgement.
-        if streams.streaming, channel.isActive, DirectSocket.setNoDelay(true, descriptor: descriptor) {
-            metrics.streaming(started: false)
-        }
+        if streams.streaming { switchSocket(streaming: false) }
         let frames = pending
         clear()
         for frame in frames { context.write(NIOAny(frame), promise: nil) }

@@ -136,7 +136,7 @@ struct WebSocketStateMachine {
     private var rateLimitedInARow = 0
 
     /// When the client last sent a frame, or connected.
-    var heardNanos: UInt64 { heartbeat.lastSeen }
+    var heardNanos: UInt64 { heartbeat.lastSeenNanos }
 
     init(configuration: Configuration, nowNanos: UInt64) {
         self.configuration = configuration
