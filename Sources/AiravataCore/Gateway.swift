@@ -78,6 +78,13 @@ package final class Gateway: Sendable {
         verifier.recentlyVerified(token)
     }
 
+    /// `recentlyAuthenticated`, with until when the answer holds (wall-clock microseconds).
+    package func recentlyAuthenticated(_ token: String, nowMicros: Int64) -> (
+        principal: Principal, untilMicros: Int64
+    )? {
+        verifier.recentlyVerified(token, nowMicros: nowMicros)
+    }
+
     // MARK: Connections
 
     /// A connection that passed every check and is registered for delivery.

@@ -77,6 +77,12 @@ package struct TokenVerifier: Sendable {
         verified.principal(for: token, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
     }
 
+    /// `recentlyVerified`, with until when (wall-clock microseconds) the token may be trusted
+    /// again without asking: whoever keeps the answer must ask again after that.
+    package func recentlyVerified(_ token: String, nowMicros: Int64) -> (principal: Principal, untilMicros: Int64)? {
+        verified.trusted(token, nowMicros: nowMicros)
+    }
+
     package func verify(_ token: String?) async throws(TokenError) -> Principal {
         guard let token, !token.isEmpty else { throw .missing }
         let now = Date()

@@ -29,6 +29,11 @@ final class VerifiedTokens: Sendable {
     init() {}
 
     func principal(for token: String, nowMicros: Int64) -> Principal? {
+        trusted(token, nowMicros: nowMicros)?.principal
+    }
+
+    /// The principal and until when the token is trusted without a fresh check.
+    func trusted(_ token: String, nowMicros: Int64) -> (principal: Principal, untilMicros: Int64)? {
         guard token.utf8.count <= Self.maxTokenBytes else { return nil }
         let key = ExactString(token)
         return entries.withLock { entries in
@@ -37,7 +42,7 @@ final class VerifiedTokens: Sendable {
                 entries[key] = nil
                 return nil
             }
-            return entry.principal
+            return (entry.principal, entry.validUntilMicros)
         }
     }
 

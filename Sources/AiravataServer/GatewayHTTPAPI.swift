@@ -71,6 +71,14 @@ package final class GatewayHTTPAPI: Sendable {
         return principal
     }
 
+    /// `recentPublisher`, with until when the answer holds (wall-clock microseconds).
+    func recentPublisher(_ headers: HTTPHeaders, nowMicros: Int64) -> (principal: Principal, untilMicros: Int64)? {
+        guard let token = WebSocketRoute.bearerToken(headers),
+            let trusted = gateway.recentlyAuthenticated(token, nowMicros: nowMicros), trusted.principal.mayPublish
+        else { return nil }
+        return trusted
+    }
+
     /// The producer a request's token proves, or nil, with nothing counted or answered: the
     /// fast path hands a refused request to the general path, which checks it again, counts
     /// the refusal once and answers it.

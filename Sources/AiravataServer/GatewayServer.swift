@@ -306,23 +306,24 @@ package final class GatewayServer: Service {
                 //   itself, without withholding reads (see its channelRead);
                 // - no protocol-error handler: HTTPRequestHandler answers a request the
                 //   decoder cannot read with the 400 itself (see its errorCaught).
+                let requests = HTTPRequestHandler(
+                    api: api, limits: httpLimits,
+                    forwardedClient: { headers in
+                        guard configuration.trustedProxies.trusts(peer) else { return nil }
+                        let client = configuration.trustedProxies.clientIP(peer: peer, headers: headers)
+                        return client == peer ? nil : client
+                    },
+                    websocket: websocket)
                 if configuration.fastIngest {
                     try channel.pipeline.syncOperations.addHandler(
                         IngestFastPath(
                             api: api, maxBodySize: configuration.maxBodySize,
-                            viaTrustedProxy: configuration.trustedProxies.trusts(peer)))
+                            viaTrustedProxy: configuration.trustedProxies.trusts(peer), clocks: requests))
                 }
                 try channel.pipeline.syncOperations.addHandlers([
                     HTTPResponseEncoder(),
                     ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-                    HTTPRequestHandler(
-                        api: api, limits: httpLimits,
-                        forwardedClient: { headers in
-                            guard configuration.trustedProxies.trusts(peer) else { return nil }
-                            let client = configuration.trustedProxies.clientIP(peer: peer, headers: headers)
-                            return client == peer ? nil : client
-                        },
-                        websocket: websocket),
+                    requests,
                 ])
             }
         }

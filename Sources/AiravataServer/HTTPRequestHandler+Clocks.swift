@@ -6,12 +6,14 @@ import NIOHTTP1
 /// kept-alive connection with nothing asked is closed after `limits.idleTimeout`).
 extension HTTPRequestHandler {
     func handlerAdded(context: ChannelHandlerContext) {
+        ownContext = context
         encoderContext = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
         // A new connection owes us its request from the first moment.
         startRequestClock(context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        ownContext = nil
         encoderContext = nil
         cancelTimer()
         dropTimer()

@@ -4,13 +4,16 @@ import NIOCore
 /// this handler: their clocks and their close are kept here.
 extension HTTPRequestHandler {
     /// `IngestFastPath` answers producers' POSTs before NIO's decoder sees them; this handler
-    /// keeps the connection's clocks and its close for it.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard let fast = event as? FastIngestEvent else {
-            context.fireUserInboundEventTriggered(event)
+    /// keeps the connection's clocks and its close for it. A direct call, not an event sent
+    /// down the pipeline: two per request passed through NIO's decoder and a dynamic cast
+    /// here, about 2 % of an ingesting node's CPU.
+    func fastIngest(_ event: FastIngestEvent) {
+        guard let context = ownContext else {
+            // This handler has left the pipeline (the connection is gone or upgraded).
+            if case .upgrade(_, let decoderGone) = event { decoderGone.fail(ChannelError.ioOnClosedChannel) }
             return
         }
-        switch fast {
+        switch event {
         case .answering:
             cancelTimer()
             fastAnswering = true

@@ -69,6 +69,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     var answeringHEAD = false
     /// NIO's HTTP response encoder: our answers enter the pipeline below it, already encoded.
     var encoderContext: ChannelHandlerContext?
+    /// This handler's own place in the pipeline while it is in it, for `fastIngest`, which
+    /// `IngestFastPath` calls from its own.
+    var ownContext: ChannelHandlerContext?
     /// Past the bound on held parts: the close is under way, and what the same read still
     /// delivers is dropped (and counted once, not per part).
     var floodedOut = false

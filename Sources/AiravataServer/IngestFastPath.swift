@@ -64,9 +64,17 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
     /// The peer is a trusted proxy: the general path names the client it forwards for to the
     /// pending-connection gate, so a token not proven before is checked there.
     private let viaTrustedProxy: Bool
+    /// The handler behind NIO's decoder, which keeps the connection's clocks and its close:
+    /// told directly what happens here (`FastIngestEvent`).
+    private let clocks: HTTPRequestHandler
+    /// The `Authorization` header value of the last request whose token proved a producer,
+    /// as sent, with the producer and until when the node trusts it without a fresh check
+    /// (`VerifiedTokens`). See `proof(of:in:)`.
+    private var lastProof: (authorization: [UInt8], principal: Principal, untilMicros: Int64)?
 
-    init(api: GatewayHTTPAPI, maxBodySize: Int, viaTrustedProxy: Bool) {
+    init(api: GatewayHTTPAPI, maxBodySize: Int, viaTrustedProxy: Bool, clocks: HTTPRequestHandler) {
         self.api = api
+        self.clocks = clocks
         self.maxBodySize = maxBodySize
         self.viaTrustedProxy = viaTrustedProxy
     }
@@ -165,15 +173,12 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             handOver(context: context)
             return false
         }
-        let headers: HTTPHeaders = [
-            "authorization":
-                buffer.getString(at: buffer.readerIndex + authorization.lowerBound, length: authorization.count) ?? ""
-        ]
+        let (headers, publisher) = proof(of: authorization, in: buffer)
         guard buffer.readableBytes >= head.length + head.contentLength else {
             // The body is still coming. Only a token proven before waits for it here; any
             // other is checked on the head by the general path, before a byte of the body is
             // read (nobody without a token makes the node hold a body).
-            guard api.recentPublisher(headers) != nil else {
+            guard publisher != nil else {
                 handOver(context: context)
                 return false
             }
@@ -185,9 +190,9 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         let request = HTTPRequest(
             method: .POST, uri: String(GatewayHTTPAPI.ingestionPath), headers: headers, body: body)
         busy = true
-        context.fireUserInboundEventTriggered(FastIngestEvent.answering)
+        clocks.fastIngest(.answering)
         let consumed = head.length + head.contentLength
-        if let principal = api.recentPublisher(headers) {
+        if let principal = publisher {
             var proven = request
             proven.publisher = principal
             dispatch(proven, consumed: consumed, context: context)
@@ -217,6 +222,41 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         }
         return true
     }
+
+    /// The request's `Authorization` header, and the producer it proves when the node
+    /// verified its token recently. The header is read from the bytes (and the token looked
+    /// up) only when it differs from the last proven one on this connection, or that proof
+    /// is due to be checked again: a producer repeats its header on every request, and
+    /// comparing bytes costs less than the string, the hash and the lock of a lookup. Empty
+    /// headers stand for the remembered header: the ingestion answer reads only
+    /// `publisher`.
+    private func proof(of authorization: Range<Int>, in buffer: ByteBuffer) -> (HTTPHeaders, Principal?) {
+        let nowMicros = WallClock.nowMicros()
+        if let lastProof, nowMicros < lastProof.untilMicros,
+            buffer.withUnsafeReadableBytes({ bytes in
+                lastProof.authorization.elementsEqual(UnsafeRawBufferPointer(rebasing: bytes[authorization]))
+            })
+        {
+            return ([:], lastProof.principal)
+        }
+        lastProof = nil
+        let headers: HTTPHeaders = [
+            "authorization":
+                buffer.getString(at: buffer.readerIndex + authorization.lowerBound, length: authorization.count) ?? ""
+        ]
+        guard let trusted = api.recentPublisher(headers, nowMicros: nowMicros) else { return (headers, nil) }
+        if authorization.count <= Self.maxRememberedAuthorizationBytes {
+            lastProof = (
+                Array(
+                    buffer.viewBytes(at: buffer.readerIndex + authorization.lowerBound, length: authorization.count)!),
+                trusted.principal, trusted.untilMicros
+            )
+        }
+        return (headers, trusted.principal)
+    }
+
+    /// A longer header is looked up each time rather than kept with the connection.
+    private static let maxRememberedAuthorizationBytes = 4 << 10
 
     private func dispatch(_ request: HTTPRequest, consumed: Int, context: ChannelHandlerContext) {
         if !settled {
@@ -252,12 +292,12 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             let written = context.writeAndFlush(data)
             mode = .closing
             pending = nil
-            context.fireUserInboundEventTriggered(FastIngestEvent.closing(written))
+            clocks.fastIngest(.closing(written))
             return
         }
         // No promise: one per request was an allocation and a generic-metadata lookup.
         context.writeAndFlush(data, promise: nil)
-        context.fireUserInboundEventTriggered(FastIngestEvent.answered(waiting: (pending?.readableBytes ?? 0) > 0))
+        clocks.fastIngest(.answered(waiting: (pending?.readableBytes ?? 0) > 0))
         if readingOff, (pending?.readableBytes ?? 0) <= maxPendingBytes {
             readingOff = false
             context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
@@ -293,7 +333,7 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         // decoder leaves the pipeline a moment later (NIO removes it on a later turn of the
         // loop); bytes that reach it before then would be read as HTTP, so they wait here.
         let decoderGone = context.eventLoop.makePromise(of: Void.self)
-        context.fireUserInboundEventTriggered(FastIngestEvent.upgrade(head, decoderGone: decoderGone))
+        clocks.fastIngest(.upgrade(head, decoderGone: decoderGone))
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         decoderGone.futureResult.whenComplete { result in
             let (handler, context) = bound.value
@@ -321,7 +361,7 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             readingOff = false
             context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
         }
-        context.fireUserInboundEventTriggered(FastIngestEvent.handedOver)
+        clocks.fastIngest(.handedOver)
         if let pending, pending.readableBytes > 0 {
             self.pending = nil
             context.fireChannelRead(wrapInboundOut(pending))

@@ -187,6 +187,67 @@ struct FastIngestTests {
         }
     }
 
+    /// One request after another on one connection, each sent once the one before is
+    /// answered; the status lines of the answers.
+    static func oneByOne(_ socket: RawTCP, _ requests: [String]) async throws -> [String] {
+        var statuses: [String] = []
+        for (index, request) in requests.enumerated() {
+            try await socket.send(request)
+            statuses = try await HTTPPipeliningTests.responses(socket, count: index + 1).map(\.status)
+        }
+        return statuses
+    }
+
+    @Test("a token proven on a connection stands for those bytes only: another token on it is judged afresh")
+    func tokenChangesOnAConnection() async throws {
+        try await TestGateway.with { node in
+            let token = try await node.serviceToken()
+            let event = Events.system(note: "x").jsonString
+            let post = { (token: String) in HTTPPipeliningTests.post(event, token: token) }
+            // The same length and all but one byte the same: a signature that is not the one proven.
+            var tampered = Array(token.utf8)
+            tampered[tampered.count - 2] =
+                tampered[tampered.count - 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            let first = try await RawTCP.connect(port: node.port)
+            defer { first.close() }
+            let statuses = try await Self.oneByOne(
+                first, [post(token), post(token), post(String(decoding: tampered, as: UTF8.self))])
+            #expect(statuses == ["HTTP/1.1 202 Accepted", "HTTP/1.1 202 Accepted", "HTTP/1.1 401 Unauthorized"])
+
+            // A valid token of a subscriber, not a producer, after a producer's.
+            let subscriber = try await node.token("alice", roles: ["admin"])
+            let second = try await RawTCP.connect(port: node.port)
+            defer { second.close() }
+            #expect(
+                try await Self.oneByOne(second, [post(token), post(subscriber)])
+                    == ["HTTP/1.1 202 Accepted", "HTTP/1.1 403 Forbidden"])
+        }
+    }
+
+    @Test("a token proven on a connection is refused there once it expires")
+    func provenTokenExpires() async throws {
+        try await TestGateway.with { node in
+            // Valid for about 4 more seconds, the verifier's 30 s of leeway included.
+            let issued = Date().addingTimeInterval(-86)
+            let token = try await TokenIssuer(hmacSecret: TestGateway.secret).token(
+                subject: "producer", roles: ["service"], lifetime: 60, now: issued)
+            let expires = Date(timeIntervalSince1970: issued.timeIntervalSince1970.rounded(.down) + 60 + 30)
+            let event = Events.system(note: "x").jsonString
+            let socket = try await RawTCP.connect(port: node.port)
+            defer { socket.close() }
+            // Twice: the first is proven by a signature check, the second by what the node
+            // remembers of it, which the connection then keeps.
+            let post = HTTPPipeliningTests.post(event, token: token)
+            let before = try await Self.oneByOne(socket, [post, post])
+            try #require(before == ["HTTP/1.1 202 Accepted", "HTTP/1.1 202 Accepted"], "still valid: \(before)")
+            // What is tested is the passing of time: the token's own expiry.
+            try await Task.sleep(for: .seconds(max(expires.timeIntervalSinceNow, 0) + 0.5))
+            try await socket.send(post)
+            let after = try await HTTPPipeliningTests.responses(socket, count: 3).map(\.status)
+            #expect(after == before + ["HTTP/1.1 401 Unauthorized"])
+        }
+    }
+
     @Test("a request that stops halfway on the fast path is answered 408 at the request timeout")
     func requestClock() async throws {
         var server = ServerConfiguration()
