@@ -1,3 +1,4 @@
+import AiravataProtocol
 import Synchronization
 
 /// The node's local routing table: which connections listen to which key.
@@ -27,6 +28,21 @@ package final class SubscriptionIndex: Sendable {
         /// entry from here, without a second lookup in `connections`.
         var subscribers: [SubscriptionKey: [ConnectionID: Entry]] = [:]
         var pass: UInt64 = 0
+        /// How many keys of each resource type `subscribers` holds (by `ResourceType.slot`):
+        /// an event's key of a type nobody on this node subscribes to is neither hashed nor
+        /// looked up (a task event names four keys).
+        var keysOfType = InlineArray<6, Int>(repeating: 0)
+
+        mutating func add(_ entry: Entry, _ id: ConnectionID, to key: SubscriptionKey) {
+            if subscribers[key] == nil { keysOfType[key.resource.slot] += 1 }
+            subscribers[key, default: [:]][id] = entry
+        }
+
+        mutating func remove(_ id: ConnectionID, from key: SubscriptionKey) {
+            guard subscribers[key]?.removeValue(forKey: id) != nil, subscribers[key]?.isEmpty == true else { return }
+            subscribers[key] = nil
+            keysOfType[key.resource.slot] -= 1
+        }
     }
 
     private let state = Mutex(State())
@@ -46,10 +62,7 @@ package final class SubscriptionIndex: Sendable {
     }
 
     private static func unsubscribeAll(_ id: ConnectionID, _ entry: Entry, _ state: inout State) {
-        for key in entry.keys {
-            state.subscribers[key]?.removeValue(forKey: id)
-            if state.subscribers[key]?.isEmpty == true { state.subscribers[key] = nil }
-        }
+        for key in entry.keys { state.remove(id, from: key) }
     }
 
     package func remove(_ id: ConnectionID) {
@@ -72,7 +85,7 @@ package final class SubscriptionIndex: Sendable {
             if entry.keys.contains(key) { return .alreadySubscribed }
             guard entry.keys.count < limit else { return .limitReached }
             entry.keys.insert(key)
-            state.subscribers[key, default: [:]][id] = entry
+            state.add(entry, id, to: key)
             return .added
         }
     }
@@ -81,8 +94,7 @@ package final class SubscriptionIndex: Sendable {
     package func unsubscribe(_ id: ConnectionID, from key: SubscriptionKey) -> Bool {
         state.withLock { state in
             guard let entry = state.connections[id], entry.keys.remove(key) != nil else { return false }
-            state.subscribers[key]?.removeValue(forKey: id)
-            if state.subscribers[key]?.isEmpty == true { state.subscribers[key] = nil }
+            state.remove(id, from: key)
             return true
         }
     }
@@ -104,7 +116,7 @@ package final class SubscriptionIndex: Sendable {
             let pass = state.pass
             var sinks: [any ConnectionSink] = []
             routing.forEachKey { key in
-                guard let entries = state.subscribers[key] else { return }
+                guard state.keysOfType[key.resource.slot] > 0, let entries = state.subscribers[key] else { return }
                 for entry in entries.values where entry.lastPass != pass {
                     entry.lastPass = pass
                     if admit(entry.principal) { sinks.append(entry.sink) }
@@ -117,5 +129,19 @@ package final class SubscriptionIndex: Sendable {
     /// Every connection, for node-wide messages such as statistics and shutdown.
     package func allSinks() -> [any ConnectionSink] {
         state.withLock { $0.connections.values.map(\.sink) }
+    }
+}
+
+extension ResourceType {
+    /// A small number per type, for tables indexed by type.
+    fileprivate var slot: Int {
+        switch self {
+        case .experiment: 0
+        case .task: 1
+        case .project: 2
+        case .user: 3
+        case .worker: 4
+        case .system: 5
+        }
     }
 }

@@ -53,4 +53,28 @@ struct SubscriptionIndexTests {
         #expect(Self.recipients(index).isEmpty)
         #expect(index.connectionCount == 0)
     }
+
+    @Test("a key type that empties and fills again is looked up again; what was never there removes nothing")
+    func typesEmptyAndFill() {
+        let index = SubscriptionIndex()
+        let (a, b, c) = (Sink(), Sink(), Sink())
+        let project = SubscriptionKey(.project, "p")
+        index.add(1, sink: a, principal: Self.admin)
+        index.add(2, sink: b, principal: Self.admin)
+        index.add(3, sink: c, principal: Self.admin)
+        #expect(index.subscribe(1, to: project, limit: 10) == .added)
+        #expect(index.subscribe(2, to: project, limit: 10) == .added)
+        #expect(!index.unsubscribe(3, from: project), "3 never subscribed")
+        index.remove(3)
+        #expect(index.unsubscribe(1, from: project))
+        #expect(Self.recipients(index) == [ObjectIdentifier(b)], "one of two subscribers left, and the key hid")
+        #expect(index.subscribe(1, to: SubscriptionKey(.project, "other"), limit: 10) == .added)
+        #expect(index.unsubscribe(1, from: SubscriptionKey(.project, "other")))
+        #expect(Self.recipients(index) == [ObjectIdentifier(b)], "another project's last subscriber hid this one")
+        index.remove(2)
+        #expect(Self.recipients(index).isEmpty)
+        index.add(3, sink: c, principal: Self.admin)
+        #expect(index.subscribe(3, to: project, limit: 10) == .added)
+        #expect(Self.recipients(index) == [ObjectIdentifier(c)], "the type, empty before, is not looked up again")
+    }
 }
