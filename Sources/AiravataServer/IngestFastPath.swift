@@ -233,8 +233,11 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
     private func proof(of authorization: Range<Int>, in buffer: ByteBuffer) -> (HTTPHeaders, Principal?) {
         let nowMicros = WallClock.nowMicros()
         if let lastProof, nowMicros < lastProof.untilMicros,
+            lastProof.authorization.count == authorization.count,
             buffer.withUnsafeReadableBytes({ bytes in
-                lastProof.authorization.elementsEqual(UnsafeRawBufferPointer(rebasing: bytes[authorization]))
+                HTTPHeadBytes.bytesEqual(
+                    UnsafeRawBufferPointer(rebasing: bytes[authorization]), lastProof.authorization,
+                    count: authorization.count)
             })
         {
             return ([:], lastProof.principal)
