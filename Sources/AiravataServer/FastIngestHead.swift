@@ -116,7 +116,7 @@ enum HTTPHeadBytes {
     /// Whether the first `count` bytes of each are the same (`count` within both), compared
     /// as memory: the generic `elementsEqual` goes a byte at a time through iterators.
     static func bytesEqual(_ bytes: UnsafeRawBufferPointer, _ expected: [UInt8], count: Int) -> Bool {
-        precondition(count <= bytes.count && count <= expected.count)
+        precondition(count >= 0 && count <= bytes.count && count <= expected.count)
         guard count > 0 else { return true }
         return expected.withUnsafeBytes { memcmp(bytes.baseAddress!, $0.baseAddress!, count) == 0 }
     }

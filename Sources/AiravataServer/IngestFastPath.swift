@@ -344,12 +344,19 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             let rest = handler.pending
             handler.pending = nil
             // A refused upgrade (not expected: its checks ran above) is answered and closed
-            // by `HTTPRequestHandler`; what the client sent after it is dropped.
-            if case .success = result {
+            // by `HTTPRequestHandler`; what the client sent after it is dropped. A handler no
+            // longer there to make the upgrade (not expected either) answers nothing: the
+            // connection is closed here.
+            switch result {
+            case .success:
                 handler.api.upgradedFast()
                 if let rest, rest.readableBytes > 0, context.channel.isActive {
                     context.fireChannelRead(handler.wrapInboundOut(rest))
                     if !handler.reading { context.fireChannelReadComplete() }
+                }
+            case .failure(let error):
+                if error as? ChannelError == .ioOnClosedChannel, context.channel.isActive {
+                    context.close(promise: nil)
                 }
             }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
