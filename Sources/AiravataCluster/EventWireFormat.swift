@@ -122,9 +122,9 @@ package enum EventWireFormat {
         func userID(_ number: Int) throws(InvalidID) -> String? {
             let bytes = slice(number)
             guard !bytes.isEmpty else { return nil }
-            guard UTF8Validation.isValid(bytes) else { throw InvalidID() }
-            let text = String(decoding: bytes, as: UTF8.self)
-            guard Identifier.isValidUserID(text) else { throw InvalidID() }
+            guard let text = UTF8Validation.string(bytes), Identifier.isValidUserID(text) else {
+                throw InvalidID()
+            }
             return text
         }
         let routing: EventRouting

@@ -72,13 +72,8 @@ package final class Gateway: Sendable {
         try await verifier.verify(token)
     }
 
-    /// The principal of a token this node verified recently and that is still valid; nil
-    /// means `authenticate` must decide.
-    package func recentlyAuthenticated(_ token: String) -> Principal? {
-        verifier.recentlyVerified(token)
-    }
-
-    /// `recentlyAuthenticated`, with until when the answer holds (wall-clock microseconds).
+    /// The principal of a token this node verified recently and that is still valid, and
+    /// until when (wall-clock microseconds) that holds; nil means `authenticate` must decide.
     package func recentlyAuthenticated(_ token: String, nowMicros: Int64) -> (
         principal: Principal, untilMicros: Int64
     )? {

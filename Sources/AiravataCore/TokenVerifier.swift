@@ -74,7 +74,7 @@ package struct TokenVerifier: Sendable {
     /// The principal of a token verified recently and still valid, without a task or a
     /// signature check; nil when the token must go through `verify`.
     package func recentlyVerified(_ token: String) -> Principal? {
-        verified.principal(for: token, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+        recentlyVerified(token, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))?.principal
     }
 
     /// `recentlyVerified`, with until when (wall-clock microseconds) the token may be trusted

@@ -65,10 +65,7 @@ package final class GatewayHTTPAPI: Sendable {
     /// A producer whose token this node verified recently: no task, no signature check.
     /// Nil when `authenticatePublisher` must decide (unknown token, or not a producer).
     func recentPublisher(_ headers: HTTPHeaders) -> Principal? {
-        guard let token = WebSocketRoute.bearerToken(headers),
-            let principal = gateway.recentlyAuthenticated(token), principal.mayPublish
-        else { return nil }
-        return principal
+        recentPublisher(headers, nowMicros: WallClock.nowMicros())?.principal
     }
 
     /// `recentPublisher`, with until when the answer holds (wall-clock microseconds).
