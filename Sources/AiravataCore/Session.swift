@@ -29,9 +29,19 @@ package struct SessionRecord: Sendable, Equatable {
         ])
     }
 
-    /// Whether the encoded record is within `maxEncodedBytes`.
+    /// Whether the encoded record is within `maxEncodedBytes`. Asked at every connect; the
+    /// record is encoded for the answer only when `encodedSizeBound` does not settle it.
     package var fitsInStore: Bool {
-        json.jsonString.utf8.count <= Self.maxEncodedBytes
+        encodedSizeBound <= Self.maxEncodedBytes || json.jsonString.utf8.count <= Self.maxEncodedBytes
+    }
+
+    /// At least the length of `json` encoded, counted without encoding: an escaped byte takes
+    /// at most six (`\u001f`); a key's text is a resource name of at most ten bytes, a colon
+    /// and the id; each string adds its two quotes and a comma.
+    package var encodedSizeBound: Int {
+        var bound = 32 + 6 * userID.utf8.count  // {"user":"","subscriptions":[]} is 30 bytes
+        for key in subscriptions { bound += 3 + 6 * (11 + key.id.utf8.count) }
+        return bound
     }
 
     /// Nil for anything but what `json` writes.

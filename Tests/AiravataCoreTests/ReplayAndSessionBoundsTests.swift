@@ -122,4 +122,44 @@ struct ReplayAndSessionBoundsTests {
             userID: "alice", subscriptions: [SubscriptionKey(.experiment, String(repeating: "x", count: 20_000))])
         #expect(!large.fitsInStore)
     }
+
+    @Test("the size bound that spares a connect the encoding is never below the encoded size")
+    func recordSizeBound() {
+        // The bytes that encode longest (controls, quote, backslash, multi-byte characters),
+        // the longest resource names, and sizes on both sides of the store's limit.
+        let worst = ["\u{01}", "\"", "\\", "é", "😀", "x", "\n"]
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<300 {
+            let user = String(
+                (0..<Int.random(in: 0..<40, using: &generator)).map { _ in
+                    worst.randomElement(using: &generator)!.first!
+                })
+            let keys = (0..<Int.random(in: 0..<12, using: &generator)).map { _ in
+                let length =
+                    round % 3 == 0
+                    ? Int.random(in: 0..<600, using: &generator) : Int.random(in: 0..<40, using: &generator)
+                let id = String((0..<length).map { _ in worst.randomElement(using: &generator)!.first! })
+                return SubscriptionKey(
+                    [ResourceType.experiment, .task, .project, .user, .worker].randomElement(using: &generator)!, id)
+            }
+            let record = SessionRecord(userID: user, subscriptions: keys)
+            let encoded = record.json.jsonString.utf8.count
+            #expect(record.encodedSizeBound >= encoded, "bound \(record.encodedSizeBound) below \(encoded) bytes")
+            #expect(record.fitsInStore == (encoded <= SessionRecord.maxEncodedBytes))
+        }
+        // Only the longest escape, around the limit: 2,700 control bytes encode to 16,200.
+        for length in [2_600, 2_700, 2_730] {
+            let controls = String(repeating: "\u{01}", count: length)
+            for record in [
+                SessionRecord(userID: controls, subscriptions: []),
+                SessionRecord(userID: "", subscriptions: [SubscriptionKey(.experiment, controls)]),
+            ] {
+                let encoded = record.json.jsonString.utf8.count
+                #expect(record.encodedSizeBound >= encoded, "bound \(record.encodedSizeBound) below \(encoded) bytes")
+                #expect(record.fitsInStore == (encoded <= SessionRecord.maxEncodedBytes))
+            }
+        }
+        let system = SessionRecord(userID: "", subscriptions: [.system])
+        #expect(system.encodedSizeBound >= system.json.jsonString.utf8.count)
+    }
 }
