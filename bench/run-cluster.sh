@@ -8,14 +8,14 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
-BIN="$ROOT/.build/release/airavata-gateway"
+BIN="${BIN:-$ROOT/.build-image/release/airavata-gateway}"  # bash bench/build.sh
 DUR="${DUR:-20}"; RATE="${RATE:-200}"; CONNS="${CONNS:-1000}"
 OUT="$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)-cluster"
 SECRET="bench-secret-0123456789abcdef0123456789abcdef"
 REDIS_PORT="${REDIS_PORT:-16390}"
 GW_PORTS=(18091 18092 18093)
 mkdir -p "$OUT"
-[ -x "$BIN" ] || { echo "build first: swift build -c release --product airavata-gateway" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: bash bench/build.sh (the release binary as the image builds it), or set BIN" >&2; exit 1; }
 python3 -c 'import picows, uvloop, numpy' 2>/dev/null || pip install -q picows uvloop numpy
 
 LG=(python3 "$SHARED/loadgen.py" --max-runtime 900 --wait-quiet "${WAIT_QUIET:-180}"

@@ -12,14 +12,14 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
-BIN="$ROOT/.build/release/airavata-gateway"
+BIN="${BIN:-$ROOT/.build-image/release/airavata-gateway}"  # bash bench/build.sh
 PORT="${PORT:-18090}"
 DUR="${DUR:-20}"; IDLE="${IDLE:-30}"
 OUT="$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)"
 SECRET="bench-secret-0123456789abcdef0123456789abcdef"
 mkdir -p "$OUT"
 
-[ -x "$BIN" ] || { echo "build first: swift build -c release --product airavata-gateway" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: bash bench/build.sh (the release binary as the image builds it), or set BIN" >&2; exit 1; }
 python3 -c 'import picows, uvloop, numpy' 2>/dev/null || pip install -q picows uvloop numpy
 
 LG=(python3 "$SHARED/loadgen.py" --max-runtime 900 --wait-quiet "${WAIT_QUIET:-180}"

@@ -11,14 +11,14 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
-BIN="${BIN:-$ROOT/.build/release/airavata-gateway}"
+BIN="${BIN:-$ROOT/.build-image/release/airavata-gateway}"  # bash bench/build.sh
 DUR="${DUR:-15}"; RATES="${RATES:-500 1000 2000 4000 max}"; CONNS="${CONNS:-1000}"
 OUT="${OUT:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)-idle-node}"
 SECRET="bench-secret-0123456789abcdef0123456789abcdef"
 REDIS_PORT="${REDIS_PORT:-16391}"
 PORTS=(18095 18096 18097)
 mkdir -p "$OUT"
-[ -x "$BIN" ] || { echo "build first: swift build -c release --product airavata-gateway" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: bash bench/build.sh (the release binary as the image builds it), or set BIN" >&2; exit 1; }
 python3 -c 'import picows, uvloop, numpy' 2>/dev/null || pip install -q picows uvloop numpy
 
 pids=()

@@ -12,7 +12,8 @@
 # LG_ARGS adds load-tool flags to every scenario (e.g. "--connect-rate 1500": CPU per
 # connect at a rate the machine carries without queueing, less noisy than the storm).
 # PERF=1 records a cpu-clock profile of the first node during each gateway scenario
-# (PERF_NODE=2: of the second, which only delivers). STRACE=1 counts that node's system
+# (PERF_NODE=2: of the second, which only delivers; PERF_CALLGRAPH="--call-graph dwarf" and
+# PERF_FREQ for Swift frames that frame pointers miss). STRACE=1 counts that node's system
 # calls instead (strace -c -f; slows the node, so read the counts, not the timings).
 # BUS=embedded starts the two nodes without Redis, each on its own in-process bus: for the
 # idle scenario only (a single node's connect path; the nodes share no events).
@@ -20,7 +21,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
-BIN="${BIN:-$ROOT/.build/release/airavata-gateway}"
+BIN="${BIN:-$ROOT/.build-image/release/airavata-gateway}"  # bash bench/build.sh
 DUR="${DUR:-20}"; RATE="${RATE:-200}"; IDLE="${IDLE:-20}"
 IDLE_CONNS="${IDLE_CONNS:-5000}"; ONE_CONNS="${ONE_CONNS:-2000}"
 OUT="${OUT:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)-pair}"
@@ -29,7 +30,7 @@ REDIS_PORT="${REDIS_PORT:-16390}"
 GW_PORTS=(18091 18092)
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"   # absolute: the peer's scripts run from their own directory
-[ -x "$BIN" ] || { echo "build first: swift build -c release --product airavata-gateway" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: bash bench/build.sh (the release binary as the image builds it), or set BIN" >&2; exit 1; }
 python3 -c 'import picows, uvloop, numpy' 2>/dev/null || pip install -q picows uvloop numpy
 
 LG=(python3 "$SHARED/loadgen.py" --max-runtime 900 --wait-quiet "${WAIT_QUIET:-120}"
@@ -89,7 +90,7 @@ probe_start() {
   local pid="$1" name="$2"
   probe_pid=""
   if [ "${PERF:-0}" = 1 ]; then
-    perf record -e cpu-clock -F 999 -g -p "$pid" -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
+    perf record -e cpu-clock -F "${PERF_FREQ:-999}" ${PERF_CALLGRAPH:--g} -p "$pid" -o "$OUT/$name.perf.data" >/dev/null 2>&1 &
     probe_pid=$!
   elif [ "${STRACE:-0}" = 1 ]; then
     strace -c -f -p "$pid" -o "$OUT/$name.strace.txt" &

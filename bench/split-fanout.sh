@@ -7,7 +7,7 @@
 # half second, takes the busiest 10 s, divides by that process's share of the deliveries (half).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-BIN="${BIN:-$HERE/../.build/release/airavata-gateway}"
+BIN="${BIN:-$HERE/../.build-image/release/airavata-gateway}"  # bash bench/build.sh
 OUT="${OUT:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)-split}"
 mkdir -p "$OUT"
 if [ "${1:-}" = peer ]; then
