@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the release binary the benchmarks measure, the way the container image builds it
 # (Dockerfile): `-c release --static-swift-stdlib`, Swift's runtime linked into the binary.
-# That is what operators run, and it is cheaper per call than the shared-library runtime
-# (direct calls into the runtime instead of calls through the PLT, thread-locals without
-# __tls_get_addr): 5 % less server CPU per 1:1 event in docs/performance.md, session 24.
+# That is what operators run, and it spends less per call into the runtime than a build that
+# loads it as shared libraries (no PLT hop for retain and release, no __tls_get_addr):
+# servers' CPU per 1:1 event 2 to 7 % lower in three alternating rounds (docs/performance.md,
+# session 24).
 #
 #   bash bench/build.sh            # builds, then prints the binary's path
 #   bash bench/build.sh --path     # prints the path only
