@@ -41,6 +41,13 @@ public final class RedisReplyParser {
         return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
     }
 
+    /// The bytes the reader's buffer has room for; it keeps up to
+    /// `keptBufferLimit` once every reply in it has been read.
+    public var bufferCapacity: Int { Int(CHiredis_readerBufferCapacity(reader)) }
+
+    /// The most unused buffer a reader keeps between reads (larger ones are freed once empty).
+    public static let keptBufferLimit = Int(CHIREDIS_READER_KEPT_BUFFER)
+
     private func readerError() -> String {
         guard let text = CHiredis_readerError(reader) else { return "unknown protocol error" }
         return String(cString: text)

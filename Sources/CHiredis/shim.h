@@ -3,6 +3,7 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
+#include <hiredis/sds.h>
 #include <pthread.h>
 
 // redisReaderGetError is a function-like macro, which Swift cannot import.
@@ -49,12 +50,28 @@ static inline void CHiredis_initBoundedReader(void) {
     redisReaderFree(model);
 }
 
-// A reader like redisReaderCreate's, whose arrays are bounded by CHIREDIS_MAX_ARRAY_ELEMENTS.
+// How much unused buffer a reader keeps once it has handed out every reply. hiredis's
+// default (16 KiB) frees a buffer that grew past it as soon as it is empty, and the next
+// feed allocates it again: on the bus's subscriber connection, whose reads are batches of
+// events larger than that, one malloc and free of tens of KiB per read (about 1 % of an
+// ingesting node). Buffers up to this size are kept; a larger one (a long log read) is
+// still given back after use.
+#define CHIREDIS_READER_KEPT_BUFFER (256 * 1024)
+
+// A reader like redisReaderCreate's, whose arrays are bounded by CHIREDIS_MAX_ARRAY_ELEMENTS
+// and which keeps its buffer up to CHIREDIS_READER_KEPT_BUFFER.
 static inline redisReader *CHiredis_readerCreateBounded(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, CHiredis_initBoundedReader);
     if (CHiredis_boundedReader()->defaultCreateArray == NULL) return NULL;
-    return redisReaderCreateWithFunctions(&CHiredis_boundedReader()->functions);
+    redisReader *reader = redisReaderCreateWithFunctions(&CHiredis_boundedReader()->functions);
+    if (reader != NULL) reader->maxbuf = CHIREDIS_READER_KEPT_BUFFER;
+    return reader;
+}
+
+// The bytes the reader's buffer holds room for, used or not (for tests).
+static inline size_t CHiredis_readerBufferCapacity(const redisReader *reader) {
+    return reader->buf == NULL ? 0 : sdsalloc(reader->buf);
 }
 
 #endif

@@ -72,6 +72,26 @@ struct RedisReplyParserTests {
         #expect(replies.first == .bulk(ByteBuffer(string: payload)))
     }
 
+    @Test("the reader keeps a buffer of a bus batch's size between reads, and gives back a larger one")
+    func keptBuffer() throws {
+        let parser = RedisReplyParser()
+        func roundTrip(_ size: Int) throws {
+            let payload = String(repeating: "e", count: size)
+            try parser.feed(ByteBuffer(string: "$\(size)\r\n\(payload)\r\n"))
+            #expect(try parser.next() == .bulk(ByteBuffer(string: payload)))
+            #expect(try parser.next() == nil)
+            // The next read finds the buffer empty: this is where hiredis decides to free it.
+            try parser.feed(ByteBuffer(string: ":1\r\n"))
+            #expect(try parser.next() == .integer(1))
+        }
+        // Batches of events on the subscriber connection: tens of KiB a read.
+        try roundTrip(48 * 1024)
+        #expect(parser.bufferCapacity >= 48 * 1024)
+        // A long log read: freed once read, so one big reply does not pin its memory.
+        try roundTrip(2 * RedisReplyParser.keptBufferLimit)
+        #expect(parser.bufferCapacity < RedisReplyParser.keptBufferLimit)
+    }
+
     @Test("garbage is a protocol error, not a crash")
     func garbage() {
         #expect(throws: RedisError.self) { try Self.parse(["?what\r\n"]) }
