@@ -49,6 +49,11 @@ package final class GatewayHTTPAPI: Sendable {
         metrics.fastUpgrade()
     }
 
+    /// A fast-path answer went to the producer's socket directly.
+    func answeredDirectly() {
+        metrics.directAnswer()
+    }
+
     func answersUnread() {
         metrics.httpRefused(.unread)
     }

@@ -26,6 +26,7 @@ package final class GatewayMetrics: Sendable {
     private let streamingStarted: Counter
     private let streamingStopped: Counter
     private let fastIngestRequests: Counter
+    private let directAnswers: Counter
     private let fastUpgrades: Counter
     private let activeConnections: Gauge
     private let routedEvents: Counter
@@ -153,6 +154,11 @@ package final class GatewayMetrics: Sendable {
                 metricName: "airavata_http_fast_ingest_total", unitName: "",
                 helpText: "Ingestion requests read from the connection's bytes before NIO's HTTP parser "
                     + "(the plainest POST /api/v1/events with a proven token); the rest took the general path"))
+        directAnswers = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "airavata_http_direct_answers_total", unitName: "",
+                helpText: "Fast-path ingestion answers the kernel took whole from a direct write to the producer's "
+                    + "socket, past NIO's write path (from a kept-alive connection's third answer on)"))
         fastUpgrades = registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 metricName: "airavata_http_fast_upgrades_total", unitName: "",
@@ -260,6 +266,7 @@ package final class GatewayMetrics: Sendable {
     /// With `TCPNoDelay.auto`: a connection's socket switched to Nagle (started) or back.
     func streaming(started: Bool) { (started ? streamingStarted : streamingStopped).increment() }
     func fastIngestRequest() { fastIngestRequests.increment() }
+    func directAnswer() { directAnswers.increment() }
     func fastUpgrade() { fastUpgrades.increment() }
 
     func connectionRefused(_ refusal: ConnectionRefusal) {

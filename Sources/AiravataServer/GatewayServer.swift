@@ -318,7 +318,8 @@ package final class GatewayServer: Service {
                     try channel.pipeline.syncOperations.addHandler(
                         IngestFastPath(
                             api: api, maxBodySize: configuration.maxBodySize,
-                            viaTrustedProxy: configuration.trustedProxies.trusts(peer), clocks: requests))
+                            viaTrustedProxy: configuration.trustedProxies.trusts(peer),
+                            directWrites: configuration.directWrites && configuration.tls == nil, clocks: requests))
                 }
                 try channel.pipeline.syncOperations.addHandlers([
                     HTTPResponseEncoder(),

@@ -72,11 +72,33 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
     /// (`VerifiedTokens`). See `proof(of:in:)`.
     private var lastProof: (authorization: [UInt8], principal: Principal, untilMicros: Int64)?
 
-    init(api: GatewayHTTPAPI, maxBodySize: Int, viaTrustedProxy: Bool, clocks: HTTPRequestHandler) {
+    /// Where keep-alive answers are written.
+    private enum AnswerPath {
+        /// Through NIO, until the connection has had an answer: a producer that posts once
+        /// per connection never pays for proving the socket.
+        case nio(answers: Int)
+        /// To the socket directly (`DirectSocket`), past NIO's write path (its pipeline, its
+        /// pending-writes queue and flush: about a twentieth of an ingesting node), while
+        /// NIO holds none of the connection's bytes.
+        case socket(CInt)
+        /// Always through NIO: direct writes are off (`--direct-writes false`, TLS) or the
+        /// socket was not proven.
+        case nioOnly
+    }
+
+    private var answerPath: AnswerPath
+    /// Answers handed to NIO (what the kernel did not take) that NIO has not finished writing:
+    /// until it has, later answers follow them through NIO, so none overtakes another.
+    private var answersInNIO = 0
+
+    init(
+        api: GatewayHTTPAPI, maxBodySize: Int, viaTrustedProxy: Bool, directWrites: Bool, clocks: HTTPRequestHandler
+    ) {
         self.api = api
         self.clocks = clocks
         self.maxBodySize = maxBodySize
         self.viaTrustedProxy = viaTrustedProxy
+        self.answerPath = directWrites ? .nio(answers: 0) : .nioOnly
     }
 
     /// A head not whole after this many bytes goes to NIO's parser, which reads as bytes
@@ -290,16 +312,15 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         // last (as `HTTPRequestHandler.dispatch` does).
         let keepAlive = context.channel.isWritable
         if !keepAlive { api.answersUnread() }
-        let data = wrapOutboundOut(response.serialized(keepAlive: keepAlive))
         guard keepAlive else {
-            let written = context.writeAndFlush(data)
+            // Through NIO, behind any answer it still holds.
+            let written = context.writeAndFlush(wrapOutboundOut(response.serialized(keepAlive: false)))
             mode = .closing
             pending = nil
             clocks.fastIngest(.closing(written))
             return
         }
-        // No promise: one per request was an allocation and a generic-metadata lookup.
-        context.writeAndFlush(data, promise: nil)
+        send(response.serialized(keepAlive: true), context: context)
         clocks.fastIngest(.answered(waiting: (pending?.readableBytes ?? 0) > 0))
         if readingOff, (pending?.readableBytes ?? 0) <= maxPendingBytes {
             readingOff = false
@@ -307,6 +328,50 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
             context.read()
         }
         answerNext(context: context)
+    }
+
+    /// Writes and flushes one keep-alive answer: to the socket once the connection had an
+    /// answer before and its socket is proven, else through NIO. (An active channel's
+    /// descriptor is its socket's: NIO closes it and marks the channel inactive in one step
+    /// on this loop, see `SocketWriter`.)
+    private func send(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        switch answerPath {
+        case .nioOnly:
+            // No promise: one per request was an allocation and a generic-metadata lookup.
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        case .nio(let answers):
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            guard answers > 0 else {
+                answerPath = .nio(answers: answers + 1)
+                return
+            }
+            // The second answer: a producer that keeps its connection. Its socket is proven
+            // once (a reflection and two system calls), if NIO holds none of its bytes now.
+            guard (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0 else { return }
+            answerPath = DirectSocket.of(context.channel).map { .socket($0) } ?? .nioOnly
+        case .socket(let descriptor):
+            guard answersInNIO == 0, context.channel.isActive else { return handToNIO(bytes, context: context) }
+            switch DirectSocket.send(bytes, descriptor: descriptor) {
+            case .sent(let sent) where sent == bytes.readableBytes:
+                api.answeredDirectly()
+            case .sent(let sent):
+                // The kernel's buffer filled: NIO writes the rest when the socket drains.
+                var rest = bytes
+                rest.moveReaderIndex(forwardBy: sent)
+                handToNIO(rest, context: context)
+            case .failed:
+                // NIO meets the same error on its write, and closes the connection.
+                handToNIO(bytes, context: context)
+            }
+        }
+    }
+
+    private func handToNIO(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        answersInNIO += 1
+        let written = context.eventLoop.makePromise(of: Void.self)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { _ in bound.value.answersInNIO -= 1 }
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: written)
     }
 
     /// Makes the WebSocket upgrade once the handshake's head is whole, or hands the request

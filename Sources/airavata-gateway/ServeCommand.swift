@@ -171,8 +171,9 @@ struct ServeCommand: AsyncParsableCommand {
     var tcpNodelay: String?
     @Option(
         help: ArgumentHelp(
-            "Write WebSocket frames to the socket directly, past NIO's write path, while NIO holds none of the "
-                + "connection's bytes; false sends every write through NIO [AIRAVATA_DIRECT_WRITES, default true]."
+            "Write WebSocket frames and producers' kept-alive ingestion answers to the socket directly, past NIO's "
+                + "write path, while NIO holds none of the connection's bytes; false sends every write through NIO "
+                + "[AIRAVATA_DIRECT_WRITES, default true]."
         )
     )
     var directWrites: String?

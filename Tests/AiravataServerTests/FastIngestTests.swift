@@ -132,11 +132,12 @@ struct FastIngestTests {
 
     /// A connection's exchange: every request in one write, the answers read until `count`
     /// arrived or the node closed; status lines and bodies with ids and cursors blanked.
-    static func exchange(fast: Bool, _ requests: (String) -> String, count: Int) async throws -> (
-        answers: [String], fastCount: Int
-    ) {
+    static func exchange(
+        fast: Bool, directWrites: Bool = true, _ requests: (String) -> String, count: Int
+    ) async throws -> (answers: [String], fastCount: Int, directCount: Int) {
         var server = ServerConfiguration()
         server.fastIngest = fast
+        server.directWrites = directWrites
         return try await TestGateway.with(server: server) { node in
             let token = try await node.serviceToken()
             let socket = try await RawTCP.connect(port: node.port)
@@ -147,9 +148,35 @@ struct FastIngestTests {
                 status + " " + body.replacing(/\d{10,}/, with: "N")
             }
             let metrics = try await node.http.request(method: "GET", path: "/metrics").bodyString
-            let line = metrics.split(separator: "\n").first { $0.hasPrefix("airavata_http_fast_ingest_total ") }
-            return (blanked, line.flatMap { Int($0.split(separator: " ")[1]) } ?? 0)
+            func counter(_ name: String) -> Int {
+                let line = metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+                return line.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+            }
+            return (
+                blanked, counter("airavata_http_fast_ingest_total"), counter("airavata_http_direct_answers_total")
+            )
         }
+    }
+
+    @Test(
+        "a producer's kept-alive connection gets its answers from its third on by direct writes, in order, the same bytes"
+    )
+    func directAnswers() async throws {
+        let event = Events.system(note: "direct").jsonString
+        // Answers that wait for the bus and answers made at once (a body that is no JSON),
+        // interleaved: an answer written directly must never overtake one NIO still holds.
+        let requests = { (token: String) in
+            (0..<60).map { index in
+                HTTPPipeliningTests.post(index % 7 == 3 ? "{bad" : event, token: token)
+            }.joined()
+        }
+        let direct = try await Self.exchange(fast: true, requests, count: 60)
+        let throughNIO = try await Self.exchange(fast: true, directWrites: false, requests, count: 60)
+        #expect(direct.answers.count == 60, "\(direct.answers)")
+        #expect(direct.answers == throughNIO.answers)
+        #expect(direct.answers.filter { $0.hasPrefix("HTTP/1.1 400") }.count == 9)
+        #expect(direct.directCount >= 50, "answers written directly: \(direct.directCount) of 58")
+        #expect(throughNIO.directCount == 0)
     }
 
     @Test("a pipelined mix of requests gets the same answers on both paths, the plain POSTs on the fast one")
