@@ -3,7 +3,7 @@
 several (bench/run-medians.sh writes one directory per round).
 
     python3 bench/compare.py bench/results/<stamp>-pair [--markdown]
-    python3 bench/compare.py bench/results/<stamp>-medians/r* [--markdown]
+    python3 bench/compare.py bench/results/<stamp>-medians/r* [--markdown] [--goals]
 
 Reads gw_{idle,fanout,oneone}.json and nchan_{idle,fanout,oneone}.json (the load tool's
 reports) and derives, for each target: RSS per idle connection, connects/s, fan-out server
@@ -86,10 +86,62 @@ def median_figures(directories, prefix):
     )
 
 
+# Issue 10's point 1: each row's ratio (gateway ÷ Nchan) and the side of the bound it must be on.
+GOALS = [
+    ("fan-out CPU per delivery", "fanout_us_per_delivery", 1.0, "≤"),
+    ("1:1 events/s", "oneone_events_per_s", 1.0, "≥"),
+    ("connects/s", "connects_per_s", 1.0, "≥"),
+    ("idle RSS per connection", "idle_rss_kb", 0.5, "≤"),
+]
+
+
+def misses(gateway, peer):
+    """The goals a set of figures misses, as "name ratio" strings; None when a figure is absent."""
+    missed = []
+    for name, key, bound, side in GOALS:
+        if key not in gateway or not peer.get(key):
+            return None
+        ratio = gateway[key] / peer[key]
+        if (ratio > bound) if side == "≤" else (ratio < bound):
+            missed.append(f"{name} {ratio:.3f}×")
+    lost = sum(gateway.get(key, 0) for key in ("fanout_lost", "oneone_lost"))
+    if lost:
+        missed.append(f"{lost} lost")
+    return missed
+
+
+def goal_report(directories, gateway, peer, gateway_runs, peer_runs):
+    """Round by round (paired: the gateway and Nchan of the same round), then at the medians."""
+    lines = ["", "point 1 of issue 10: " + ", ".join(f"{name} {side} {bound}×" for name, _, bound, side in GOALS)
+             + ", 0 lost"]
+    held = 0
+    counted = 0
+    for directory in directories:
+        missed = misses(figures(directory, "gw"), figures(directory, "nchan"))
+        if missed is None:
+            lines.append(f"  {directory}: incomplete (a scenario is missing)")
+            continue
+        counted += 1
+        held += not missed
+        lines.append(f"  {directory}: " + ("every row holds" if not missed else "misses " + ", ".join(missed)))
+    if len(directories) > 1:
+        lost = {key: sum(gateway_runs.get(key, [])) for key in ("fanout_lost", "oneone_lost")}
+        missed = misses({**gateway, **lost}, peer)
+        if missed is None:
+            lines.append("  medians: incomplete (a scenario is missing)")
+        else:
+            lines.append("  medians: " + ("every row holds" if not missed else "miss " + ", ".join(missed)))
+        lines.append(f"  rounds in which every row held: {held} of {counted}")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directories", nargs="+", metavar="directory")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--goals", action="store_true",
+        help="after the table, whether each round and the medians meet point 1 of issue 10")
     arguments = parser.parse_args()
     gateway, gateway_runs = median_figures(arguments.directories, "gw")
     peer, peer_runs = median_figures(arguments.directories, "nchan")
@@ -123,6 +175,8 @@ def main():
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         else:
             lines.append(f"{label:<72} " + " ".join(f"{cell:>10}" for cell in cells))
+    if arguments.goals:
+        lines += goal_report(arguments.directories, gateway, peer, gateway_runs, peer_runs)
     print("\n".join(lines))
     return 0
 
