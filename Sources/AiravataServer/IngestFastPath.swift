@@ -74,8 +74,8 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Where keep-alive answers are written.
     private enum AnswerPath {
-        /// Through NIO, until the connection has had an answer: a producer that posts once
-        /// per connection never pays for proving the socket.
+        /// Through NIO, for a connection's first two answers (`answers` counts them): a
+        /// producer that posts once per connection never pays for proving the socket.
         case nio(answers: Int)
         /// To the socket directly (`DirectSocket`), past NIO's write path (its pipeline, its
         /// pending-writes queue and flush: about a twentieth of an ingesting node), while
@@ -330,8 +330,8 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         answerNext(context: context)
     }
 
-    /// Writes and flushes one keep-alive answer: to the socket once the connection had an
-    /// answer before and its socket is proven, else through NIO. (An active channel's
+    /// Writes and flushes one keep-alive answer: to the socket from the connection's third
+    /// answer on, once its socket is proven, else through NIO. (An active channel's
     /// descriptor is its socket's: NIO closes it and marks the channel inactive in one step
     /// on this loop, see `SocketWriter`.)
     private func send(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
