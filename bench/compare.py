@@ -110,7 +110,7 @@ def misses(gateway, peer):
     return missed
 
 
-def goal_report(directories, gateway, peer, gateway_runs, peer_runs):
+def goal_report(directories, gateway, peer, gateway_runs):
     """Round by round (paired: the gateway and Nchan of the same round), then at the medians."""
     lines = ["", "point 1 of issue 10: " + ", ".join(f"{name} {side} {bound}×" for name, _, bound, side in GOALS)
              + ", 0 lost"]
@@ -176,7 +176,7 @@ def main():
         else:
             lines.append(f"{label:<72} " + " ".join(f"{cell:>10}" for cell in cells))
     if arguments.goals:
-        lines += goal_report(arguments.directories, gateway, peer, gateway_runs, peer_runs)
+        lines += goal_report(arguments.directories, gateway, peer, gateway_runs)
     print("\n".join(lines))
     return 0
 
