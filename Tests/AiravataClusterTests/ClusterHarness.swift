@@ -62,7 +62,7 @@ final class ClusterHarness: Sendable {
                 let node = harness.node(index)
                 let state = process.isRunning ? "within 20 s" : "(it exited with status \(process.terminationStatus))"
                 let log = harness.logTail(index)
-                harness.stop()
+                await harness.shutdown()
                 throw TestSupportError(
                     "node \(node.name) on port \(node.port) did not become ready \(state); \(log)")
             }
@@ -156,9 +156,7 @@ final class ClusterHarness: Sendable {
 
     /// SIGKILL: the node gets no chance to tidy up.
     func kill9(_ index: Int) {
-        let process = node(index).process
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        node(index).process.killAndAwaitEnd()
     }
 
     /// How long a node may take to drain and exit after SIGTERM: the harness runs nodes with
@@ -179,11 +177,13 @@ final class ClusterHarness: Sendable {
         }
     }
 
-    func stop() {
-        for node in nodes.withLock({ $0 }) where node.process.isRunning {
-            node.process.terminate()
-            _ = try? node.process.blockingExitStatus(within: Self.exitBound)
-        }
+    /// SIGTERM to every node at once, then waits for them all to drain and exit without holding
+    /// a thread: the cooperative pool has two here, and a teardown that slept on one for the
+    /// nodes' drains stalled every other test's clients until their servers called them dead.
+    func shutdown() async {
+        let running = nodes.withLock { $0 }.filter { $0.process.isRunning }
+        for node in running { node.process.terminate() }
+        for node in running { _ = try? await node.process.exitStatus(within: Self.exitBound) }
         redis.stop()
         try? FileManager.default.removeItem(at: logDirectory)
     }
@@ -195,8 +195,14 @@ final class ClusterHarness: Sendable {
         _ body: (ClusterHarness) async throws -> T
     ) async throws -> T {
         let harness = try await start(nodes: count, arguments: arguments, perNode: perNode)
-        defer { harness.stop() }
-        return try await body(harness)
+        do {
+            let result = try await body(harness)
+            await harness.shutdown()
+            return result
+        } catch {
+            await harness.shutdown()
+            throw error
+        }
     }
 }
 

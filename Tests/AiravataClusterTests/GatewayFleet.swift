@@ -83,9 +83,7 @@ final class GatewayFleet: Sendable {
 
     /// SIGKILL: the node gets no chance to tidy up.
     func kill9(_ index: Int) {
-        let process = node(index).process
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        node(index).process.killAndAwaitEnd()
     }
 
     func logTail(_ index: Int, lines: Int = 15) -> String {
@@ -97,10 +95,9 @@ final class GatewayFleet: Sendable {
     func logs() -> String { (0..<count).map { logTail($0) }.joined(separator: "\n") }
 
     func stop() {
-        for node in nodes.withLock({ $0 }) where node.process.isRunning {
-            node.process.terminate()
-            node.process.waitUntilExit()
-        }
+        let running = nodes.withLock { $0 }.filter { $0.process.isRunning }
+        for node in running { node.process.terminate() }
+        for node in running { _ = try? node.process.blockingExitStatus(within: ClusterHarness.exitBound) }
         try? FileManager.default.removeItem(at: directory)
     }
 }

@@ -9,13 +9,13 @@ import Testing
 @Suite("wss:// served directly")
 struct TLSTests {
     /// A throw-away self-signed certificate made with openssl.
-    static func selfSignedContext() throws -> NIOSSLContext {
+    static func selfSignedContext() async throws -> NIOSSLContext {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let key = directory.appendingPathComponent("key.pem").path
         let certificate = directory.appendingPathComponent("cert.pem").path
-        let (status, output) = try runBlockingToCompletion(
+        let (status, output) = try await runToCompletion(
             try executable(named: "openssl"),
             [
                 "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "1",
@@ -32,7 +32,7 @@ struct TLSTests {
     @Test("a client speaks the protocol over TLS; plain WebSocket is not answered as one")
     func wss() async throws {
         var server = ServerConfiguration()
-        server.tls = try Self.selfSignedContext()
+        server.tls = try await Self.selfSignedContext()
         try await TestGateway.with(server: server) { node in
             let token = try await node.token("alice")
             let secure = try await RawWebSocket.connect(port: node.port, path: "/ws/user?token=\(token)", tls: true)
@@ -51,7 +51,7 @@ struct TLSTests {
     @Test("a TCP connection that never starts its TLS handshake is closed at the request timeout")
     func silentTLS() async throws {
         var server = ServerConfiguration()
-        server.tls = try Self.selfSignedContext()
+        server.tls = try await Self.selfSignedContext()
         server.requestTimeoutSeconds = 0.5
         try await TestGateway.with(server: server) { node in
             let socket = try await RawTCP.connect(port: node.port)

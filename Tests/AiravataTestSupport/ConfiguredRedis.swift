@@ -64,10 +64,7 @@ public final class ConfiguredRedis: Sendable {
     }
 
     public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.killAndAwaitEnd()
         try? FileManager.default.removeItem(at: directory)
     }
 

@@ -127,16 +127,12 @@ public final class GatewayProcess: Sendable {
             stop()
             throw TestSupportError("the node did not exit within \(timeout); its log:\n\(log())")
         }
-        process.waitUntilExit()
         return process.terminationStatus
     }
 
     /// SIGKILL if still running, then removes the log.
     public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.killAndAwaitEnd()
         try? FileManager.default.removeItem(at: logFile)
     }
 }

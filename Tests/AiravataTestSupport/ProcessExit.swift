@@ -35,6 +35,19 @@ extension Process {
         throw TestSupportError("\(name) did not exit within \(timeout); it was killed")
     }
 
+    /// SIGKILL, then a wait of milliseconds until the kernel has ended the child (its sockets
+    /// closed, its ports free), read from /proc. Not `waitUntilExit`: that spins a run loop on
+    /// the caller's thread until Foundation's reaper, on a Dispatch thread, has noticed; on a
+    /// loaded machine that can hold one of the cooperative pool's two threads for seconds.
+    public func killAndAwaitEnd() {
+        guard isRunning else { return }
+        let pid = processIdentifier
+        kill(pid, SIGKILL)
+        let clock = ContinuousClock()
+        let deadline = clock.now + reapBound
+        while !hasEnded(pid: pid), clock.now < deadline { usleep(1_000) }
+    }
+
     private var name: String { executableURL?.lastPathComponent ?? "the child process" }
 
     private func killAndReap() {

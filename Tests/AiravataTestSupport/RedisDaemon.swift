@@ -95,10 +95,11 @@ public final class RedisDaemon: Sendable {
     public func signal(_ signal: Int32) {
         process.withLock { process in
             guard let running = process, running.isRunning else { return }
-            kill(running.processIdentifier, signal)
             if signal == SIGKILL {
-                running.waitUntilExit()
+                running.killAndAwaitEnd()
                 process = nil
+            } else {
+                kill(running.processIdentifier, signal)
             }
         }
     }

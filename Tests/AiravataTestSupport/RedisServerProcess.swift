@@ -53,8 +53,7 @@ public final class RedisServerProcess: Sendable {
     public func kill() {
         process.withLock { process in
             guard let running = process, running.isRunning else { return }
-            Foundation.kill(running.processIdentifier, SIGKILL)
-            running.waitUntilExit()
+            running.killAndAwaitEnd()
             process = nil
         }
     }
