@@ -296,12 +296,19 @@ package final class GatewayServer: Service {
                 if let tls = configuration.tls {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                 }
-                // NIO's HTTP/1 server handlers, set up by hand:
+                // Of NIO's HTTP/1 server handlers, only the request decoder, and that only
+                // when a connection needs it:
+                // - no response encoder: every answer is written as bytes already encoded
+                //   (`HTTPResponse.serialized`), and every response header the gateway
+                //   writes is a constant or a number, never a client's bytes (NIO's
+                //   validator cost a pass over each header of each answer, ~6% of an
+                //   ingesting node);
+                // - the decoder joins only when `IngestFastPath` hands a connection over
+                //   (or, with the fast path off, at once): a WebSocket whose handshake the
+                //   fast path read never has one (adding it and removing it at the upgrade
+                //   was ~5% of a node's CPU in a connect storm);
                 // - no upgrade handler: HTTPRequestHandler makes WebSocket upgrades itself,
                 //   and the decoder passes on what follows an upgrade request;
-                // - no outbound header validation: every response header the gateway writes
-                //   is a constant or a number, never a client's bytes, and the validator cost
-                //   a pass over each header of each answer (~6% of an ingesting node);
                 // - no pipelining assistance: HTTPRequestHandler answers requests in order
                 //   itself, without withholding reads (see its channelRead);
                 // - no protocol-error handler: HTTPRequestHandler answers a request the
@@ -315,17 +322,16 @@ package final class GatewayServer: Service {
                     },
                     websocket: websocket)
                 if configuration.fastIngest {
-                    try channel.pipeline.syncOperations.addHandler(
+                    try channel.pipeline.syncOperations.addHandlers([
                         IngestFastPath(
                             api: api, maxBodySize: configuration.maxBodySize,
                             viaTrustedProxy: configuration.trustedProxies.trusts(peer),
-                            directWrites: configuration.directWrites && configuration.tls == nil, clocks: requests))
+                            directWrites: configuration.directWrites && configuration.tls == nil, clocks: requests),
+                        requests,
+                    ])
+                } else {
+                    try channel.pipeline.syncOperations.addHandlers([HTTPRequestHandler.makeDecoder(), requests])
                 }
-                try channel.pipeline.syncOperations.addHandlers([
-                    HTTPResponseEncoder(),
-                    ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-                    requests,
-                ])
             }
         }
     }

@@ -7,14 +7,12 @@ import NIOHTTP1
 extension HTTPRequestHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         ownContext = context
-        encoderContext = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
         // A new connection owes us its request from the first moment.
         startRequestClock(context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         ownContext = nil
-        encoderContext = nil
         cancelTimer()
         dropTimer()
     }
@@ -111,7 +109,7 @@ extension HTTPRequestHandler {
     }
 
     /// No head arrived whole, so there is no request to answer: the 408 is written the way
-    /// every answer is (below NIO's encoder), as an answer to no HEAD.
+    /// every answer is (already encoded), as an answer to no HEAD.
     private func writeTimeoutBeforeHead(context: ChannelHandlerContext) {
         answeringHEAD = false
         respondAndClose(.error(.requestTimeout, "Request not received in time"), context: context)

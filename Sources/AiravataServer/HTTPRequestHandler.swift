@@ -67,8 +67,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     var readingOff = false
     /// The request being answered is a HEAD: its answer carries the headers of a GET, no body.
     var answeringHEAD = false
-    /// NIO's HTTP response encoder: our answers enter the pipeline below it, already encoded.
-    var encoderContext: ChannelHandlerContext?
     /// This handler's own place in the pipeline while it is in it, for `fastIngest`, which
     /// `IngestFastPath` calls from its own.
     var ownContext: ChannelHandlerContext?
@@ -313,8 +311,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         cancelTimer()
         let pipeline = context.pipeline.syncOperations
         guard let answer = WebSocketHandshake.switchingProtocols(for: head),
-            let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self),
-            let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self),
             let connection = websocket.makeHandler(context.channel, head, answer)
         else {
             decoderGone?.fail(ChannelError.inappropriateOperationForState)
@@ -335,12 +331,24 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        pipeline.removeHandler(context: encoder, promise: nil)
-        // The decoder parses nothing after an upgrade request; what the client sent after it
-        // (frames, from a client that did not wait for our answer) it passes on as it leaves,
-        // through to the WebSocket decoder.
-        pipeline.removeHandler(decoder, promise: decoderGone)
-        pipeline.removeHandler(context: context, promise: nil)
+        // NIO's decoder, when the connection has one, parses nothing after an upgrade
+        // request; what the client sent after it (frames, from a client that did not wait for
+        // our answer) it passes on as it leaves, through to the WebSocket decoder. A
+        // connection whose handshake `IngestFastPath` read has none: what followed the head
+        // waits there.
+        if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+            pipeline.removeHandler(decoder, promise: decoderGone)
+            pipeline.removeHandler(context: context, promise: nil)
+        } else {
+            pipeline.removeHandler(context: context, promise: nil)
+            decoderGone?.succeed()
+        }
+    }
+
+    /// NIO's HTTP/1 request parser, as the general path reads requests: what follows an
+    /// upgrade request is passed on unread.
+    static func makeDecoder() -> ByteToMessageHandler<HTTPRequestDecoder> {
+        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
     }
 
     private func tooLarge(context: ChannelHandlerContext, bytes: Int) {
@@ -377,20 +385,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func write(_ response: HTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
-        // In one piece, below the HTTP encoder (see `HTTPResponse.serialized`).
+        // In one piece, already encoded (see `HTTPResponse.serialized`): the pipeline has no
+        // HTTP encoder.
         let bytes = NIOAny(response.serialized(keepAlive: keepAlive, bodyless: answeringHEAD))
-        guard let below = encoderContext else {
-            // Not expected: the encoder is added before this handler and leaves only with it.
-            context.close(promise: nil)
-            return
-        }
         guard !keepAlive else {
-            below.writeAndFlush(bytes, promise: nil)
+            context.writeAndFlush(bytes, promise: nil)
             return
         }
         if case .discarding = state {
             // The refused body is still read (and dropped, below) until its end.
-            below.writeAndFlush(bytes, promise: nil)
+            context.writeAndFlush(bytes, promise: nil)
             // Keep reading the rest of the body so the client sees our answer, not a reset;
             // the connection closes at its end, past the discard cap, or at the request timeout.
             let channel = context.channel
@@ -401,7 +405,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         closing = true
         held.removeAll()
         syncReading(context: context)
-        closeAfter(below.writeAndFlush(bytes), context: context)
+        closeAfter(context.writeAndFlush(bytes), context: context)
     }
 }
 

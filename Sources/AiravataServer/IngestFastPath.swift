@@ -428,10 +428,19 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Passes every byte not yet answered to NIO's decoder, and leaves.
+    /// Puts NIO's decoder behind this handler, passes it every byte not yet answered, and
+    /// leaves.
     private func handOver(context: ChannelHandlerContext) {
         mode = .closing
         waitingHead = nil
+        do {
+            try context.pipeline.syncOperations.addHandler(HTTPRequestHandler.makeDecoder(), position: .after(self))
+        } catch {
+            // Not expected: the pipeline is open while this handler reads.
+            pending = nil
+            context.close(promise: nil)
+            return
+        }
         if readingOff {
             readingOff = false
             context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
