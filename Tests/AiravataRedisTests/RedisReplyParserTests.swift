@@ -102,6 +102,11 @@ struct RedisReplyParserTests {
         let command = RedisCommand("SET", "key", RedisArgument(bytes: [0, 13, 10]), 42)
         #expect(String(buffer: command.encoded()) == "*4\r\n$3\r\nSET\r\n$3\r\nkey\r\n$3\r\n\u{0}\r\n\r\n$2\r\n42\r\n")
         #expect(String(buffer: RedisCommand("PING").encoded()) == "*1\r\n$4\r\nPING\r\n")
+        // An empty argument, and one whose length takes six digits (a batch of events).
+        let large = [UInt8](repeating: UInt8(ascii: "x"), count: 100_000)
+        let batch = RedisCommand("PUBLISH", "", RedisArgument(bytes: large)).encoded()
+        let expected = Array("*3\r\n$7\r\nPUBLISH\r\n$0\r\n\r\n$100000\r\n".utf8) + large + Array("\r\n".utf8)
+        #expect(Array(batch.readableBytesView) == expected)
     }
 }
 
