@@ -260,7 +260,7 @@ package final class GatewayServer: Service {
             finalAnswerGrace: configuration.finalAnswerGraceSeconds, linger: configuration.lingerSeconds)
         let websocket = WebSocketUpgrade(
             maxFrameSize: configuration.maxFrameSize,
-            makeHandler: { channel, head, answer in
+            makeHandler: { peer, head, answer in
                 guard let route = WebSocketRoute(head: head) else { return nil }
                 return WebSocketConnectionHandler(
                     gateway: gateway,
@@ -269,10 +269,7 @@ package final class GatewayServer: Service {
                     statistics: statistics,
                     route: route,
                     handshakeAnswer: answer,
-                    clientIP: configuration.trustedProxies.clientIP(
-                        peer: channel.remoteAddress?.ipAddress ?? "unknown",
-                        headers: head.headers
-                    ),
+                    clientIP: configuration.trustedProxies.clientIP(peer: peer, headers: head.headers),
                     logger: logger
                 )
             }
@@ -314,7 +311,7 @@ package final class GatewayServer: Service {
                 // - no protocol-error handler: HTTPRequestHandler answers a request the
                 //   decoder cannot read with the 400 itself (see its errorCaught).
                 let requests = HTTPRequestHandler(
-                    api: api, limits: httpLimits,
+                    api: api, limits: httpLimits, peer: peer,
                     forwardedClient: { headers in
                         guard configuration.trustedProxies.trusts(peer) else { return nil }
                         let client = configuration.trustedProxies.clientIP(peer: peer, headers: headers)

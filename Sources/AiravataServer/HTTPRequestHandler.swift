@@ -116,13 +116,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The client a trusted proxy forwards for, or nil when the peer is no trusted proxy.
     private let forwardedClient: @Sendable (HTTPHeaders) -> String?
+    /// The peer's address as text, read once at the accept (each reading formats it anew).
+    private let peer: String
 
     init(
-        api: GatewayHTTPAPI, limits: Limits, forwardedClient: @escaping @Sendable (HTTPHeaders) -> String?,
-        websocket: WebSocketUpgrade
+        api: GatewayHTTPAPI, limits: Limits, peer: String,
+        forwardedClient: @escaping @Sendable (HTTPHeaders) -> String?, websocket: WebSocketUpgrade
     ) {
         self.api = api
         self.limits = limits
+        self.peer = peer
         self.forwardedClient = forwardedClient
         self.websocket = websocket
     }
@@ -311,7 +314,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         cancelTimer()
         let pipeline = context.pipeline.syncOperations
         guard let answer = WebSocketHandshake.switchingProtocols(for: head),
-            let connection = websocket.makeHandler(context.channel, head, answer)
+            let connection = websocket.makeHandler(peer, head, answer)
         else {
             decoderGone?.fail(ChannelError.inappropriateOperationForState)
             refuseUpgrade(.init(status: .internalServerError, message: "Upgrade failed"), context: context)
@@ -415,6 +418,7 @@ struct WebSocketUpgrade: Sendable {
     var maxFrameSize: Int
     /// The handler that serves the upgraded connection; nil when the path is not a WebSocket
     /// endpoint (checked before, so not expected).
-    /// The third argument is the 101 answer, for the handler to write.
-    var makeHandler: @Sendable (any Channel, HTTPRequestHead, ByteBuffer) -> WebSocketConnectionHandler?
+    /// The arguments are the peer's address, the request and the 101 answer, for the handler
+    /// to write.
+    var makeHandler: @Sendable (_ peer: String, HTTPRequestHead, ByteBuffer) -> WebSocketConnectionHandler?
 }
