@@ -7,13 +7,13 @@ import NIOHTTP1
 ///
 /// NIO's HTTP/1 server parts (its parser, a head object with every header as strings, the
 /// request parts and our request state machine over them) were about a seventh of an
-/// ingesting node's CPU per event. This handler sits in front of NIO's decoder and answers
+/// ingesting node's CPU per event. This handler reads a connection's bytes first and answers
 /// the plainest form of the one request producers repeat, `POST /api/v1/events` with a
 /// content length, on a kept-alive connection. Anything else it hands, with every byte not
-/// yet answered, to NIO's decoder and `HTTPRequestHandler`, and leaves the pipeline: a
-/// request it does not fully understand (see `FastIngestHead`), a refused or unproven token,
-/// a body over the limit, a request asking for the close. It hands over only between
-/// requests, with none in flight, so answers stay in order.
+/// yet answered, to NIO's decoder (added behind it then) and `HTTPRequestHandler`, and
+/// leaves the pipeline: a request it does not fully understand (see `FastIngestHead`), a
+/// refused or unproven token, a body over the limit, a request asking for the close. It
+/// hands over only between requests, with none in flight, so answers stay in order.
 ///
 /// A connection that opens with the plainest WebSocket handshake (`FastUpgradeHead`) skips
 /// NIO's parser too (about a tenth of a node's CPU per connect): this handler reads the
@@ -36,8 +36,8 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         case fast
         /// The connection opened with a WebSocket handshake; its head is still arriving.
         case handshake
-        /// The handshake is answered and the WebSocket handlers are in place; what the client
-        /// sent after its head waits here until NIO's decoder has left the pipeline.
+        /// The handshake is being answered: what the client sent after its head waits here
+        /// until the WebSocket handlers are in place.
         case upgrading
         /// The last answer said `connection: close`: what follows is not read here.
         case closing
@@ -64,7 +64,8 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
     /// The peer is a trusted proxy: the general path names the client it forwards for to the
     /// pending-connection gate, so a token not proven before is checked there.
     private let viaTrustedProxy: Bool
-    /// The handler behind NIO's decoder, which keeps the connection's clocks and its close:
+    /// The handler behind this one (and behind NIO's decoder once it is added), which keeps
+    /// the connection's clocks and its close:
     /// told directly what happens here (`FastIngestEvent`).
     private let clocks: HTTPRequestHandler
     /// The `Authorization` header value of the last request whose token proved a producer,
@@ -397,9 +398,10 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         }
         pending!.moveReaderIndex(forwardBy: parsed.length)
         mode = .upgrading
-        // `HTTPRequestHandler` makes the upgrade, as for a head from NIO's decoder. The
-        // decoder leaves the pipeline a moment later (NIO removes it on a later turn of the
-        // loop); bytes that reach it before then would be read as HTTP, so they wait here.
+        // `HTTPRequestHandler` makes the upgrade, as for a head from NIO's decoder, and
+        // completes the promise once the WebSocket handlers are in place (at once: this
+        // connection has no NIO decoder to wait for). Bytes behind the head wait here until
+        // then.
         let decoderGone = context.eventLoop.makePromise(of: Void.self)
         clocks.fastIngest(.upgrade(head, decoderGone: decoderGone))
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
@@ -471,7 +473,8 @@ enum FastIngestEvent {
     /// leaves `answering` without its answer).
     case handedOver
     /// The connection opened with a valid WebSocket handshake, read here: make the upgrade,
-    /// and complete the promise once NIO's decoder has left the pipeline.
+    /// and complete the promise once the HTTP handlers have made way for the WebSocket ones
+    /// (fail it if the upgrade fails).
     case upgrade(HTTPRequestHead, decoderGone: EventLoopPromise<Void>)
 }
 
