@@ -10,7 +10,7 @@ extension HTTPRequestHandler {
     func fastIngest(_ event: FastIngestEvent) {
         guard let context = ownContext else {
             // This handler has left the pipeline (the connection is gone or upgraded).
-            if case .upgrade(_, let decoderGone) = event { decoderGone.fail(ChannelError.ioOnClosedChannel) }
+            if case .upgrade(_, let upgraded) = event { upgraded.fail(ChannelError.ioOnClosedChannel) }
             return
         }
         switch event {
@@ -27,13 +27,13 @@ extension HTTPRequestHandler {
             }
         case .handedOver:
             fastAnswering = false
-        case .upgrade(let head, let decoderGone):
+        case .upgrade(let head, let upgraded):
             // Not expected otherwise: the fast path reads only a connection's first request.
             guard !closing, case .idle = state else {
-                decoderGone.fail(ChannelError.inappropriateOperationForState)
+                upgraded.fail(ChannelError.inappropriateOperationForState)
                 return
             }
-            upgrade(head, context: context, decoderGone: decoderGone)
+            upgrade(head, context: context, upgraded: upgraded)
         case .closing(let written):
             fastAnswering = false
             closing = true

@@ -305,18 +305,19 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// storm (`perf`, docs/performance.md). The 101 answer goes to the connection's handler,
     /// which writes it together with its first frame: the greeting once the client is
     /// admitted, or the refusal and the close.
-    /// - Parameter decoderGone: completed once NIO's decoder has left (`IngestFastPath`,
-    ///   which read the head itself, holds what follows it until then); failed when the
-    ///   upgrade fails.
+    /// - Parameter upgraded: completed once the WebSocket handlers are in place and the HTTP
+    ///   ones gone, NIO's decoder included when the connection has one; failed when the
+    ///   upgrade fails. (`IngestFastPath`, which read the head itself, holds what follows it
+    ///   until then.)
     func upgrade(
-        _ head: HTTPRequestHead, context: ChannelHandlerContext, decoderGone: EventLoopPromise<Void>? = nil
+        _ head: HTTPRequestHead, context: ChannelHandlerContext, upgraded: EventLoopPromise<Void>? = nil
     ) {
         cancelTimer()
         let pipeline = context.pipeline.syncOperations
         guard let answer = WebSocketHandshake.switchingProtocols(for: head),
             let connection = websocket.makeHandler(peer, head, answer)
         else {
-            decoderGone?.fail(ChannelError.inappropriateOperationForState)
+            upgraded?.fail(ChannelError.inappropriateOperationForState)
             refuseUpgrade(.init(status: .internalServerError, message: "Upgrade failed"), context: context)
             return
         }
@@ -330,7 +331,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 [ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: websocket.maxFrameSize)), connection],
                 position: .last)
         } catch {
-            decoderGone?.fail(error)
+            upgraded?.fail(error)
             context.close(promise: nil)
             return
         }
@@ -340,11 +341,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         // connection whose handshake `IngestFastPath` read has none: what followed the head
         // waits there.
         if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-            pipeline.removeHandler(decoder, promise: decoderGone)
+            pipeline.removeHandler(decoder, promise: upgraded)
             pipeline.removeHandler(context: context, promise: nil)
         } else {
             pipeline.removeHandler(context: context, promise: nil)
-            decoderGone?.succeed()
+            upgraded?.succeed()
         }
     }
 

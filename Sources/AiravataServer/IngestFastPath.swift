@@ -402,10 +402,10 @@ final class IngestFastPath: ChannelInboundHandler, RemovableChannelHandler {
         // completes the promise once the WebSocket handlers are in place (at once: this
         // connection has no NIO decoder to wait for). Bytes behind the head wait here until
         // then.
-        let decoderGone = context.eventLoop.makePromise(of: Void.self)
-        clocks.fastIngest(.upgrade(head, decoderGone: decoderGone))
+        let upgraded = context.eventLoop.makePromise(of: Void.self)
+        clocks.fastIngest(.upgrade(head, upgraded: upgraded))
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        decoderGone.futureResult.whenComplete { result in
+        upgraded.futureResult.whenComplete { result in
             let (handler, context) = bound.value
             handler.mode = .closing
             let rest = handler.pending
@@ -475,7 +475,7 @@ enum FastIngestEvent {
     /// The connection opened with a valid WebSocket handshake, read here: make the upgrade,
     /// and complete the promise once the HTTP handlers have made way for the WebSocket ones
     /// (fail it if the upgrade fails).
-    case upgrade(HTTPRequestHead, decoderGone: EventLoopPromise<Void>)
+    case upgrade(HTTPRequestHead, upgraded: EventLoopPromise<Void>)
 }
 
 extension FastUpgradeHead {
