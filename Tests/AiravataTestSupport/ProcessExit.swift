@@ -3,7 +3,7 @@ public import Foundation
 /// How often a waiter looks whether a child has exited: short against any test's bound,
 /// long against the cost of looking.
 let exitPollInterval: Duration = .milliseconds(20)
-/// How long a child killed for overrunning gets to be reaped before the waiter gives up.
+/// How long a killed child gets to end before the waiter gives up.
 let reapBound: Duration = .seconds(5)
 
 /// Exit statuses read only once a child has exited. Foundation's `terminationStatus` traps
@@ -17,11 +17,11 @@ extension Process {
         do {
             while isRunning, clock.now < deadline { try await clock.sleep(for: exitPollInterval) }
         } catch {
-            killAndReap()
+            killAndAwaitEnd()
             throw error
         }
         if !isRunning { return terminationStatus }
-        killAndReap()
+        killAndAwaitEnd()
         throw TestSupportError("\(name) did not exit within \(timeout); it was killed")
     }
 
@@ -31,7 +31,7 @@ extension Process {
         let deadline = clock.now + timeout
         while isRunning, clock.now < deadline { Thread.sleep(forTimeInterval: exitPollSeconds) }
         if !isRunning { return terminationStatus }
-        killAndReap()
+        killAndAwaitEnd()
         throw TestSupportError("\(name) did not exit within \(timeout); it was killed")
     }
 
@@ -49,14 +49,6 @@ extension Process {
     }
 
     private var name: String { executableURL?.lastPathComponent ?? "the child process" }
-
-    private func killAndReap() {
-        guard isRunning else { return }
-        kill(processIdentifier, SIGKILL)
-        let clock = ContinuousClock()
-        let deadline = clock.now + reapBound
-        while isRunning, clock.now < deadline { Thread.sleep(forTimeInterval: exitPollSeconds) }
-    }
 }
 
 private let exitPollSeconds =
