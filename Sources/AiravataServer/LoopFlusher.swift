@@ -12,6 +12,8 @@ final class LoopFlusher {
     private let loop: any EventLoop
     private var due: [WebSocketConnectionHandler] = []
     private var scheduled = false
+    /// The monotonic clock, read once while a flush is scheduled and kept until it runs.
+    private var roundNanos: UInt64?
     /// Scratch for the `sendmsg` of this loop's connections that write their own sockets.
     let iovecs = DirectSocket.makeScratch()
 
@@ -36,8 +38,22 @@ final class LoopFlusher {
         loop.execute { bound.value.flushDue() }
     }
 
+    /// The monotonic clock for a delivery: read once per round of deliveries rather than
+    /// once per connection (a fan-out writes the same event to thousands in one round). The
+    /// round is a loop turn or two, far below what anything timed per send (Nagle's
+    /// switch, `StreamDetector`) tells apart. Outside a round the clock is read each time.
+    func nowNanos() -> UInt64 {
+        if let roundNanos { return roundNanos }
+        let now = NIODeadline.now().uptimeNanoseconds
+        if scheduled { roundNanos = now }
+        return now
+    }
+
+    /// A task of its own, never run from inside a pipeline: `SocketWriter.FlushSite.loopTask`
+    /// relies on it.
     private func flushDue() {
         scheduled = false
+        roundNanos = nil
         // Swapped out rather than copied: `removeAll(keepingCapacity:)` on a shared array
         // allocated a new one of the same size each round.
         var handlers: [WebSocketConnectionHandler] = []

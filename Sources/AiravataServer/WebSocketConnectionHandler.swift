@@ -370,9 +370,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             if socketWriter == nil, mayWriteSocket, !flush { claimSocket(context) }
             writeHandshakeAnswer()
             if let socketWriter {
-                socketWriter.write(bytes, nowNanos: Self.nowNanos)
+                socketWriter.write(bytes, nowNanos: flusher?.nowNanos() ?? Self.nowNanos)
                 if flush {
-                    socketWriter.flush(context)
+                    socketWriter.flush(context, from: .pipeline)
                 } else {
                     flushSoon()
                 }
@@ -449,12 +449,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         ticker = nil
     }
 
-    /// Called by the flusher, on this connection's loop.
+    /// Called by the flusher, in a task of its own on this connection's loop (never from
+    /// inside the pipeline: see `SocketWriter.FlushSite`).
     func flushDeliveries() {
         guard flushDue, let context else { return }
         flushDue = false
         if let socketWriter {
-            socketWriter.flush(context)
+            socketWriter.flush(context, from: .loopTask)
         } else {
             context.flush()
         }
