@@ -20,7 +20,7 @@ func registerRoutingBenchmarks() {
         "Routing.recipients/1-of-10k-connections",
         closure: { benchmark, index in
             benchmark.measureOperations {
-                blackHole(index.recipients(of: routing) { Authorization.mayReceive(routing, principal: $0) })
+                blackHole(index.recipientsByLoop(of: routing) { Authorization.mayReceive(routing, principal: $0) })
             }
         },
         setup: { subscribe(SubscriptionIndex(), connections: 10_000, onEventProject: 1) }
@@ -32,7 +32,7 @@ func registerRoutingBenchmarks() {
         configuration: .init(scalingFactor: .one),
         closure: { benchmark, index in
             benchmark.measureOperations {
-                blackHole(index.recipients(of: routing) { Authorization.mayReceive(routing, principal: $0) })
+                blackHole(index.recipientsByLoop(of: routing) { Authorization.mayReceive(routing, principal: $0) })
             }
         },
         setup: { subscribe(SubscriptionIndex(), connections: 10_000, onEventProject: 1_000) }

@@ -81,6 +81,6 @@ extension Gateway {
 
     /// Sends a message to every local connection (statistics, shutdown notices).
     package func broadcastLocally(_ envelope: Envelope) {
-        dispatch(frames.frame(envelope.encoded()), cursor: nil, to: index.allSinks())
+        dispatch(frames.frame(envelope.encoded()), cursor: nil, to: index.allByLoop())
     }
 }

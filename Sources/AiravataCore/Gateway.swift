@@ -289,36 +289,28 @@ package final class Gateway: Sendable {
             // it still reach it live.
             replay.remember(.init(cursor: cursor, event: event))
         }
-        let sinks = index.recipients(of: routing) { Authorization.mayReceive(routing, principal: $0) }
-        if !sinks.isEmpty {
-            dispatch(frames.frame(event, cursor: delivered.cursor), cursor: delivered.cursor, to: sinks)
+        let groups = index.recipientsByLoop(of: routing) { Authorization.mayReceive(routing, principal: $0) }
+        var recipients = 0
+        if !groups.isEmpty {
+            dispatch(frames.frame(event, cursor: delivered.cursor), cursor: delivered.cursor, to: groups)
+            for group in groups { recipients += group.sinks.count }
         }
-        statistics.eventRouted(latencyMicros: WallClock.nowMicros() - event.acceptedAtMicros, recipients: sinks.count)
+        statistics.eventRouted(latencyMicros: WallClock.nowMicros() - event.acceptedAtMicros, recipients: recipients)
     }
 
-    /// One task per event loop per event instead of one per connection; each loop's
-    /// queue is FIFO, so per-connection order follows the order of `dispatch` calls.
-    func dispatch(_ frame: ByteBuffer, cursor: EventCursor?, to sinks: [any ConnectionSink]) {
-        guard !sinks.isEmpty else { return }
-        if sinks.count == 1 {
-            // One recipient (a connection following its own experiment, say): no grouping.
-            let sink = sinks[0]
-            sink.eventLoop.execute { sink.deliver(frame, cursor: cursor) }
-            return
-        }
-        var groups: [(loop: any EventLoop, sinks: [any ConnectionSink])] = []
-        for sink in sinks {
-            let loop = sink.eventLoop
-            if let position = groups.firstIndex(where: { $0.loop === loop }) {
-                groups[position].sinks.append(sink)
-            } else {
-                groups.append((loop, [sink]))
-            }
-        }
+    /// One task per event loop with a recipient; each loop's queue is FIFO, so
+    /// per-connection order follows the order of `dispatch` calls.
+    func dispatch(_ frame: ByteBuffer, cursor: EventCursor?, to groups: [SubscriptionIndex.LoopGroup]) {
         for group in groups {
             let members = group.sinks
-            group.loop.execute {
-                for sink in members { sink.deliver(frame, cursor: cursor) }
+            if members.count == 1 {
+                // One recipient (a connection following its own experiment, say).
+                let sink = members[0]
+                sink.eventLoop.execute { sink.deliver(frame, cursor: cursor) }
+            } else {
+                members[0].eventLoop.execute {
+                    for sink in members { sink.deliver(frame, cursor: cursor) }
+                }
             }
         }
     }

@@ -12,14 +12,24 @@ package final class SubscriptionIndex: Sendable {
     /// copying its claims; only ever used under the index's lock.
     private final class Entry: @unchecked Sendable {  // mutated only under the index lock
         let sink: any ConnectionSink
+        /// The sink's event loop, by identity: recipients are grouped by it without asking
+        /// each sink (a witness call and a retained existential per recipient).
+        let loop: ObjectIdentifier
         let principal: Principal
         var keys: Set<SubscriptionKey> = []
         var lastPass: UInt64 = 0
 
         init(sink: any ConnectionSink, principal: Principal) {
             self.sink = sink
+            self.loop = ObjectIdentifier(sink.eventLoop)
             self.principal = principal
         }
+    }
+
+    /// An event's recipients on one event loop, in the order the scan found them.
+    package struct LoopGroup: Sendable {
+        package let loop: ObjectIdentifier
+        package var sinks: [any ConnectionSink]
     }
 
     private struct State {
@@ -108,27 +118,50 @@ package final class SubscriptionIndex: Sendable {
         of routing: EventRouting,
         admit: (Principal) -> Bool
     ) -> [any ConnectionSink] {
+        recipientsByLoop(of: routing, admit: admit).flatMap(\.sinks)
+    }
+
+    /// The same, grouped by event loop (a handful of groups: one per loop with a recipient),
+    /// as the gateway hands them over: one task per loop, not one per connection.
+    package func recipientsByLoop(
+        of routing: EventRouting,
+        admit: (Principal) -> Bool
+    ) -> [LoopGroup] {
         state.withLock { state in
+            var groups: [LoopGroup] = []
             if routing.isBroadcast {
-                return state.connections.values.compactMap { admit($0.principal) ? $0.sink : nil }
+                for entry in state.connections.values where admit(entry.principal) { Self.add(entry, to: &groups) }
+                return groups
             }
             state.pass &+= 1
             let pass = state.pass
-            var sinks: [any ConnectionSink] = []
             routing.forEachKey { key in
                 guard state.keysOfType[key.resource.slot] > 0, let entries = state.subscribers[key] else { return }
                 for entry in entries.values where entry.lastPass != pass {
                     entry.lastPass = pass
-                    if admit(entry.principal) { sinks.append(entry.sink) }
+                    if admit(entry.principal) { Self.add(entry, to: &groups) }
                 }
             }
-            return sinks
+            return groups
+        }
+    }
+
+    private static func add(_ entry: Entry, to groups: inout [LoopGroup]) {
+        if let index = groups.firstIndex(where: { $0.loop == entry.loop }) {
+            groups[index].sinks.append(entry.sink)
+        } else {
+            groups.append(LoopGroup(loop: entry.loop, sinks: [entry.sink]))
         }
     }
 
     /// Every connection, for node-wide messages such as statistics and shutdown.
     package func allSinks() -> [any ConnectionSink] {
         state.withLock { $0.connections.values.map(\.sink) }
+    }
+
+    /// Every connection, grouped by event loop.
+    package func allByLoop() -> [LoopGroup] {
+        recipientsByLoop(of: EventRouting(category: .system)) { _ in true }
     }
 }
 
