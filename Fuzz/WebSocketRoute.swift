@@ -25,7 +25,9 @@ func fuzzWebSocketRoute(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard let route = WebSocketRoute(head: head) else { return 0 }
 
     let path = WebSocketRoute.split(head.uri).path
-    invariant(path.split(separator: "/").first == "ws", "routed the path \(path.debugDescription)")
+    // Segments are cut at `/` bytes and compared as bytes.
+    let first = path.utf8.split(separator: UInt8(ascii: "/")).first.map(Array.init)
+    invariant(first == Array("ws".utf8), "routed the path \(path.debugDescription)")
     if let subscription = route.subscription {
         let needsID = subscription.resourceType != .user && subscription.resourceType != .system
         invariant((subscription.resourceID != nil) == needsID, "\(subscription) from \(input.debugDescription)")

@@ -1,3 +1,4 @@
+import AiravataProtocol
 import Foundation
 import Testing
 
@@ -24,6 +25,25 @@ struct PercentDecodingTests {
         let marked = WebSocketRoute.split("/ws/user?\u{301}token=x")
         #expect(Array(marked.path.utf8) == Array("/ws/user".utf8))
         #expect(Array((marked.query ?? "").utf8) == Array("\u{301}token=x".utf8))
+    }
+
+    @Test("a path's segments are cut at / bytes and compared as bytes")
+    func segmentsAreBytes() {
+        #expect(WebSocketRoute.endpoint("/ws") == .init(subscription: nil))
+        #expect(
+            WebSocketRoute.endpoint("//ws//user/") == .init(subscription: .init(resourceType: .user, resourceID: nil)))
+        #expect(
+            WebSocketRoute.endpoint("/ws/projects/p%2F1")
+                == .init(subscription: .init(resourceType: .project, resourceID: "p/1")))
+        for refused in ["", "/", "/wss", "/ws/users", "/ws/user/x", "/ws/projects/", "/ws/projects/a/b", "/api/ws"] {
+            #expect(WebSocketRoute.endpoint(refused[...]) == nil, "\(refused)")
+        }
+        // A combining mark after a `/` makes one Character of the two; the cut is still at the byte.
+        #expect(
+            WebSocketRoute.endpoint("/ws/projects/\u{301}p")
+                == .init(subscription: .init(resourceType: .project, resourceID: "\u{301}p")))
+        #expect(WebSocketRoute.endpoint("/ws/\u{301}user") == nil)
+        #expect(WebSocketRoute.endpoint("/ws\u{301}") == nil)
     }
 
     @Test("agrees with Foundation's removingPercentEncoding wherever that yields UTF-8, on random text")
