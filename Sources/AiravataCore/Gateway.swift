@@ -303,14 +303,8 @@ package final class Gateway: Sendable {
     func dispatch(_ frame: ByteBuffer, cursor: EventCursor?, to groups: [SubscriptionIndex.LoopGroup]) {
         for group in groups {
             let members = group.sinks
-            if members.count == 1 {
-                // One recipient (a connection following its own experiment, say).
-                let sink = members[0]
-                sink.eventLoop.execute { sink.deliver(frame, cursor: cursor) }
-            } else {
-                members[0].eventLoop.execute {
-                    for sink in members { sink.deliver(frame, cursor: cursor) }
-                }
+            members[0].eventLoop.execute {
+                for sink in members { sink.deliver(frame, cursor: cursor) }
             }
         }
     }

@@ -26,7 +26,8 @@ package final class SubscriptionIndex: Sendable {
         }
     }
 
-    /// An event's recipients on one event loop, in the order the scan found them.
+    /// An event's recipients on one event loop, in the order the scan found them; never
+    /// empty.
     package struct LoopGroup: Sendable {
         package let loop: ObjectIdentifier
         package var sinks: [any ConnectionSink]
